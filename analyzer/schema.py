@@ -1,0 +1,130 @@
+"""Column names and dtypes of every public frame.
+
+These are a contract with notebook users and with rules (`when` may only name columns listed
+here), so every parser builds its frame through `empty()`/`conform()` rather than by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+TS = pl.Datetime("ms")
+STR = pl.String
+INT = pl.Int64
+FLOAT = pl.Float64
+BOOL = pl.Boolean
+
+EVENTS: Mapping[str, pl.DataType] = {
+    "source": STR,  # bundle member the record came from
+    "line": INT,  # 1-based line of the record's header line
+    "end_line": INT,  # last line of the record (continuation lines included)
+    "ts": TS,  # as written in the log (Celery writes local time, no zone)
+    "level": STR,  # DEBUG / INFO / WARNING / ERROR / CRITICAL
+    "process": STR,  # MainProcess, ForkPoolWorker-3, Worker-1, Beat, ...
+    "host": STR,  # node name (celery@host) when known, else the file's stem
+    "logger": STR,  # logger name when the format carries it (JSON logs)
+    "task_name": STR,
+    "task_id": STR,
+    "message": STR,  # first line of the message, prefix removed
+    "text": STR,  # the whole record: message plus continuation lines
+    "exc_type": STR,  # last exception class of a folded traceback
+    "kind": STR,  # lifecycle kind, see analyses.lifecycle.KINDS
+    "runtime_s": FLOAT,  # for succeeded records
+}
+
+TASKS: Mapping[str, pl.DataType] = {
+    "task_id": STR,
+    "task_name": STR,
+    "host": STR,
+    "received_at": TS,
+    "started_at": TS,
+    "finished_at": TS,
+    "state": STR,  # RECEIVED / STARTED / SUCCESS / FAILURE / RETRY / REVOKED / REJECTED / LOST
+    "runtime_s": FLOAT,
+    "retries": INT,
+    "exc_type": STR,
+    "source": STR,  # where the task was first seen
+    "line": INT,
+}
+
+THREADS: Mapping[str, pl.DataType] = {
+    "dump": STR,  # one id per captured dump (source plus process section)
+    "source": STR,
+    "line": INT,  # line of the thread header in the source
+    "tool": STR,  # py-spy / py-spy-json / gdb / gdb-py-bt / gdb-mi / core / faulthandler / celery-cry
+    "captured_at": TS,
+    "host": STR,
+    "pid": INT,
+    "tid": INT,  # native thread id (LWP) when the tool gives it
+    "thread_ident": STR,  # pthread_t as hex (faulthandler, gdb) when given
+    "name": STR,
+    "state": STR,  # lock_wait / io_wait / db_wait / sleep / running / idle / unknown
+    "top": STR,  # innermost frame as "function (file:line)"
+    "signature": STR,  # normalised stack, innermost first, for bucketing
+    "bucket": INT,
+}
+
+FRAMES: Mapping[str, pl.DataType] = {
+    "dump": STR,
+    "source": STR,
+    "src_line": INT,  # line of the frame in the source
+    "pid": INT,
+    "tid": INT,
+    "depth": INT,  # 0 = innermost
+    "function": STR,
+    "file": STR,
+    "line": INT,
+    "native": BOOL,
+    "code": STR,  # source line text when the dump carries it (gdb py-bt, cry)
+    "locals": STR,  # JSON object name -> repr, when the dump carries locals
+    "role": STR,  # app / celery / stdlib / third_party / native
+}
+
+WAITS: Mapping[str, pl.DataType] = {
+    "waiter": STR,  # "host/pid/tid" or "pg:1687"
+    "resource": STR,
+    "holder": STR,
+    "kind": STR,  # mutex / lock / rlock / fcntl / db / pipe
+    "confidence": FLOAT,
+    "inferred": BOOL,
+    "evidence": STR,  # "source:line"
+}
+
+CYCLES: Mapping[str, pl.DataType] = {
+    "cycle": INT,
+    "members": pl.List(STR),
+    "resources": pl.List(STR),
+    "kind": STR,
+    "evidence": pl.List(STR),
+    "lock_order": pl.List(STR),
+}
+
+FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
+    "events": EVENTS,
+    "tasks": TASKS,
+    "threads": THREADS,
+    "frames": FRAMES,
+    "waits": WAITS,
+    "cycles": CYCLES,
+}
+
+
+def empty(schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(schema))
+
+
+def conform(df: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Add missing columns as nulls, cast, and order columns as the contract says.
+
+    Extra columns are kept after the contract's, so a parser can carry more detail.
+    """
+    missing = [pl.lit(None, dtype=dt).alias(name) for name, dt in schema.items() if name not in df.columns]
+    if missing:
+        df = df.with_columns(missing)
+    casts = [pl.col(name).cast(dt) for name, dt in schema.items() if df.schema[name] != dt]
+    if casts:
+        df = df.with_columns(casts)
+    extra = [c for c in df.columns if c not in schema]
+    return df.select([*schema.keys(), *extra])
