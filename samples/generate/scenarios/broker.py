@@ -1,0 +1,223 @@
+"""Broker and result-backend failures: refused, lost, auth, vhost/ACL, DNS, timeout, Redis OOM and
+maxclients, fd exhaustion, missed AMQP heartbeats, a dead result backend.
+
+Every broker that gets broken is our own (a private redis-server, a listening socket we hold, a vhost
+or user we create and delete on the system RabbitMQ); the shared services are only read from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from harness import Ctx, Scenario, ScenarioError, free_port
+
+APP = """
+    import os
+    import socket
+    import time
+
+    from celery import Celery
+    from celery.utils.log import get_task_logger
+
+    app = Celery("proj", broker={broker!r}, backend={backend!r})
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.update({conf!r})
+    log = get_task_logger(__name__)
+
+    @app.task
+    def add(x, y):
+        log.info("adding %s + %s", x, y)
+        return x + y
+
+    @app.task
+    def blob(n):
+        return "x" * n
+
+    _kept = []
+
+    @app.task
+    def hold_files(n):
+        # Opens n descriptors (files and sockets) and keeps them: a leak, as in real code that
+        # forgets to close what it opens.
+        for i in range(n):
+            if i % 2:
+                _kept.append(open(os.devnull, "rb"))
+            else:
+                _kept.append(socket.socket())
+        return len(_kept)
+"""
+
+RABBIT_LOG_DIR = Path("/var/log/rabbitmq")
+RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d\d:\d\d \[", re.M)
+PID_RX = re.compile(r"<\d+\.\d+\.\d+>")
+
+
+def app(ctx: Ctx, broker: str, backend: str | None = None, **conf: object) -> None:
+    ctx.write("proj.py", APP.format(broker=broker, backend=backend, conf=conf))
+
+
+def wait_exit(p: subprocess.Popen[bytes], timeout: float) -> int | None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        return p.wait(timeout=timeout)
+    return None
+
+
+def redis_proc(ctx: Ctx, port: int) -> subprocess.Popen[bytes]:
+    """The Popen of the redis-server we started on `port` (the last one, after a restart)."""
+    for p in reversed(ctx.procs):
+        if p.args[:3] == ["redis-server", "--port", str(port)] and p.poll() is None:
+            return p
+    raise ScenarioError(f"no redis-server of ours on {port}")
+
+
+def redis_info(ctx: Ctx, port: int, *auth: str, as_name: str = "redis-info.txt") -> None:
+    r = ctx.run(["redis-cli", "-p", str(port), *auth, "INFO"])
+    ctx.save(as_name, r.stdout)
+
+
+# --- RabbitMQ server log ------------------------------------------------------------------------
+
+def rabbit_log() -> Path | None:
+    logs = sorted(p for p in RABBIT_LOG_DIR.glob("rabbit@*.log") if "_upgrade" not in p.name)
+    return logs[0] if logs else None
+
+
+def rabbit_mark() -> int:
+    log = rabbit_log()
+    return log.stat().st_size if log else 0
+
+
+def rabbit_excerpt(ctx: Ctx, mark: int, interest: str, as_name: str = "rabbitmq-server.log") -> None:
+    """Keep the RabbitMQ log records written since `mark` that belong to connections whose records
+    match `interest` (whole records, verbatim; other clients of the shared broker are left out)."""
+    log = rabbit_log()
+    if log is None:
+        ctx.note("RabbitMQ server log not found under /var/log/rabbitmq; no server-side lines kept.")
+        return
+    time.sleep(1.0)  # let the broker flush
+    with open(log, "rb") as f:
+        f.seek(mark)
+        text = f.read().decode("utf-8", errors="replace")
+    starts = [m.start() for m in RECORD.finditer(text)] + [len(text)]
+    records = [text[a:b] for a, b in zip(starts, starts[1:], strict=False)]
+    rx = re.compile(interest)
+    ids = {pid for r in records if rx.search(r) for pid in PID_RX.findall(r)}
+    kept = [r for r in records if any(pid in r for pid in ids)]
+    if not kept:
+        ctx.note(f"No record in {log} matched /{interest}/ during the run.")
+        return
+    ctx.save(as_name, "".join(kept))
+    ctx.note(f"`{as_name}` holds the records appended to the RabbitMQ server log `{log}` during the run "
+             f"that belong to the worker's connections (selected as whole records, unedited; other "
+             f"clients of the shared broker left out).")
+
+
+# --- scenarios ----------------------------------------------------------------------------------
+
+def _refused(ctx: Ctx, url: str) -> None:
+    app(ctx, url)
+    w = ctx.worker()
+    ctx.wait_for("worker.log", r"Trying again in .*\(3/100\)", timeout=60)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+
+
+def broker_refused(ctx: Ctx) -> None:
+    _refused(ctx, f"redis://127.0.0.1:{free_port()}/0")
+
+
+def broker_refused_amqp(ctx: Ctx) -> None:
+    _refused(ctx, f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+
+
+def broker_dns(ctx: Ctx) -> None:
+    app(ctx, "redis://nonexistent.invalid:6379/0")
+    w = ctx.worker()
+    ctx.wait_for("worker.log", r"Trying again in .*\(3/100\)", timeout=60)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+
+
+def redis_wrong_password(ctx: Ctx) -> None:
+    port = ctx.redis("--requirepass", "s3cret-right")
+    app(ctx, f"redis://:wrong-password@127.0.0.1:{port}/0", f"redis://:wrong-password@127.0.0.1:{port}/1")
+    w = ctx.worker()
+    m = None
+    with contextlib.suppress(ScenarioError):
+        m = ctx.wait_for("worker.log", r"Trying again in .*\(3/100\)|Unrecoverable error", timeout=40)
+    if m is None or "Unrecoverable" not in m.group(0):
+        ctx.stop(w)
+    else:
+        wait_exit(w, 20)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    redis_info(ctx, port, "--no-auth-warning", "-a", "s3cret-right")
+
+
+def _rabbit_refused(ctx: Ctx, url: str, interest: str) -> None:
+    mark = rabbit_mark()
+    app(ctx, url)
+    w = ctx.worker()
+    m = ctx.wait_for("worker.log", r"Trying again in .*\(3/100\)|Unrecoverable error|Frequent restarts detected",
+                     timeout=60)
+    if "Unrecoverable" in m.group(0):  # the worker gives up by itself
+        if wait_exit(w, 30) is None:
+            ctx.stop(w)
+    else:
+        if "Frequent" in m.group(0):  # it reconnects in a tight loop: keep two rounds of it
+            ctx.wait_for("worker.log", r"Frequent restarts detected", count=2, timeout=30)
+        ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    rabbit_excerpt(ctx, mark, interest)
+
+
+def rabbitmq_access_refused(ctx: Ctx) -> None:
+    _rabbit_refused(ctx, "amqp://guest:wrong-password@127.0.0.1:5672//", r"login refused")
+
+
+def rabbitmq_vhost(ctx: Ctx) -> None:
+    _rabbit_refused(ctx, "amqp://guest:guest@127.0.0.1:5672/cpm-missing-vhost", r"cpm-missing-vhost")
+
+
+def rabbitmq_permission(ctx: Ctx) -> None:
+    user = "cpm-sample-noperm"
+    subprocess.run(["rabbitmqctl", "delete_user", user], capture_output=True, check=False)  # an aborted run's
+    ctx.run(["rabbitmqctl", "add_user", user, "noperm-pw"])
+    try:
+        ctx.save("rabbitmqctl-list_user_permissions.txt",
+                 ctx.run(["rabbitmqctl", "list_user_permissions", user]).stdout)
+        ctx.save("rabbitmqctl-list_permissions.txt", ctx.run(["rabbitmqctl", "list_permissions", "-p", "/"]).stdout)
+        _rabbit_refused(ctx, f"amqp://{user}:noperm-pw@127.0.0.1:5672//", re.escape(user))
+    finally:
+        ctx.run(["rabbitmqctl", "delete_user", user], check=False)
+    ctx.note(f"The user `{user}` was created for the run (no permissions on any vhost) and deleted afterwards.")
+
+
+SCENARIOS = [
+    Scenario("broker-refused", "Nothing listens on the Redis broker port: the worker retries "
+             "(`Cannot connect to redis://...: Error 111 ... Connection refused..`) until stopped.",
+             broker_refused),
+    Scenario("broker-refused-amqp", "Nothing listens on the AMQP broker port: the worker retries "
+             "(`Cannot connect to amqp://...: [Errno 111] Connection refused.`) until stopped.",
+             broker_refused_amqp),
+    Scenario("broker-dns", "The broker host does not resolve (`nonexistent.invalid`): the worker retries "
+             "with `Error -2 connecting to nonexistent.invalid:6379` until stopped.", broker_dns),
+    Scenario("redis-wrong-password", "The Redis broker requires a password and the worker's URL has the "
+             "wrong one (WRONGPASS / AuthenticationError).", redis_wrong_password, needs=("redis",)),
+    Scenario("rabbitmq-access-refused", "RabbitMQ refuses the login: wrong password for guest "
+             "(ACCESS_REFUSED 403).", rabbitmq_access_refused, needs=("rabbitmq",)),
+    Scenario("rabbitmq-vhost", "The broker URL names a RabbitMQ vhost that does not exist "
+             "(NOT_ALLOWED 530 - vhost not found).", rabbitmq_vhost, needs=("rabbitmq",)),
+    Scenario("rabbitmq-permission", "A RabbitMQ user with no permission on the vhost `/` "
+             "(NOT_ALLOWED 530 - access to vhost refused).", rabbitmq_permission, needs=("rabbitmq",)),
+]
