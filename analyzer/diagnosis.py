@@ -1,0 +1,59 @@
+"""Causal ranking: which findings explain which, and which are root causes.
+
+A finding A explains B when A's rule names B's category in `explains`, A was seen no later
+than B was last seen, and they share a host (or one of them has none). When two findings
+would explain each other, the earlier one wins. Root causes are the findings of severity
+warning or above that nothing explains, best first: infrastructure before application
+errors, then severity, confidence, earliest, most evidence. `info` findings are never root
+causes, and a bundle with no root cause is healthy.
+"""
+
+from __future__ import annotations
+
+from analyzer.categories import SEVERITY_RANK
+from analyzer.findings import Finding
+
+APPLICATION = ("task.exception",)
+
+
+def _key(f: Finding) -> tuple[object, ...]:
+    return (
+        f.category in APPLICATION,
+        -SEVERITY_RANK.get(f.severity, 0),
+        -f.confidence,
+        f.first_seen or "9999",
+        -f.count,
+        f.rule,
+        tuple(f.hosts),
+    )
+
+
+def _hosts_meet(a: Finding, b: Finding) -> bool:
+    return not a.hosts or not b.hosts or bool(set(a.hosts) & set(b.hosts))
+
+
+def _before(a: Finding, b: Finding) -> bool:
+    if a.first_seen is None or b.last_seen is None:
+        return True
+    return a.first_seen <= b.last_seen
+
+
+def diagnose(findings: list[Finding]) -> tuple[list[Finding], list[str]]:
+    """Order findings, give them ids, link causes and effects; return (findings, root cause ids)."""
+    ordered = sorted(findings, key=_key)
+    for i, f in enumerate(ordered, 1):
+        f.id = f"f{i}"
+        f.explains, f.explained_by = [], []
+    for a in ordered:
+        for b in ordered:
+            if a is b or b.category not in a.explains_categories:
+                continue
+            if not (_hosts_meet(a, b) and _before(a, b)):
+                continue
+            mutual = a.category in b.explains_categories and _before(b, a)
+            if mutual and (b.first_seen or "") < (a.first_seen or ""):
+                continue  # b came first: it is the cause
+            a.explains.append(b.id)
+            b.explained_by.append(a.id)
+    roots = [f.id for f in ordered if not f.explained_by and SEVERITY_RANK.get(f.severity, 0) >= 1]
+    return ordered, roots

@@ -1,0 +1,101 @@
+"""The terminal report (rich): verdict first, then root causes with evidence, findings, coverage."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from analyzer.renderers import RenderOptions
+from analyzer.report import Report
+
+SEVERITY_STYLE = {"critical": "bold magenta", "error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _verdict(report: Report) -> Text:
+    if report.healthy:
+        n = len(report.findings)
+        extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
+        return Text(f"HEALTHY: no root cause found{extra}", style="bold green")
+    first = report.finding(report.root_causes[0])
+    more = len(report.root_causes) - 1
+    tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
+    return Text.assemble(("ROOT CAUSE: ", "bold red"), (first.title, "bold"), (f" [{first.category}]", "dim"),
+                         (tail, ""))
+
+
+def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
+    f = report.finding(fid)
+    lines: list[Text | Table] = [Text(f.summary)]
+    when = f"{f.first_seen or '?'} → {f.last_seen or '?'}" if f.first_seen != f.last_seen else (f.first_seen or "?")
+    meta = f"{f.count} occurrence{'s' if f.count != 1 else ''} · {when}"
+    if f.hosts:
+        meta += " · " + ", ".join(f.hosts)
+    lines.append(Text(meta, style="dim"))
+    if f.explains:
+        effects = ", ".join(f"{e} {report.finding(e).category}" for e in f.explains)
+        lines.append(Text(f"explains: {effects}", style="italic"))
+    if f.evidence:
+        lines.append(Text("evidence:", style="bold"))
+        for ev in f.evidence[: opts.max_evidence]:
+            first = ev.text.splitlines()[0] if ev.text else ""
+            lines.append(Text(f"  {ev.source}:{ev.line}: {first}", overflow="ellipsis", no_wrap=True))
+        if f.evidence_total > opts.max_evidence:
+            lines.append(Text(f"  … {f.evidence_total - opts.max_evidence} more", style="dim"))
+    if f.remediation:
+        lines.append(Text("what to do:", style="bold"))
+        lines.extend(Text(f"  • {r}") for r in f.remediation)
+    style = SEVERITY_STYLE.get(f.severity, "")
+    return Panel(Group(*lines), title=f"[{style}]{f.id} {escape(f.severity)}[/] {escape(f.title)}",
+                 title_align="left")
+
+
+def _findings_table(report: Report) -> Table:
+    t = Table(title="Findings", title_justify="left", expand=False)
+    for col in ("id", "severity", "category", "count", "first seen", "explained by", "title"):
+        t.add_column(col, overflow="fold")
+    for f in report.findings:
+        t.add_row(f.id, Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")), f.category, str(f.count),
+                  f.first_seen or "", ", ".join(f.explained_by), f.title)
+    return t
+
+
+def _inputs_table(report: Report) -> Table:
+    t = Table(title="Inputs", title_justify="left", expand=False)
+    for col in ("path", "kind", "lines", "parsed", "unrecognized"):
+        t.add_column(col, overflow="fold")
+    for c in report.inputs:
+        t.add_row(c.source, c.kind, str(c.lines), str(c.parsed), str(c.unrecognized))
+    return t
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=options.color, no_color=not options.color, width=options.width,
+                      highlight=False, emoji=False, soft_wrap=False)
+    console.print(_verdict(report))
+    s = report.summary
+    span = f"{s.first_ts} → {s.last_ts}" if s.first_ts else "no timestamps"
+    tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
+    console.print(Text(f"hosts: {', '.join(s.hosts) or '?'} · {span} · {s.events} records · tasks: {tasks}",
+                       style="dim"))
+    for fid in report.root_causes:
+        console.print(_root_panel(report, fid, options))
+    if report.findings:
+        console.print(_findings_table(report))
+    console.print(_inputs_table(report))
+    for c in report.inputs:
+        for line, text in c.samples[:3]:
+            console.print(Text(f"  unrecognised {c.source}:{line}: {text}", style="dim", overflow="ellipsis",
+                               no_wrap=True))
+        for note in c.notes:
+            console.print(Text(f"  note {c.source}: {note}", style="dim"))
+    for p in report.problems:
+        console.print(Text(f"problem: {p.source}: {p.message}", style="yellow"))
+    for e in report.rule_errors:
+        console.print(Text(f"rule error: {e}", style="yellow"))
+    return buf.getvalue()

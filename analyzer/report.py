@@ -1,0 +1,102 @@
+"""The Report: what renderers draw and what `--format json` writes (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from analyzer.bundle import Problem
+from analyzer.categories import SEVERITY_RANK
+from analyzer.findings import Finding
+from analyzer.sources.celery_log import Coverage
+
+if TYPE_CHECKING:
+    from analyzer.api import Bundle
+
+SCHEMA = "celery-postmortem/report@1"
+
+
+@dataclass
+class Summary:
+    hosts: list[str] = field(default_factory=list)
+    first_ts: str | None = None
+    last_ts: str | None = None
+    events: int = 0
+    tasks_by_state: dict[str, int] = field(default_factory=dict)
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"hosts": self.hosts, "first_seen": self.first_ts, "last_seen": self.last_ts,
+                "events": self.events, "tasks": self.tasks_by_state, "threads": self.threads}
+
+
+@dataclass
+class Report:
+    inputs: list[Coverage]
+    kinds: dict[str, str]  # member name → sniffed kind
+    problems: list[Problem]
+    findings: list[Finding]
+    root_causes: list[str]
+    summary: Summary
+    rule_errors: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.root_causes
+
+    def finding(self, fid: str) -> Finding:
+        for f in self.findings:
+            if f.id == fid:
+                return f
+        raise KeyError(fid)
+
+    def worst_severity(self) -> str | None:
+        if not self.findings:
+            return None
+        return max((f.severity for f in self.findings), key=lambda s: SEVERITY_RANK.get(s, 0))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema": SCHEMA,
+            "inputs": [c.to_dict() for c in self.inputs],
+            "problems": [{"source": p.source, "message": p.message} for p in self.problems],
+            "summary": self.summary.to_dict(),
+            "root_causes": list(self.root_causes),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def findings_frame(self) -> pl.DataFrame:
+        rows = [{k: v for k, v in f.to_dict().items() if k not in ("evidence", "remediation", "references")}
+                for f in self.findings]
+        if not rows:
+            return pl.DataFrame(schema={"id": pl.String, "rule": pl.String, "category": pl.String,
+                                        "severity": pl.String, "confidence": pl.Float64, "title": pl.String,
+                                        "count": pl.Int64})
+        return pl.DataFrame(rows)
+
+
+def iso(value: object) -> str | None:
+    """Timestamps as the report writes them: ISO-8601, milliseconds, no zone (logs carry none)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
+    return str(value).replace(" ", "T")
+
+
+def summarize(bundle: Bundle) -> Summary:
+    ev = bundle.events
+    hosts = sorted(h for h in ev.get_column("host").unique().to_list() if h) if ev.height else []
+    ts = ev.get_column("ts").drop_nulls() if ev.height else pl.Series([], dtype=pl.Datetime("ms"))
+    states = bundle.tasks.group_by("state").len().sort("state").rows() if bundle.tasks.height else []
+    return Summary(
+        hosts=hosts,
+        first_ts=iso(ts.min()) if ts.len() else None,
+        last_ts=iso(ts.max()) if ts.len() else None,
+        events=ev.height,
+        tasks_by_state={str(s): int(n) for s, n in states},
+        threads=bundle.threads.height,
+    )

@@ -1,0 +1,107 @@
+"""Decide what an artifact is from its first kilobytes, never from its name.
+
+The table is ordered: specific formats first, the generic Celery log last but one, `text`
+last. Each entry is a named regex with a real sample line in its comment, searched in the
+head with ANSI colour and container prefixes already removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# docker compose v1/v2 (`worker_1  | `, `worker-1  | `) and kubectl --prefix (`[pod/w-1/celery] `)
+CONTAINER_PREFIX = re.compile(r"^(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )", re.M)
+
+
+def clean_head(head: bytes) -> str:
+    text = head.decode("utf-8", errors="replace")
+    return CONTAINER_PREFIX.sub("", ANSI.sub("", text))
+
+
+# `Process 10248: /usr/local/bin/python3.12 pyth.py` then `Python v3.12.1 (...)`
+PYSPY = re.compile(r"^(?:Signal \d+: .*\n)?Process \d+: .*\nPython v\d", re.M)
+PYSPY_THREAD = re.compile(r'^Thread (?:\d+|0x[0-9A-F]+) \((?:idle|active|active\+gil|gil)\)', re.M)
+# py-spy --json: `[\n  {\n    "pid": 1234,\n    "thread_id": ...`
+PYSPY_JSON = re.compile(r'^\s*\[\s*\{\s*"pid":\s*\d+,\s*"thread_id":', re.S)
+# `Thread 3 (Thread 0x7f2f958a96c0 (LWP 9653) "worker-b"):` / `#0  futex_wait (...)`
+GDB = re.compile(r"^Thread \d+ \((?:Thread 0x[0-9a-f]+ )?\(?LWP \d+\)?.*\):\s*$|^#\d+\s+(?:0x[0-9a-f]+ in )?\S+ \(",
+                 re.M)
+# `^done,threads=[...]` / `=thread-group-added,id="i1"` / `~"text"`
+GDB_MI = re.compile(r'^(?:\d*\^(?:done|error|running)|=thread-group-added|~"|\*stopped)', re.M)
+# `Thread 0x00007fd358e5e6c0 (most recent call first):` / `Current thread 0x...`
+FAULTHANDLER = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-f]+(?: \[[^\]]*\])? \(most recent call first\):",
+                          re.M)
+# `{"w1@vm": [{"id": "...", "name": ..., "time_start": ...}]}` (one line, kombu json)
+INSPECT_JSON = re.compile(r'^\s*\{\s*"[^"@]+@[^"]+":\s*[\[{]', re.S)
+# `->  w1@vm: OK`
+INSPECT_TEXT = re.compile(r"^->\s+\S+@\S+: OK", re.M)
+# `2026-11-28 18:07:41.104 UTC [1687] ERROR:  deadlock detected`
+POSTGRES_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\] (?:\S+ )?"
+                          r"(?:LOG|ERROR|FATAL|DETAIL|STATEMENT|HINT|WARNING|PANIC|CONTEXT):  ", re.M)
+# `=====================================\n2026-11-28 ... INNODB MONITOR OUTPUT`
+INNODB_STATUS = re.compile(r"INNODB MONITOR OUTPUT|LATEST DETECTED DEADLOCK")
+# `# Server` / `redis_version:7.0.15` / `# Clients` `connected_clients:1`
+REDIS_INFO = re.compile(r"^(?:redis_version|connected_clients|used_memory|maxclients):\S*\r?$", re.M)
+# `Listing queues for vhost / ...` / `Asking node rabbit@localhost to report any known resource alarms`
+RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers|exchanges)|Asking node \S+ to|"
+                          r"Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
+# `core file size          (blocks, -c) 0`
+ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
+# JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
+JSON_LOG = re.compile(r'^\{.*"(?:levelname|level|levelno|severity)"\s*:.*"(?:message|msg)"\s*:', re.M)
+# `[2026-11-28 17:58:37,378: INFO/MainProcess] ...`
+CELERY_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/[^\]]+\] ", re.M)
+# A custom `worker_log_format` that starts with the time: `2026-11-28 19:02:41,686 INFO [MainProcess] …`
+TIMESTAMPED_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3}\S* .*\b(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b",
+                             re.M)
+# The banner alone (a worker.stdout without -f log lines): ` -------------- w1@sample v5.7.0 (collider)`
+CELERY_BANNER = re.compile(r"^ -{5,} \S+@\S+ v\d[\w.]* \(", re.M)
+
+
+def _is_core(head: bytes) -> bool:
+    # ELF, e_type == ET_CORE (4), little or big endian
+    if not head.startswith(b"\x7fELF") or len(head) < 18:
+        return False
+    little = head[5] == 1
+    e_type = int.from_bytes(head[16:18], "little" if little else "big")
+    return e_type == 4
+
+
+Detector = Callable[[str], bool]
+
+DETECTORS: list[tuple[str, Detector]] = [
+    ("pyspy_json", lambda h: bool(PYSPY_JSON.search(h))),
+    ("inspect_json", lambda h: bool(INSPECT_JSON.search(h))),
+    ("pyspy", lambda h: bool(PYSPY.search(h) or PYSPY_THREAD.search(h))),
+    ("gdb_mi", lambda h: bool(GDB_MI.search(h))),
+    ("gdb", lambda h: bool(GDB.search(h))),
+    ("mysql_innodb_status", lambda h: bool(INNODB_STATUS.search(h))),
+    ("postgres_log", lambda h: bool(POSTGRES_LOG.search(h))),
+    ("redis_info", lambda h: len(REDIS_INFO.findall(h)) >= 1 and "# " in h),
+    ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
+    ("ulimit", lambda h: bool(ULIMIT.search(h))),
+    ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
+    ("json_log", lambda h: bool(JSON_LOG.search(h))),
+    ("celery_log", lambda h: bool(CELERY_LOG.search(h) or CELERY_BANNER.search(h) or TIMESTAMPED_LOG.search(h))),
+    # a bare faulthandler dump (a log with an embedded one is still a celery_log)
+    ("faulthandler", lambda h: bool(FAULTHANDLER.search(h))),
+]
+
+KINDS: tuple[str, ...] = ("core", *(k for k, _ in DETECTORS), "text", "binary")
+
+
+def sniff(head: bytes) -> str:
+    """The kind of an artifact from its first bytes."""
+    if _is_core(head):
+        return "core"
+    if not head:
+        return "text"
+    if b"\x00" in head[:1024]:
+        return "binary"
+    text = clean_head(head)
+    for kind, detect in DETECTORS:
+        if detect(text):
+            return kind
+    return "text"

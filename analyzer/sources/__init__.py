@@ -1,0 +1,105 @@
+"""One parser per artifact kind, chosen by `analyzer.sniff`; the registry maps kind → parser.
+
+A parser takes a bundle member and the options and returns frames plus coverage. It never
+raises on bad input: `parse_member` turns an exception into a problem and counts the member's
+lines as unrecognised, so the rest of the bundle goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from analyzer.bundle import Member, Problem
+from analyzer.sources import celery_log, json_log
+from analyzer.sources.celery_log import Coverage
+from analyzer.sources.lines import read_lines
+from analyzer.sources.log_format import LogFormat
+
+
+@dataclass(frozen=True)
+class Options:
+    log_formats: tuple[LogFormat, ...] = ()
+
+
+@dataclass
+class SourceResult:
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    coverage: list[Coverage] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+Parser = Callable[[Member, Options], SourceResult]
+
+
+def _data(member: Member) -> bytes | Path:
+    if member.path is not None:
+        return member.path
+    assert member.data is not None
+    return member.data
+
+
+def _celery_log(member: Member, opts: Options) -> SourceResult:
+    lines = read_lines(_data(member))
+    parsed = celery_log.parse_lines(lines, source=member.name)
+    if opts.log_formats:
+        custom = celery_log.parse_lines(lines, source=member.name, log_formats=list(opts.log_formats))
+        if custom.coverage.unrecognized < parsed.coverage.unrecognized or (
+            custom.events.height > parsed.events.height
+        ):
+            parsed = custom
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+def _json_log(member: Member, opts: Options) -> SourceResult:
+    parsed = json_log.parse(_data(member), source=member.name)
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+PARSERS: dict[str, Parser] = {
+    "celery_log": _celery_log,
+    "json_log": _json_log,
+}
+
+
+def register(kind: str, parser: Parser) -> None:
+    """Add or replace the parser of a kind (dump parsers register themselves here)."""
+    PARSERS[kind] = parser
+
+
+def _count_lines(member: Member) -> int:
+    if member.path is not None and member.path.stat().st_size > (64 << 20):
+        return read_lines(member.path).frame.height
+    data = member.read()
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def unparsed(member: Member, kind: str, note: str) -> SourceResult:
+    """Coverage for a member no parser understands: every line counted as unrecognised."""
+    binary = kind in ("core", "binary")
+    n = 0 if binary else _count_lines(member)
+    cov = Coverage(source=member.name, kind=kind, lines=n, parsed=0, unrecognized=n)
+    cov.notes.append(note)
+    return SourceResult(coverage=[cov])
+
+
+def parse_member(member: Member, kind: str, opts: Options,
+                 parsers: Mapping[str, Parser] | None = None) -> SourceResult:
+    table = PARSERS if parsers is None else parsers
+    parser = table.get(kind)
+    if parser is None:
+        if kind == "text" and opts.log_formats:
+            return _celery_log(member, opts)
+        what = "binary content" if kind in ("core", "binary") else f"no parser for {kind} artifacts yet"
+        return unparsed(member, kind, what)
+    try:
+        return parser(member, opts)
+    except Exception as exc:  # bad input must not stop the bundle; say where and go on
+        result = unparsed(member, kind, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}")
+        result.problems.append(Problem(member.name, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}"))
+        return result

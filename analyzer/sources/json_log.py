@@ -1,0 +1,96 @@
+"""JSON-lines worker logs (python-json-logger and similar) → the `events` frame.
+
+A real line (FORMATS.md A.5, python-json-logger 4.2 via Celery's `after_setup_logger`):
+`{"asctime": "2026-11-28 18:00:16,244", "levelname": "INFO", "processName": "ForkPoolWorker-1",
+  "name": "celery.app.trace", "message": "Task proj.add[05ed…] succeeded in 0.0013s: 5",
+  "data": {"id": "05ed…", "name": "proj.add", "runtime": 0.0013, …}}`
+The exception text is in `exc_info` (a string). Fields are pulled with `json_path_match`,
+one vectorised pass per field; lines that are not JSON objects are continuation text of the
+record before them (stderr interleaved) or, before the first record, unrecognised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from analyzer.schema import EVENTS, conform
+from analyzer.sources.celery_log import EXC_LINE_RE, SAMPLE_LIMIT, Coverage, Parsed
+from analyzer.sources.lifecycle_messages import classify
+from analyzer.sources.lines import Lines, read_lines
+
+# First path that yields a value wins.
+FIELDS: dict[str, tuple[str, ...]] = {
+    "_time": ("$.asctime", "$.timestamp", "$.time", "$['@timestamp']"),
+    "level": ("$.levelname", "$.level", "$.severity"),
+    "process": ("$.processName", "$.process_name"),
+    "logger": ("$.name", "$.logger", "$.logger_name"),
+    "message": ("$.message", "$.msg"),
+    "_exc": ("$.exc_info", "$.exc_text", "$.exception"),
+    "task_id": ("$.data.id", "$.task_id"),
+    "task_name": ("$.data.name", "$.task_name"),
+    "_runtime": ("$.data.runtime", "$.runtime"),
+    "_hostname": ("$.hostname", "$.data.hostname"),
+}
+
+
+def _field(paths: tuple[str, ...]) -> pl.Expr:
+    return pl.coalesce(*(pl.col("text").str.json_path_match(p) for p in paths))
+
+
+def _parse_time(raw: pl.Expr) -> pl.Expr:
+    norm = raw.str.replace("T", " ", literal=True).str.replace(",", ".", literal=True)
+    return pl.coalesce(
+        norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
+        norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False),
+        # ISO-8601 with a zone (python-json-logger `timestamp=True` writes UTC): keep wall time
+        norm.str.slice(0, 23).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
+    )
+
+
+def parse_lines(lines: Lines, *, source: str) -> Parsed:
+    df = lines.frame
+    is_obj = pl.col("text").str.starts_with("{") & pl.col("text").str.ends_with("}")
+    df = df.with_columns(is_obj.alias("_start"))
+    df = df.with_columns(pl.col("_start").cast(pl.Int64).cum_sum().alias("_rec"))
+    objs = df.filter(pl.col("_start")).with_columns(
+        **{name: _field(paths) for name, paths in FIELDS.items()})
+    # a line that starts like JSON but has no message/level is not a log record
+    objs = objs.with_columns(
+        pl.col("message").fill_null(""),
+        _parse_time(pl.col("_time")).alias("ts"),
+        pl.col("_runtime").cast(pl.Float64, strict=False).alias("runtime_s"),
+        pl.col("_exc").str.split("\n").list.eval(
+            pl.element().filter(~pl.element().str.starts_with(" ") & (pl.element() != ""))
+        ).list.last().str.extract(EXC_LINE_RE, 1).alias("exc_type"),
+    )
+    cont = df.filter(~pl.col("_start") & (pl.col("_rec") > 0)).group_by("_rec").agg(
+        pl.col("text").sort_by("line").str.join("\n").alias("_cont"), pl.col("line").max().alias("end_line"))
+    objs = objs.join(cont, on="_rec", how="left").with_columns(
+        pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
+        pl.concat_str(
+            pl.col("message"),
+            pl.when(pl.col("_exc").is_not_null()).then(pl.lit("\n") + pl.col("_exc")).otherwise(pl.lit("")),
+            pl.when(pl.col("_cont").is_not_null()).then(pl.lit("\n") + pl.col("_cont")).otherwise(pl.lit("")),
+        ).alias("text"),
+        pl.lit(None, dtype=pl.String).alias("kind"),
+    )
+    ev = classify(objs)
+    stem = Path(source.split(":")[-1]).name.split(".")[0] or source
+    ready = pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(r"^(\S+@\S+) ready\.$", 1))
+    ev = ev.with_columns(
+        pl.coalesce(pl.col("_hostname"), ready.drop_nulls().first(), pl.lit(stem)).alias("host"),
+        pl.lit(source).alias("source"),
+    )
+    events = conform(ev, EVENTS).select(EVENTS.keys())
+    unrec = df.filter((pl.col("_rec") == 0) & (pl.col("text").str.strip_chars() != ""))
+    cov = Coverage(source=source, kind="json_log", lines=df.height, unrecognized=unrec.height,
+                   invalid_utf8=lines.invalid_utf8)
+    cov.parsed = cov.lines - cov.unrecognized
+    cov.samples = [(int(r[0]), str(r[1])[:300]) for r in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
+    return Parsed(events, cov)
+
+
+def parse(data: bytes | Path, *, source: str) -> Parsed:
+    return parse_lines(read_lines(data), source=source)

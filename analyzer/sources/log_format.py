@@ -1,0 +1,94 @@
+"""A user's logging format string (`%(asctime)s %(levelname)s …`) turned into a line regex.
+
+Users pass the same `worker_log_format` / `worker_task_log_format` they put in their Celery
+config (`--log-format`, repeatable). Each `%(field)…s` becomes a named group; the last field
+(normally `message`) takes the rest of the line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+# `%(levelname)-8s`, `%(lineno)d`, `%(relativeCreated)6.0f`
+FIELD_RE = re.compile(r"%\((\w+)\)([-#0 +]*\d*(?:\.\d+)?)([sdfrxXeEgGi])")
+
+# What each field can look like. Unknown fields match a run of non-space characters.
+FIELD_PATTERNS: dict[str, str] = {
+    "asctime": r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?",
+    "levelname": r"DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|NOTSET",
+    "levelno": r"\d+",
+    "processName": r"[\w.-]+",
+    "process": r"\d+",
+    "threadName": r"[\w.() -]+?",
+    "thread": r"\d+",
+    "name": r"[\w.-]+",
+    "module": r"[\w.-]+",
+    "funcName": r"[\w<>.-]+",
+    "lineno": r"\d+",
+    "filename": r"[\w.-]+",
+    "pathname": r"\S+",
+    "task_name": r"[\w.:<>-]+|\?\?\?",
+    "task_id": r"[0-9a-fA-F-]{36}|\?\?\?|[\w-]+",
+    "hostname": r"\S+",
+    "message": r".*",
+}
+
+ALIASES = {"levelname": "levelname", "processName": "processName"}
+
+
+class LogFormatError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """A compiled format: `regex` has one named group per field, in `groups`."""
+
+    text: str
+    regex: str
+    groups: tuple[str, ...]
+
+    def timestamp_expr(self, asctime: pl.Expr | None) -> pl.Expr:
+        if asctime is None:
+            return pl.lit(None, dtype=pl.Datetime("ms"))
+        norm = asctime.str.replace("T", " ", literal=True).str.replace(",", ".", literal=True)
+        return pl.coalesce(
+            norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
+            norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False),
+        )
+
+
+def compile_format(fmt: str) -> LogFormat:
+    """Compile a `%`-style logging format into an anchored regex with named groups."""
+    fields = list(FIELD_RE.finditer(fmt))
+    if not fields:
+        raise LogFormatError(f"no %(field)s placeholder in log format {fmt!r}")
+    parts: list[str] = ["^"]
+    groups: list[str] = []
+    pos = 0
+    for i, m in enumerate(fields):
+        parts.append(re.escape(fmt[pos:m.start()]))
+        name, spec = m.group(1), m.group(2)
+        last = i == len(fields) - 1
+        pat = FIELD_PATTERNS.get(name, r"\S+")
+        if last and name != "message":
+            pat = r".*"
+        if name in groups:  # a field used twice: the second occurrence just has to match
+            parts.append(f"(?:{pat})")
+        else:
+            pad = r"\s*" if spec.strip("-#0+. ") else ""
+            parts.append(f"{pad}(?P<{name}>{pat}){pad}" if pad else f"(?P<{name}>{pat})")
+            groups.append(name)
+        pos = m.end()
+    parts.append(re.escape(fmt[pos:]))
+    regex = "".join(parts)
+    if "message" in groups and fields[-1].group(1) == "message":
+        regex += "$"
+    try:
+        re.compile(regex)
+    except re.error as exc:  # pragma: no cover - escaping makes this unreachable in practice
+        raise LogFormatError(f"log format {fmt!r} gives an invalid regex: {exc}") from exc
+    return LogFormat(fmt, regex, tuple(groups))

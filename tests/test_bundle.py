@@ -1,0 +1,140 @@
+"""The bundle reader: every container form, and hostile archives refused member by member."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from analyzer.bundle import BundleError, Limits, read_bundle, safe_member_name
+from tests.conftest import SAMPLES
+
+LOG = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+HEALTHY = (SAMPLES / "healthy" / "worker.log").read_bytes()
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                tar.addfile(m)
+            else:
+                info = tarfile.TarInfo(m[0])
+                info.size = len(m[1])
+                tar.addfile(info, io.BytesIO(m[1]))
+    return path
+
+
+def test_directory_is_read_recursively_in_stable_order(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "worker2.log").write_bytes(HEALTHY)
+    (tmp_path / "a.log").write_bytes(LOG)
+    got = read_bundle([tmp_path])
+    assert [m.name for m in got.members] == ["a.log", "b/worker2.log"]
+    assert got.members[0].path is not None  # plain files stay on disk
+    assert not got.problems
+
+
+def test_single_gzip_file_keeps_its_name_without_gz(tmp_path: Path) -> None:
+    p = tmp_path / "worker.log.gz"
+    p.write_bytes(gzip.compress(LOG))
+    got = read_bundle([p])
+    assert [(m.name, m.read()) for m in got.members] == [("worker.log", LOG)]
+
+
+def test_tar_gz_and_zip_members_are_named_by_their_paths(tmp_path: Path) -> None:
+    tgz = _tar(tmp_path / "incident.tgz", [("logs/worker.log", LOG), ("logs/w2.log.gz", gzip.compress(HEALTHY))])
+    z = tmp_path / "more.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("w3.log", HEALTHY)
+    one = read_bundle([tgz])
+    assert [m.name for m in one.members] == ["logs/worker.log", "logs/w2.log"]
+    assert one.members[1].read() == HEALTHY
+    both = read_bundle([tgz, z])
+    assert [m.name for m in both.members] == ["incident.tgz:logs/worker.log", "incident.tgz:logs/w2.log",
+                                              "more.zip:w3.log"]
+
+
+def test_content_not_name_decides_archives(tmp_path: Path) -> None:
+    p = tmp_path / "looks-like-text.log"  # really a gzip
+    p.write_bytes(gzip.compress(LOG))
+    got = read_bundle([p])
+    assert got.members[0].read() == LOG
+
+
+def test_traversal_absolute_link_and_device_members_are_refused_rest_kept(tmp_path: Path) -> None:
+    link = tarfile.TarInfo("evil-link")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    dev = tarfile.TarInfo("dev-null")
+    dev.type = tarfile.CHRTYPE
+    dev.devmajor, dev.devminor = 1, 3
+    tgz = _tar(tmp_path / "hostile.tar.gz", [("../../escape.log", LOG), ("/abs/path.log", LOG), link, dev,
+                                              ("ok/worker.log", LOG)])
+    got = read_bundle([tgz])
+    assert [m.name for m in got.members] == ["ok/worker.log"]
+    reasons = {p.source: p.message for p in got.problems}
+    assert "traversal" in reasons["../../escape.log"]
+    assert "traversal" in reasons["/abs/path.log"]
+    assert "link" in reasons["evil-link"]
+    assert "special file" in reasons["dev-null"]
+    assert not (tmp_path.parent / "escape.log").exists()
+
+
+def test_zip_traversal_and_symlink_are_refused(tmp_path: Path) -> None:
+    z = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("../up.log", LOG)
+        info = zipfile.ZipInfo("link")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+        zf.writestr("fine.log", LOG)
+    got = read_bundle([z])
+    assert [m.name for m in got.members] == ["fine.log"]
+    assert {p.source for p in got.problems} == {"../up.log", "link"}
+
+
+def test_decompression_bomb_is_refused_and_other_members_survive(tmp_path: Path) -> None:
+    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB of zeros in ~64 KiB
+    tgz = _tar(tmp_path / "bomb.tar", [("bomb.log.gz", bomb), ("worker.log", LOG)], mode="w")
+    got = read_bundle([tgz], Limits(ratio_floor=1 << 20, max_ratio=100))
+    assert [m.name for m in got.members] == ["worker.log"]
+    assert any("archive bomb" in p.message for p in got.problems)
+
+
+def test_member_size_limit(tmp_path: Path) -> None:
+    p = tmp_path / "big.gz"
+    p.write_bytes(gzip.compress(LOG * 10))
+    got = read_bundle([p], Limits(max_member_bytes=len(LOG)))
+    assert not got.members and "larger than" in got.problems[0].message
+
+
+def test_symlink_in_directory_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "real.log").write_bytes(LOG)
+    (tmp_path / "link.log").symlink_to("/etc/passwd")
+    got = read_bundle([tmp_path])
+    assert [m.name for m in got.members] == ["real.log"]
+    assert got.problems[0].source == "link.log"
+
+
+def test_truncated_gzip_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    p = tmp_path / "cut.log.gz"
+    p.write_bytes(gzip.compress(LOG)[:200])
+    got = read_bundle([p])
+    assert not got.members
+    assert "unreadable" in got.problems[0].message
+
+
+def test_missing_path_is_a_bundle_error(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no such file"):
+        read_bundle([tmp_path / "nope"])
+
+
+@pytest.mark.parametrize(("name", "safe"), [("a/b.log", "a/b.log"), ("./a.log", "a.log"), ("../a", None),
+                                            ("a/../../b", None), ("/etc/x", None), ("C:/x", None), ("", None)])
+def test_safe_member_name(name: str, safe: str | None) -> None:
+    assert safe_member_name(name) == safe

@@ -1,0 +1,106 @@
+"""Every sample bundle against its `expected.json` (format: samples/README.md).
+
+One test per expectation, so a failure names the sample and the fact. Expectations listed in
+`pending` run as strict expected failures: the day a capability lands they start passing, the
+test fails, and the entry must move out of `pending` — nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analyzer import open_bundle
+from analyzer.report import Report
+from analyzer.sniff import sniff
+from tests.conftest import sample_dirs
+
+Check = Callable[[], None]
+
+
+@cache
+def _load(sample: Path) -> tuple[Any, Report]:
+    expected = json.loads((sample / "expected.json").read_text())
+    formats = expected.get("log_format", [])
+    bundle = open_bundle(sample, log_formats=formats)
+    return bundle, bundle.report()
+
+
+def _expected(sample: Path) -> dict[str, Any]:
+    return json.loads((sample / "expected.json").read_text())
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for sample in sample_dirs():
+        exp = _expected(sample)
+        pending: dict[str, str] = exp.get("pending", {})
+
+        def case(key: str, check_id: str) -> Any:
+            marks = []
+            reason = pending.get(key) or pending.get(check_id)
+            if reason:
+                marks.append(pytest.mark.xfail(strict=True, reason=f"pending: {reason}"))
+            return pytest.param(sample, check_id, id=f"{sample.name}:{check_id}", marks=marks)
+
+        for key in ("healthy", "root_cause", "inputs", "hosts", "events", "tasks", "threads", "cycles"):
+            if key in exp:
+                cases.append(case(key, key))
+        for cat in exp.get("categories", []):
+            cases.append(case(f"category:{cat}", f"category:{cat}"))
+        for cat in exp.get("absent", []):
+            cases.append(case(f"absent:{cat}", f"absent:{cat}"))
+    return cases
+
+
+def _check(sample: Path, check_id: str) -> None:
+    exp = _expected(sample)
+    bundle, report = _load(sample)
+    categories = {f.category for f in report.findings}
+    if check_id == "healthy":
+        assert report.healthy is exp["healthy"], f"root causes: {[report.finding(r).category for r in report.root_causes]}"
+    elif check_id == "root_cause":
+        want = exp["root_cause"]
+        got = report.finding(report.root_causes[0]).category if report.root_causes else None
+        assert got == want, f"root causes: {[report.finding(r).category for r in report.root_causes]}"
+    elif check_id == "inputs":
+        for name, kind in exp["inputs"].items():
+            assert sniff((sample / name).read_bytes()[:4096]) == kind, name
+    elif check_id == "hosts":
+        hosts = set(bundle.events.get_column("host").drop_nulls().to_list())
+        assert set(exp["hosts"]) <= hosts, hosts
+    elif check_id == "events":
+        got = Counter(bundle.events.get_column("kind").drop_nulls().to_list())
+        assert {k: got.get(k, 0) for k in exp["events"]} == exp["events"]
+    elif check_id == "tasks":
+        got = Counter(bundle.tasks.get_column("state").to_list())
+        assert {k: got.get(k, 0) for k in exp["tasks"]} == exp["tasks"]
+    elif check_id == "threads":
+        assert bundle.threads.height >= exp["threads"]["min"]
+    elif check_id == "cycles":
+        got = sorted((r["kind"], len(r["members"])) for r in bundle.cycles.iter_rows(named=True))
+        want = sorted((c["kind"], c["members"]) for c in exp["cycles"])
+        assert got == want
+    elif check_id.startswith("category:"):
+        assert check_id.split(":", 1)[1] in categories, sorted(categories)
+    elif check_id.startswith("absent:"):
+        assert check_id.split(":", 1)[1] not in categories, sorted(categories)
+    else:  # pragma: no cover
+        raise AssertionError(check_id)
+
+
+@pytest.mark.parametrize(("sample", "check_id"), _cases())
+def test_sample_expectation(sample: Path, check_id: str) -> None:
+    _check(sample, check_id)
+
+
+def test_every_sample_has_expectations() -> None:
+    produced = sorted(p.parent.name for p in Path(__file__).parent.parent.glob("samples/*/README.md"))
+    with_expected = sorted(p.name for p in sample_dirs())
+    assert produced == with_expected
