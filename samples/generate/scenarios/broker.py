@@ -221,3 +221,138 @@ SCENARIOS = [
     Scenario("rabbitmq-permission", "A RabbitMQ user with no permission on the vhost `/` "
              "(NOT_ALLOWED 530 - access to vhost refused).", rabbitmq_permission, needs=("rabbitmq",)),
 ]
+
+
+# --- connection lost, timeout, result backend --------------------------------------------------
+
+SEND = """
+    from proj import add
+    rs = [add.delay(i, {k}) for i in range({n})]
+    print([r.get(timeout=30) for r in rs])
+"""
+
+
+def broker_lost(ctx: Ctx) -> None:
+    port = ctx.redis()
+    app(ctx, f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1")
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.python(SEND.format(n=3, k=100))
+    ctx.wait_for("worker.log", r"succeeded in", count=3)
+    redis = redis_proc(ctx, port)
+    ctx.commands.append(f"kill -KILL {redis.pid}  # the redis-server broker")
+    os.kill(redis.pid, signal.SIGKILL)
+    redis.wait(timeout=10)
+    ctx.wait_for("worker.log", r"Connection to broker lost")
+    ctx.wait_for("worker.log", r"Cannot connect to .*\n.*\(2/100\)", timeout=30)
+    ctx.redis(port=port)  # the same port again, empty: nothing persisted
+    ctx.wait_for("worker.log", r"Connected to redis://", count=2, timeout=60)
+    ctx.python(SEND.format(n=3, k=200))
+    ctx.wait_for("worker.log", r"succeeded in", count=6)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    redis_info(ctx, port)
+    ctx.note("`redis-info.txt` is `INFO` of the restarted redis-server, taken after the worker reconnected.")
+
+
+BLACKHOLE = """
+    # A TCP listener that never accepts: its accept queue is filled by connections made here, after which
+    # the kernel drops further SYNs, so a client's connect() hangs until its own timeout.
+    import socket, sys, time
+
+    port = int(sys.argv[1])
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(0)
+    held = []
+    while True:
+        c = socket.socket()
+        c.settimeout(1.0)
+        try:
+            c.connect(("127.0.0.1", port))
+        except (TimeoutError, OSError):
+            c.close()
+            break
+        held.append(c)
+    print(f"listening on {port}, accept queue full after {len(held)} connections", flush=True)
+    while True:
+        time.sleep(60)
+"""
+
+
+def _timeout(ctx: Ctx, scheme: str) -> None:
+    port = free_port()
+    ctx.write("blackhole.py", BLACKHOLE)
+    ctx.spawn([str(Path(ctx.env()["PATH"].split(":")[0]) / "python"), "blackhole.py", str(port)],
+              log="blackhole.log")
+    ctx.wait_for("blackhole.log", r"accept queue full", timeout=30)
+    if scheme == "redis":
+        # kombu's Redis transport takes its connect timeout from the transport options, not from
+        # broker_connection_timeout (without it, connect() waits for the kernel's SYN retries).
+        app(ctx, f"redis://127.0.0.1:{port}/0", broker_connection_timeout=2.0,
+            broker_transport_options={"socket_connect_timeout": 2.0})
+    else:
+        app(ctx, f"amqp://guest:guest@127.0.0.1:{port}//", broker_connection_timeout=2.0)
+    w = ctx.worker()
+    ctx.wait_for("worker.log", r"Trying again in .*\(3/100\)", timeout=90)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    ctx.keep("blackhole.log")
+    ctx.note("The broker port is held by `blackhole.py` (a listener whose accept queue is full and that never "
+             "calls accept()), so connects time out after 2 s (`broker_connection_timeout=2.0`; for Redis "
+             "also `broker_transport_options={'socket_connect_timeout': 2.0}`).")
+
+
+def broker_timeout(ctx: Ctx) -> None:
+    _timeout(ctx, "redis")
+
+
+def broker_timeout_amqp(ctx: Ctx) -> None:
+    _timeout(ctx, "amqp")
+
+
+def backend_failure(ctx: Ctx) -> None:
+    broker = ctx.redis()
+    backend = ctx.redis()
+    app(ctx, f"redis://127.0.0.1:{broker}/0", f"redis://127.0.0.1:{backend}/0")
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.python(SEND.format(n=3, k=100))
+    ctx.wait_for("worker.log", r"succeeded in", count=3)
+    redis = redis_proc(ctx, backend)
+    ctx.commands.append(f"kill -KILL {redis.pid}  # the redis-server result backend")
+    os.kill(redis.pid, signal.SIGKILL)
+    redis.wait(timeout=10)
+    # A producer without a result backend: the tasks still go through the (healthy) broker.
+    ctx.python(f"""
+        from celery import Celery
+        producer = Celery("producer", broker="redis://127.0.0.1:{broker}/0")
+        for i in range(3):
+            print(producer.send_task("proj.add", (i, 300)).id)
+    """)
+    ctx.wait_for("worker.log", r"Task proj\.add\[[^\]]+\] received", count=6)
+    ctx.wait_for("worker.log", r"Pool callback raised exception", count=3)
+    time.sleep(2)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    redis_info(ctx, broker, as_name="redis-info-broker.txt")
+
+
+SCENARIOS += [
+    Scenario("broker-lost", "The Redis broker is SIGKILLed while the worker is idle and restarted on the same "
+             "port: `Connection to broker lost`, reconnect attempts, `Connected to` again; three tasks succeed "
+             "before and three after.", broker_lost, needs=("redis",)),
+    Scenario("broker-timeout", "The Redis broker port accepts no connections (full accept queue, never "
+             "accepted): connects time out after `broker_connection_timeout=2` and the worker retries.",
+             broker_timeout),
+    Scenario("broker-timeout-amqp", "The AMQP broker port accepts no connections (full accept queue, never "
+             "accepted): connects time out after `broker_connection_timeout=2` and the worker retries.",
+             broker_timeout_amqp),
+    Scenario("backend-failure", "The Redis result backend (a separate redis-server) is SIGKILLed while the "
+             "broker stays up: tasks still run, storing their results fails.", backend_failure,
+             needs=("redis",)),
+]
