@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 import polars as pl
 import pytest
@@ -22,7 +23,7 @@ def events(rows: list[dict[str, object]]) -> pl.DataFrame:
     full = []
     for i, row in enumerate(rows, 1):
         row = dict(row)
-        t = row.pop("t", None)
+        t = cast("float | None", row.pop("t", None))
         full.append(
             {"source": "w1.log", "line": i, "ts": None if t is None else T0 + timedelta(seconds=t), **row}
         )

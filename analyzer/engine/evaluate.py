@@ -1,0 +1,285 @@
+"""Run compiled rules over frames and turn their matches into `Finding`s.
+
+`evaluate(rules, frames)` sorts each frame once (by `ts`, nulls last, ties by `source`, `line`;
+frames without those columns keep their order), evaluates every rule on that frame in one
+lazy `select` (polars runs the expressions in parallel and shares common subexpressions),
+then groups each rule's matching rows by its `group_by` columns into findings.  Output order
+is deterministic: by rule id, then by group key.
+
+`check_examples(rule, parse_example)` runs a rule's `[[example]]`s through a parser hook and
+says, for each, whether the rule behaved as the example says.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+
+from analyzer.findings import Evidence, Finding
+
+from .errors import EngineError, EvaluationError
+from .rule import Example, Rule
+from .schemas import Schema, frame_schemas
+
+ParseExample = Callable[[str, str], pl.DataFrame]
+
+SORT_COLUMNS = ("ts", "source", "line")
+# Column holding the source line of a row, when it is not `line` (in `frames`, `line` is the code line).
+EVIDENCE_LINE = {"frames": "src_line"}
+TEXT_COLUMNS = ("text", "message")
+MAX_EVIDENCE_CHARS = 2000
+MAX_TASKS = 50
+
+
+def sort_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """The frame in the order temporal conditions assume: `ts` (nulls last), then `source`, `line`."""
+    keys = [c for c in SORT_COLUMNS if c in df.columns]
+    if not keys or "ts" not in keys:
+        return df
+    return df.sort(keys, nulls_last=True, maintain_order=True)
+
+
+def _conform(df: pl.DataFrame, rules: Sequence[Rule], schema: Schema | None) -> pl.DataFrame:
+    """Add the columns the rules need but the frame lacks, as typed nulls."""
+    missing: dict[str, pl.DataType] = {}
+    for rule in rules:
+        for name in rule.columns:
+            if name not in df.columns:
+                missing[name] = schema[name] if schema and name in schema else pl.String()
+    if schema and "ts" in schema and "ts" not in df.columns:
+        missing["ts"] = schema["ts"]
+    if not missing:
+        return df
+    return df.with_columns([pl.lit(None, dtype=dt).alias(name) for name, dt in missing.items()])
+
+
+def _masks(df: pl.DataFrame, rules: Sequence[Rule], errors: list[EngineError] | None) -> dict[str, pl.Series]:
+    """One boolean Series per rule id; a rule that fails is reported (or raised) and skipped."""
+    try:
+        out = df.lazy().select([r.expr.alias(r.id) for r in rules]).collect()
+        return {r.id: out[r.id] for r in rules}
+    except pl.exceptions.PolarsError:
+        pass  # find the culprit(s): evaluate one by one
+    masks: dict[str, pl.Series] = {}
+    for rule in rules:
+        try:
+            masks[rule.id] = df.select(rule.expr.alias(rule.id)).to_series()
+        except pl.exceptions.PolarsError as exc:
+            error = EvaluationError(f"rule {rule.id} failed on frame {rule.on!r}: {exc}", path=rule.path,
+                                    rule=rule.id)
+            if errors is None:
+                raise error from exc
+            errors.append(error)
+    return masks
+
+
+def matches(rule: Rule, df: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `df` that `rule` matches, in evaluation order (sorted by `ts`)."""
+    frame = sort_frame(_conform(df, [rule], frame_schemas().get(rule.on)))
+    return frame.filter(_masks(frame, [rule], None)[rule.id])
+
+
+def evaluate(
+    rules: Iterable[Rule],
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    max_evidence: int = 10,
+    max_tasks: int = MAX_TASKS,
+    schemas: Mapping[str, Schema] | None = None,
+    errors: list[EngineError] | None = None,
+) -> list[Finding]:
+    """Findings of `rules` on `frames`, ordered by rule id then group key.
+
+    Rules whose frame is absent or empty are skipped.  If `errors` is given, a rule that polars
+    cannot evaluate is appended there as an `EvaluationError` and skipped; otherwise it raises.
+    """
+    schemas = frame_schemas() if schemas is None else schemas
+    by_frame: dict[str, list[Rule]] = {}
+    for rule in rules:
+        by_frame.setdefault(rule.on, []).append(rule)
+    findings: list[Finding] = []
+    for name in sorted(by_frame):
+        df = frames.get(name)
+        if df is None or df.height == 0:
+            continue
+        frame_rules = by_frame[name]
+        frame = sort_frame(_conform(df, frame_rules, schemas.get(name)))
+        masks = _masks(frame, frame_rules, errors)
+        for rule in frame_rules:
+            if rule.id not in masks:
+                continue
+            hits = frame.filter(masks[rule.id])
+            if hits.height:
+                findings.extend(_findings(rule, hits, max_evidence=max_evidence, max_tasks=max_tasks))
+    findings.sort(key=lambda f: f.rule)  # stable: groups stay in key order within a rule
+    return findings
+
+
+# -- building findings --------------------------------------------------------------------------
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple((v is None, str(v)) for v in key)
+
+
+def _findings(rule: Rule, hits: pl.DataFrame, *, max_evidence: int, max_tasks: int) -> list[Finding]:
+    if not rule.group_by:
+        return [_finding(rule, hits, (), max_evidence, max_tasks)]
+    parts = hits.partition_by(list(rule.group_by), as_dict=True, maintain_order=True)
+    return [
+        _finding(rule, parts[key], key, max_evidence, max_tasks)
+        for key in sorted(parts, key=_sort_key)
+    ]
+
+
+def iso(value: object) -> str | None:
+    """ISO-8601 without zone; seconds precision unless there are fractions (then milliseconds)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds" if value.microsecond == 0 else "milliseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _unique_sorted(part: pl.DataFrame, column: str) -> list[str]:
+    if column not in part.columns:
+        return []
+    return sorted(str(v) for v in part.get_column(column).drop_nulls().unique().to_list())
+
+
+def _evidence_text(row: Mapping[str, Any]) -> str:
+    for column in TEXT_COLUMNS:
+        value = row.get(column)
+        if isinstance(value, str) and value:
+            break
+    else:
+        value = ", ".join(f"{k}={v}" for k, v in row.items() if v is not None and k not in ("source", "line"))
+    if len(value) > MAX_EVIDENCE_CHARS:
+        value = value.splitlines()[0][:MAX_EVIDENCE_CHARS] if value.strip() else value[:MAX_EVIDENCE_CHARS]
+    return value
+
+
+def _evidence(rule: Rule, row: Mapping[str, Any]) -> Evidence:
+    line = row.get(EVIDENCE_LINE.get(rule.on, "line"))
+    source = row.get("source")
+    return Evidence(
+        source=str(source) if source is not None else "",
+        line=int(line) if isinstance(line, int) else 0,
+        text=_evidence_text(row),
+    )
+
+
+def _finding(
+    rule: Rule, part: pl.DataFrame, key: tuple[Any, ...], max_evidence: int, max_tasks: int
+) -> Finding:
+    first_seen = last_seen = None
+    if "ts" in part.columns:
+        first_seen, last_seen = iso(part.get_column("ts").min()), iso(part.get_column("ts").max())
+    hosts = _unique_sorted(part, "host")
+    tasks = _unique_sorted(part, "task_id")[:max_tasks]
+    rows = part.head(max(max_evidence, 1)).to_dicts()
+    fields: dict[str, Any] = dict(rows[0])
+    fields.update(
+        count=part.height,
+        hosts=", ".join(hosts) or None,
+        tasks=", ".join(tasks) or None,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        group=", ".join("?" if v is None else str(v) for v in key) or None,
+    )
+    return Finding(
+        rule=rule.id,
+        category=rule.category,
+        severity=rule.severity,
+        confidence=rule.confidence,
+        title=rule.title,
+        summary=render_message(rule.message, fields),
+        count=part.height,
+        first_seen=first_seen,
+        last_seen=last_seen,
+        hosts=hosts,
+        tasks=tasks,
+        evidence=[_evidence(rule, row) for row in rows[:max_evidence]],
+        evidence_total=part.height,
+        remediation=list(rule.remediation),
+        references=list(rule.references),
+        explains_categories=list(rule.explains),
+    )
+
+
+class _Template(string.Formatter):
+    def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        return kwargs.get(str(key))
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if value is None:
+            return "?"
+        if isinstance(value, datetime | date):
+            value = iso(value)
+        try:
+            return format(value, format_spec)
+        except (TypeError, ValueError):
+            return str(value)
+
+
+def render_message(template: str, fields: Mapping[str, Any]) -> str:
+    """Fill a rule's `message`; unknown or null fields render as `?`, never raise."""
+    try:
+        return _Template().vformat(template, (), fields)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return template
+
+
+# -- examples -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    rule: str
+    index: int  # 0-based position among the rule's examples
+    example: Example
+    passed: bool  # the rule did what the example says
+    reason: str  # why it failed, or a short description when it passed
+
+    @property
+    def ok(self) -> bool:
+        """Passed, or a known gap (`xfail`) that still fails; an xfail that passes is not ok."""
+        return self.passed if self.example.xfail is None else not self.passed
+
+
+def check_examples(rule: Rule, parse_example: ParseExample) -> list[ExampleResult]:
+    """Feed each example through `parse_example(rule.on, text)` and check the rule fires or not."""
+    results = []
+    for index, example in enumerate(rule.examples):
+        results.append(_check(rule, index, example, parse_example))
+    return results
+
+
+def _check(rule: Rule, index: int, example: Example, parse_example: ParseExample) -> ExampleResult:
+    def result(passed: bool, reason: str) -> ExampleResult:
+        return ExampleResult(rule.id, index, example, passed, reason)
+
+    try:
+        df = parse_example(rule.on, example.text)
+    except Exception as exc:  # the parser is someone else's code: report, don't crash the run
+        return result(False, f"parsing the example raised {type(exc).__name__}: {exc}")
+    try:
+        hits = matches(rule, df) if df.height else df
+    except EngineError as exc:
+        return result(False, str(exc))
+    if example.expect == "match":
+        if hits.height:
+            return result(True, f"matched {hits.height} of {df.height} rows")
+        return result(False, f"expected a match, but none of the {df.height} parsed rows matched")
+    if not hits.height:
+        return result(True, f"no match among {df.height} rows")
+    ev = _evidence(rule, hits.row(0, named=True))
+    return result(False, f"expected no match, but {hits.height} of {df.height} rows matched, first: "
+                         f"line {ev.line}: {ev.text.splitlines()[0] if ev.text else ''}")

@@ -1,0 +1,250 @@
+"""`evaluate` turns matches into deterministic findings; `check_examples` runs a rule's examples."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer.engine.errors import EngineError, EvaluationError
+from analyzer.engine.evaluate import check_examples, evaluate, matches, render_message, sort_frame
+from analyzer.engine.rule import Rule, load_rules, parse_rule
+from analyzer.findings import Evidence
+from analyzer.schema import EVENTS, THREADS, conform
+
+DATA = Path(__file__).parent / "data"
+T0 = datetime(2024, 5, 1, 10, 0, 0)
+
+# A stand-in for the real log parser (written elsewhere): default Celery format, header lines only,
+# continuation lines folded into `text`.  Enough to exercise the example hook.
+HEADER = re.compile(
+    r"^\[(?P<ts>[\d-]+ [\d:]+),(?P<ms>\d{3}): (?P<level>[A-Z]+)/(?P<process>[^\]]+)\] (?P<msg>.*)$"
+)
+TASK = re.compile(r"^Task (?P<name>[\w.]+)\[(?P<id>[\w-]+)\] (?P<kind>received|succeeded|failed|retry)")
+
+
+def toy_parse(frame: str, text: str) -> pl.DataFrame:
+    assert frame == "events"
+    rows: list[dict[str, object]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        m = HEADER.match(line)
+        if not m:
+            if rows:
+                rows[-1]["text"] = f"{rows[-1]['text']}\n{line}"
+            continue
+        task = TASK.match(m["msg"])
+        ts = datetime.fromisoformat(m["ts"]) + timedelta(milliseconds=int(m["ms"]))
+        rows.append(
+            {
+                "source": "example.log",
+                "line": number,
+                "ts": ts,
+                "level": m["level"],
+                "process": m["process"],
+                "host": "example",
+                "message": m["msg"],
+                "text": m["msg"],
+                "task_name": task["name"] if task else None,
+                "task_id": task["id"] if task else None,
+                "kind": task["kind"] if task else None,
+            }
+        )
+    return conform(pl.DataFrame(rows, schema_overrides={"ts": pl.Datetime("ms")}), EVENTS)
+
+
+def rule(
+    when: str, *, on: str = "events", group_by: str = "[]", message: str = "{count} hits", rid: str = "R1"
+) -> Rule:
+    text = f'''
+id = "{rid}"
+category = "task.exception"
+severity = "error"
+title = "t"
+what = "w"
+why = "y"
+on = "{on}"
+when = {when!r}
+group_by = {group_by}
+message = "{message}"
+remediation = ["fix it"]
+explains = ["task.stuck"]
+references = ["https://example.org/doc"]
+'''
+    r, errors = parse_rule(text, require_examples=False)
+    assert r is not None, errors
+    return r
+
+
+def events(rows: list[dict[str, object]]) -> pl.DataFrame:
+    full = [
+        {"source": r.pop("source", "w1.log"), "line": i, "ts": T0 + timedelta(seconds=float(r.pop("t"))), **r}  # type: ignore[arg-type]
+        for i, r in enumerate((dict(r) for r in rows), 1)
+    ]
+    return conform(pl.DataFrame(full, infer_schema_length=None), EVENTS)
+
+
+FRAME = events(
+    [
+        {
+            "t": 30,
+            "host": "w2",
+            "level": "ERROR",
+            "message": "boom",
+            "text": "boom\nTraceback ...",
+            "task_id": "b",
+        },
+        {"t": 0, "host": "w1", "level": "ERROR", "message": "boom", "task_id": "a", "task_name": "proj.add"},
+        {"t": 10, "host": "w1", "level": "INFO", "message": "fine"},
+        {"t": 20.5, "host": "w1", "level": "ERROR", "message": "boom", "task_id": "c"},
+    ]
+)
+
+
+def test_one_finding_per_rule_by_default_with_aggregates() -> None:
+    [f] = evaluate(
+        [rule('message == "boom"', message="{count} on {hosts} from {first_seen}: {task_name}")],
+        {"events": FRAME},
+    )
+    assert (f.rule, f.category, f.severity, f.title) == ("R1", "task.exception", "error", "t")
+    assert f.count == 3 and f.evidence_total == 3
+    assert (f.first_seen, f.last_seen) == ("2024-05-01T10:00:00", "2024-05-01T10:00:30")
+    assert f.hosts == ["w1", "w2"]
+    assert f.tasks == ["a", "b", "c"]
+    assert [e.line for e in f.evidence] == [2, 4, 1]  # sorted by ts
+    assert f.summary == "3 on w1, w2 from 2024-05-01T10:00:00: proj.add"
+    assert (f.remediation, f.references, f.explains_categories) == (
+        ["fix it"],
+        ["https://example.org/doc"],
+        ["task.stuck"],
+    )
+
+
+def test_evidence_uses_text_then_message() -> None:
+    [f] = evaluate([rule('message == "boom"')], {"events": FRAME})
+    assert f.evidence[0] == Evidence("w1.log", 2, "boom")
+    assert f.evidence[2] == Evidence("w1.log", 1, "boom\nTraceback ...")
+
+
+def test_group_by_gives_one_finding_per_key_in_key_order() -> None:
+    found = evaluate(
+        [rule('message == "boom"', group_by='["host"]', message="{group}: {count}")], {"events": FRAME}
+    )
+    assert [(f.hosts, f.count, f.summary) for f in found] == [(["w1"], 2, "w1: 2"), (["w2"], 1, "w2: 1")]
+
+
+def test_milliseconds_appear_only_when_present() -> None:
+    [f] = evaluate([rule('task_id == "c"')], {"events": FRAME})
+    assert f.first_seen == "2024-05-01T10:00:20.500"
+
+
+def test_evidence_and_tasks_are_bounded() -> None:
+    [f] = evaluate([rule("true")], {"events": FRAME}, max_evidence=2, max_tasks=1)
+    assert len(f.evidence) == 2 and f.evidence_total == 4
+    assert f.tasks == ["a"]
+
+
+def test_findings_are_ordered_by_rule_id_and_deterministic() -> None:
+    rules = [rule("true", rid="R2"), rule('message == "boom"', rid="R1"), rule('message == "none"', rid="R0")]
+    first = [f.to_dict() for f in evaluate(rules, {"events": FRAME})]
+    assert [f["rule"] for f in first] == ["R1", "R2"]
+    assert first == [f.to_dict() for f in evaluate(rules, {"events": FRAME.reverse()})]
+
+
+def test_missing_or_empty_frames_are_skipped() -> None:
+    assert evaluate([rule("true")], {}) == []
+    assert evaluate([rule("true")], {"events": FRAME.clear()}) == []
+
+
+def test_missing_columns_are_added_as_nulls() -> None:
+    df = pl.DataFrame({"source": ["x"], "line": [1], "message": ["boom"]})
+    [f] = evaluate(
+        [rule('message == "boom" and task_id is null', message="{task_name}/{hosts}")], {"events": df}
+    )
+    assert f.summary == "?/?" and f.first_seen is None
+
+
+def test_frames_without_ts_work() -> None:
+    threads = conform(
+        pl.DataFrame(
+            {
+                "source": ["d.txt", "d.txt"],
+                "line": [5, 9],
+                "name": ["MainThread", "w"],
+                "state": ["lock_wait", "running"],
+            }
+        ),
+        THREADS,
+    )
+    [f] = evaluate([rule('state == "lock_wait"', on="threads", message="{name} waits")], {"threads": threads})
+    assert f.summary == "MainThread waits" and f.first_seen is None
+    assert f.evidence[0].source == "d.txt" and f.evidence[0].line == 5
+    assert "name=MainThread" in f.evidence[0].text
+
+
+def test_temporal_rule_runs_on_the_sorted_frame() -> None:
+    r = rule('first(level == "ERROR") by host', group_by='["host"]', message="{host} first failed {task_id}")
+    assert [f.summary for f in evaluate([r], {"events": FRAME})] == ["w1 first failed a", "w2 first failed b"]
+
+
+def test_sort_frame_orders_by_ts_then_source_then_line() -> None:
+    df = events([{"t": 1, "source": "b"}, {"t": 1, "source": "a"}, {"t": 0, "source": "c"}])
+    assert sort_frame(df).get_column("source").to_list() == ["c", "a", "b"]
+
+
+def test_render_message_never_raises() -> None:
+    assert render_message("{count:>3} {x} {y.z} {", {"count": 7, "x": None}) == "{count:>3} {x} {y.z} {"
+    assert render_message("{count:>3} {x}", {"count": 7, "x": None}) == "  7 ?"
+
+
+def test_evaluation_failure_is_collected_or_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = rule("true", rid="R1")
+    bad = rule("true", rid="R2")
+    object.__setattr__(bad, "expr", pl.col("message").cast(pl.Int64, strict=True) > 1)
+    errors: list[EngineError] = []
+    found = evaluate([good, bad], {"events": FRAME}, errors=errors)
+    assert [f.rule for f in found] == ["R1"]
+    assert len(errors) == 1 and isinstance(errors[0], EvaluationError) and errors[0].rule == "R2"
+    with pytest.raises(EvaluationError):
+        evaluate([bad], {"events": FRAME})
+
+
+def test_matches_returns_the_matching_rows() -> None:
+    assert matches(rule('message == "boom"'), FRAME).get_column("line").to_list() == [2, 4, 1]
+
+
+# -- examples --------------------------------------------------------------------------------------
+
+
+def test_examples_of_the_test_rules_pass_through_the_parser_hook() -> None:
+    rules, errors = load_rules(DATA)
+    assert errors == []
+    results = [res for r in rules for res in check_examples(r, toy_parse)]
+    assert len(results) == 5
+    assert all(res.ok and res.passed for res in results), [res.reason for res in results if not res.ok]
+
+
+def test_failing_examples_say_why() -> None:
+    [r], _ = load_rules(DATA / "broker")
+    swapped = [type(e)("no_match" if e.expect == "match" else "match", e.text) for e in r.examples]
+    object.__setattr__(r, "examples", tuple(swapped))
+    bad_no_match, bad_match = check_examples(r, toy_parse)
+    assert not bad_match.passed and "expected a match" in bad_match.reason
+    assert not bad_no_match.passed and "expected no match, but 1 of 1 rows matched" in bad_no_match.reason
+    assert "line 1: consumer: Cannot connect" in bad_no_match.reason
+
+
+def test_parser_exceptions_and_xfail() -> None:
+    [r], _ = load_rules(DATA / "broker")
+
+    def broken(frame: str, text: str) -> pl.DataFrame:
+        raise RuntimeError("parser bug")
+
+    [res, _] = check_examples(r, broken)
+    assert not res.passed and "RuntimeError: parser bug" in res.reason
+    xfailed = type(r.examples[0])("match", "garbage", xfail="known gap")
+    object.__setattr__(r, "examples", (xfailed,))
+    [res] = check_examples(r, toy_parse)
+    assert not res.passed and res.ok
