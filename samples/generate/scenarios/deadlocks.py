@@ -237,7 +237,8 @@ CORE_LIMIT = 3 * 1024 * 1024
 def deadlock_pthread(ctx: Ctx) -> None:
     lib = ctx.work / "libdeadlock.so"
     shutil.copyfile(NATIVE / "deadlock.c", ctx.work / "deadlock.c")
-    ctx.run(["cc", "-shared", "-fPIC", "-g", "-O0", "-o", str(lib), str(ctx.work / "deadlock.c"), "-lpthread"])
+    src = ctx.work / "deadlock.c"
+    ctx.run(["cc", "-shared", "-fPIC", "-g", "-O0", "-o", str(lib), str(src), "-lpthread"])
     port = ctx.redis()
     ctx.write("proj.py", app_source(port, PTHREAD_TASKS))
     w = ctx.worker()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from harness import PY, Ctx, Scenario, free_port, wait_port
+
 from scenarios.deadlocks import (
     app_source,
     faulthandler_dump,
