@@ -24,7 +24,8 @@ is inclusive: two rows exactly D apart are within D.  All of them are window exp
 - `A not followed by B within D by k`: rows matching A with no such B row, **and** at least D
   before the end of their own log: `ts(A) + D <= max(ts)` over the rows with the same `source`
   (over the whole frame when it has no `source` column).  Before that we cannot know yet.
-  In both forms, rows with a null key never match (they cannot be correlated).
+  In both forms, rows with a null key never match (they cannot be correlated).  (In `count`,
+  `burst`, `first` and `last`, rows with a null `by` value form a group of their own.)
 - `first(c) by g` / `last(c) by g`: the first / last row matching `c` in each group (row order).
 - `burst(c) >= Kx within D by g`: time is cut into fixed windows of length D aligned to the
   Unix epoch (as `dt.truncate`).  For each group, the baseline is the mean number of rows

@@ -275,6 +275,8 @@ def _check(rule: Rule, index: int, example: Example, parse_example: ParseExample
     except EngineError as exc:
         return result(False, str(exc))
     if example.expect == "match":
+        if not df.height:
+            return result(False, f"expected a match, but the parser made no {rule.on!r} rows of the example")
         if hits.height:
             return result(True, f"matched {hits.height} of {df.height} rows")
         return result(False, f"expected a match, but none of the {df.height} parsed rows matched")

@@ -162,13 +162,12 @@ def _grammar() -> pp.ParserElement:
             (OR, 2, pp.OpAssoc.LEFT, lambda t: Or(tuple(t[0][0::2]))),
         ],
     )
-    followed = (
-        or_expr("first") + pp.Opt(NOT)("neg") + FOLLOWED.suppress() - BY.suppress() + or_expr("then")
+    # `A [not] followed by ...` as an optional tail, so A is parsed once (no backtracking).
+    followed_tail = pp.Group(
+        pp.Opt(NOT)("neg") + FOLLOWED.suppress() - BY.suppress() + or_expr("then")
         + WITHIN.suppress() + duration("within") + by_clause
-    ).set_parse_action(
-        lambda t: FollowedBy(t["first"], t["then"], t["within"], tuple(t["by"]), negate="neg" in t)
     )
-    condition <<= followed | or_expr
+    condition <<= (or_expr("first") + pp.Opt(followed_tail)("tail")).set_parse_action(_followed)
     return condition
 
 
@@ -204,6 +203,14 @@ def _compare(t: pp.ParseResults) -> Compare:
 def _match(t: pp.ParseResults) -> Match:
     op: str = t[1]
     return Match(t[0], t[2].value, negate=op.startswith("!"), ignore_case=op.endswith("i"))
+
+
+def _followed(t: pp.ParseResults) -> Condition:
+    first: Condition = t[0]
+    if len(t) == 1:
+        return first
+    tail = t[1]
+    return FollowedBy(first, tail["then"], tail["within"], tuple(tail["by"]), negate="neg" in tail)
 
 
 def _count(t: pp.ParseResults) -> Count:
