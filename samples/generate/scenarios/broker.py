@@ -37,7 +37,7 @@ APP = """
         return x + y
 
     @app.task
-    def blob(n):
+    def blob(n, pad=None):
         return "x" * n
 
     _kept = []
@@ -354,5 +354,71 @@ SCENARIOS += [
              broker_timeout_amqp),
     Scenario("backend-failure", "The Redis result backend (a separate redis-server) is SIGKILLed while the "
              "broker stays up: tasks still run, storing their results fails.", backend_failure,
+             needs=("redis",)),
+]
+
+
+# --- Redis limits: maxmemory, maxclients --------------------------------------------------------
+
+FILL = """
+    # Fill the Redis server up to its maxmemory with one growing key, as a runaway producer would.
+    import redis
+
+    r = redis.Redis(port={port}, db=2)
+    n = 0
+    try:
+        while True:
+            r.append("filler", "x" * 16384)
+            n += 1
+    except redis.exceptions.RedisError as exc:
+        print(f"APPEND #{{n + 1}} failed: {{type(exc).__module__}}.{{type(exc).__name__}}: {{exc}}")
+"""
+
+PUBLISH_AFTER = """
+    import traceback
+    from proj import blob
+
+    try:
+        blob.delay(10, pad="p" * 131072)  # a task with a 128 KiB argument
+    except Exception:
+        traceback.print_exc()
+"""
+
+
+def redis_oom(ctx: Ctx) -> None:
+    port = ctx.redis("--maxmemory", "2mb", "--maxmemory-policy", "noeviction")
+    app(ctx, f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1")
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.python(SEND.format(n=3, k=100))
+    ctx.wait_for("worker.log", r"succeeded in", count=3)
+    # Three tasks with an ETA and a 128 KiB result: the worker receives (and holds) them now and runs
+    # them after the fill.
+    ctx.python("""
+        from proj import blob
+        for i in range(3):
+            print(blob.apply_async((131072,), countdown=8).id)
+    """)
+    ctx.wait_for("worker.log", r"Task proj\.blob\[[^\]]+\] received", count=3)
+    r = ctx.python(FILL.format(port=port))
+    ctx.save("filler.log", r.stdout)
+    r = ctx.python(PUBLISH_AFTER)
+    ctx.save("producer.log", r.stdout + r.stderr)
+    ctx.wait_for("worker.log", r"OutOfMemoryError", count=3, timeout=40)
+    time.sleep(3)
+    time.sleep(2)
+    redis_info(ctx, port)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    ctx.note("`filler.log` is the output of a client that APPENDs 16 KiB at a time to one key until Redis "
+             "refuses; `producer.log` is the stdout/stderr of a client publishing one more task afterwards.")
+
+
+SCENARIOS += [
+    Scenario("redis-oom", "The Redis broker and result backend (one redis-server, `--maxmemory 2mb "
+             "--maxmemory-policy noeviction`) is filled up to maxmemory while the worker holds three ETA tasks: "
+             "storing their 128 KiB results and publishing a task with a 128 KiB argument fail with `OOM command not allowed when used "
+             "memory > 'maxmemory'`; three earlier tasks succeeded.", redis_oom,
              needs=("redis",)),
 ]
