@@ -46,12 +46,12 @@ CELERY4 = Legacy("celery-4.4.7-py3.8", "3.8.18",
                  ("celery[redis]==4.4.7", "kombu==4.6.11", "amqp==2.6.1", "billiard==3.6.4.0", "vine==1.3.0",
                   "redis==3.5.3"))
 CELERY3 = Legacy("celery-3.1.26-py3.6", "3.6.15",
-                 ("celery==3.1.26.post2", "kombu==3.0.37", "amqp==1.4.9", "billiard==3.3.0.23", "anyjson==0.3.3",
-                  "redis==2.10.6"),
+                 ("celery==3.1.26.post2", "kombu==3.0.37", "amqp==1.4.9", "billiard==3.3.0.23",
+                  "anyjson==0.3.3", "redis==2.10.6"),
                  env=(("C_FORCE_ROOT", "1"),))  # 3.1 refuses/complains when run as root
 CELERY50 = Legacy("celery-5.0.5-py3.8", "3.8.18",
-                  ("celery[redis]==5.0.5", "kombu==5.0.2", "amqp==5.0.2", "billiard==3.6.4.0", "vine==5.0.0",
-                   "click==7.1.2", "redis==3.5.3"))
+                  ("celery[redis]==5.0.5", "kombu==5.0.2", "amqp==5.0.2", "billiard==3.6.4.0",
+                   "vine==5.0.0", "click==7.1.2", "redis==3.5.3"))
 
 
 def ensure_venv(ctx: Ctx, spec: Legacy) -> str:
@@ -71,10 +71,10 @@ def ensure_venv(ctx: Ctx, spec: Legacy) -> str:
             if r.returncode != 0:
                 raise ScenarioError(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
         marker.write_text(want)
-    r = subprocess.run([spec.bin("pip"), "freeze", "--disable-pip-version-check"], capture_output=True, text=True,
-                       timeout=120, check=True)
-    return " ".join(sorted((ln.strip() for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("-")),
-                           key=str.lower))
+    r = subprocess.run([spec.bin("pip"), "freeze", "--disable-pip-version-check"], capture_output=True,
+                       text=True, timeout=120, check=True)
+    pins = (ln.strip() for ln in r.stdout.splitlines() if ln.strip() and not ln.startswith("-"))
+    return " ".join(sorted(pins, key=str.lower))
 
 
 def legacy_env(ctx: Ctx, spec: Legacy) -> dict[str, str]:
@@ -197,9 +197,10 @@ def task_mix(ctx: Ctx, spec: Legacy, app: str) -> None:
     ctx.wait_for("worker.log", r"proj\.flaky\[\S+\] succeeded in")
     ctx.wait_for("worker.log", rf"Discarding revoked task: proj\.add\[{re.escape(doomed)}\]", timeout=30)
     warm_shutdown(ctx, w)
-    ctx.note(f"`proj.add[{doomed}]` was sent with countdown=8 and revoked with `app.control.revoke` after the "
-             "worker received it; `proj.divide(1, 0)` raises ZeroDivisionError (an application error); "
-             "`proj.flaky` retries once (countdown=1) and then succeeds. Warm shutdown: SIGTERM to the main process.")
+    ctx.note(f"`proj.add[{doomed}]` was sent with countdown=8 and revoked with `app.control.revoke` after "
+             "the worker received it; `proj.divide(1, 0)` raises ZeroDivisionError (an application error); "
+             "`proj.flaky` retries once (countdown=1) and then succeeds. Warm shutdown: SIGTERM to the main "
+             "process.")
     ctx.keep("worker.log")
     ctx.keep("worker.log.out", "worker.stdout")
 
@@ -220,10 +221,10 @@ _MIX = ("three tasks succeed (one logs through get_task_logger), one raises Zero
         "once and then succeeds, one countdown task is revoked before its ETA; warm shutdown.")
 
 SCENARIOS = [
-    Scenario("celery4-format", f"Celery 4.4.7 (CPython 3.8, kombu 4.6.11, redis-py 3.5.3) default log format: {_MIX}",
-             celery4_format, needs=("redis",)),
-    Scenario("celery3-format", f"Celery 3.1.26.post2 (CPython 3.6, kombu 3.0.37, redis-py 2.10.6) default log "
-             f"format: {_MIX}", celery3_format, needs=("redis",)),
-    Scenario("celery5-early", f"Celery 5.0.5 (CPython 3.8, kombu 5.0.2, redis-py 3.5.3) default log format, the "
-             f"last 5.x series with `Received task:` wording: {_MIX}", celery5_early, needs=("redis",)),
+    Scenario("celery4-format", "Celery 4.4.7 (CPython 3.8, kombu 4.6.11, redis-py 3.5.3) default log "
+             f"format: {_MIX}", celery4_format, needs=("redis",)),
+    Scenario("celery3-format", "Celery 3.1.26.post2 (CPython 3.6, kombu 3.0.37, redis-py 2.10.6) default "
+             f"log format: {_MIX}", celery3_format, needs=("redis",)),
+    Scenario("celery5-early", "Celery 5.0.5 (CPython 3.8, kombu 5.0.2, redis-py 3.5.3) default log format, "
+             f"the last 5.x series with `Received task:` wording: {_MIX}", celery5_early, needs=("redis",)),
 ]
