@@ -422,3 +422,22 @@ SCENARIOS += [
              "memory > 'maxmemory'`; three earlier tasks succeeded.", redis_oom,
              needs=("redis",)),
 ]
+
+
+def redis_maxclients(ctx: Ctx) -> None:
+    port = ctx.redis("--maxclients", "3")
+    app(ctx, f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1")
+    w = ctx.worker()
+    ctx.wait_for("worker.log", r"Unrecoverable error|ready\.", timeout=60)
+    if wait_exit(w, 30) is None:
+        ctx.stop(w)
+    redis_info(ctx, port)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+
+
+SCENARIOS += [
+    Scenario("redis-maxclients", "A Redis broker with `--maxclients 3`: the worker connects, then its "
+             "next connections are refused with `max number of clients reached` and it exits with an "
+             "unrecoverable error.", redis_maxclients, needs=("redis",)),
+]
