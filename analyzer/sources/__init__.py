@@ -65,6 +65,11 @@ PARSERS: dict[str, Parser] = {
 }
 
 
+def _celery_log_and_dumps(member: Member, opts: Options) -> SourceResult:
+    """A worker log/stdout: its records, plus threads/frames of faulthandler dumps inside it."""
+    return dumps.embedded_faulthandler(member, _celery_log(member, opts))
+
+
 def register(kind: str, parser: Parser) -> None:
     """Add or replace the parser of a kind (dump parsers register themselves here)."""
     PARSERS[kind] = parser
@@ -103,3 +108,10 @@ def parse_member(member: Member, kind: str, opts: Options,
         result = unparsed(member, kind, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}")
         result.problems.append(Problem(member.name, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}"))
         return result
+
+
+# Thread dumps, core files and inspect output (imported last: they use SourceResult above).
+from analyzer.sources import dumps  # noqa: E402
+
+PARSERS.update(dumps.PARSERS)
+PARSERS["celery_log"] = _celery_log_and_dumps

@@ -1,0 +1,554 @@
+"""Thread dumps as data: frame roles, thread states, stack buckets, dump comparison, task joins.
+
+All dump parsers (py-spy text/JSON, gdb bt/py-bt, GDB/MI, faulthandler) produce *raw* thread
+and frame rows joined by `thread_key` (``"{source}:{header line}"``) and hand them to
+`finish`, which adds what every tool shares, vectorised over the whole dump:
+
+- `frames.role`     app / celery / stdlib / third_party / native (`stack_rules.ROLE_BY_FILE`)
+- `threads.state`   lock_wait / io_wait / db_wait / sleep / running / idle / unknown
+- `threads.top`     innermost frame as ``function (file:line)``
+- `threads.signature` normalised stack, innermost first, ``function@basename`` joined by ``" < "``
+- `threads.bucket`  panicparse-like group number of identical signatures in this result
+
+Regexes are evaluated once per distinct ``(function, file)`` pair and joined back, so the cost
+grows with the variety of frames, not with the number of threads.
+
+State decision for one thread (first that applies):
+
+1. ``idle``: the stack holds idle Celery plumbing (`IDLE_STACK`: billiard's pool child
+   ``workloop``/``receive``, the consumer's ``asynloop``, kombu's hub) and no task frame
+   (`TASK_FRAME`: ``trace_task``/``__protected_call__``).
+2. the first frame, innermost first and no deeper than the first application frame, that
+   matches `STATE_BY_FRAME`; an ``io_wait`` whose candidate frames include a database driver
+   becomes ``db_wait``.
+3. a hint from the innermost Python frame's locals (`STATE_BY_LOCAL_REPR`, py-spy --locals),
+   because py-spy without ``--native`` does not show the C call a thread blocks in.
+4. ``running`` when the tool says the thread was on CPU (py-spy ``active``/``active+gil``).
+5. ``unknown``.
+
+`state_from` (extra column) says which step decided: idle / frames / locals / status / none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+import polars as pl
+
+from analyzer.analyses import stack_rules as R
+from analyzer.schema import FRAMES, THREADS, conform, empty
+
+STATES = ("lock_wait", "io_wait", "db_wait", "sleep", "running", "idle", "unknown")
+ROLES = ("app", "celery", "stdlib", "third_party", "native")
+TOP_K = 16  # frames from the innermost that may decide a wait state
+SIG_SEP = " < "
+
+# Extra thread columns every dump parser may fill (kept after the contract's).
+THREAD_EXTRA: dict[str, pl.DataType] = {
+    "thread_key": pl.String(),  # "{source}:{header line}", joins threads and frames
+    "status": pl.String(),  # py-spy idle / active / active+gil / gil; null for others
+    "wait_call": pl.String(),  # frame that decided the state: `pthread_mutex_lock`, `recv`, …
+    "wait_on": pl.String(),  # address waited on: mutex / futex / Python lock object (`0x7f…`)
+    "wait_symbol": pl.String(),  # its symbol when gdb printed one: `mutex_a`
+    "mutex_owner": pl.Int64(),  # LWP owning `wait_on` (gdb `__data.__owner`) when read
+    "state_from": pl.String(),  # idle / frames / locals / status / none
+    "frames_count": pl.Int64(),
+    "gdb_num": pl.Int64(),  # gdb's thread number
+    "fatal": pl.String(),  # faulthandler: `Segmentation fault` when the dump was a crash
+    "bucket_key": pl.String(),  # what `bucket` groups on (see bucket_threads)
+    "bucket_size": pl.Int64(),
+}
+FRAME_EXTRA: dict[str, pl.DataType] = {
+    "thread_key": pl.String(),
+    "args": pl.String(),  # gdb argument list as printed (`mutex=0x7f84314a0040 <mutex_a>`)
+}
+
+BucketLevel = Literal["exact", "functions", "top3"]
+
+# Raw rows parsers hand to `finish` (built with `raw_threads`/`raw_frames`).
+RAW_THREADS: dict[str, pl.DataType] = {
+    "dump": pl.String(), "source": pl.String(), "line": pl.Int64(), "tool": pl.String(),
+    "captured_at": pl.Datetime("ms"), "host": pl.String(), "pid": pl.Int64(), "tid": pl.Int64(),
+    "thread_ident": pl.String(), "name": pl.String(), "thread_key": pl.String(), "status": pl.String(),
+    "gdb_num": pl.Int64(), "mutex_owner": pl.Int64(), "fatal": pl.String(),
+}
+RAW_FRAMES: dict[str, pl.DataType] = {
+    "dump": pl.String(), "source": pl.String(), "src_line": pl.Int64(), "pid": pl.Int64(), "tid": pl.Int64(),
+    "depth": pl.Int64(), "function": pl.String(), "file": pl.String(), "line": pl.Int64(),
+    "native": pl.Boolean(), "code": pl.String(), "locals": pl.String(), "thread_key": pl.String(),
+    "args": pl.String(),
+}
+
+
+def raw_threads(rows: Sequence[dict[str, object]]) -> pl.DataFrame:
+    return pl.from_dicts(list(rows), schema=RAW_THREADS) if rows else pl.DataFrame(schema=RAW_THREADS)
+
+
+def raw_frames(rows: Sequence[dict[str, object]]) -> pl.DataFrame:
+    return pl.from_dicts(list(rows), schema=RAW_FRAMES) if rows else pl.DataFrame(schema=RAW_FRAMES)
+
+
+@dataclass
+class DumpFrames:
+    """What a dump parser returns before `finish`: raw rows plus coverage facts."""
+
+    threads: pl.DataFrame
+    frames: pl.DataFrame
+    lines: int = 0
+    parsed: int = 0
+    unrecognized: int = 0
+    samples: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+# --- per-pair attributes --------------------------------------------------------------------
+def _str(col: str) -> pl.Expr:
+    return pl.col(col).fill_null("")
+
+
+def _native_expr(function: str = "function", file: str = "file") -> pl.Expr:
+    return _str(file).str.contains(R.NATIVE_FILE) | _str(function).str.contains(R.NATIVE_FUNCTION)
+
+
+def frame_role_expr(function: str = "function", file: str = "file", native: str = "native") -> pl.Expr:
+    """`frames.role` as an expression over a frame of frames."""
+    expr: pl.Expr = pl.lit("app")
+    for role, pattern in reversed(R.ROLE_BY_FILE):
+        expr = pl.when(_str(file).str.contains(pattern)).then(pl.lit(role)).otherwise(expr)
+    return pl.when(pl.col(native).fill_null(False)).then(pl.lit("native")).otherwise(expr)
+
+
+def frame_role(file: str | None, *, function: str | None = None, native: bool = False) -> str:
+    """Role of one frame (scalar convenience over `frame_role_expr`)."""
+    df = pl.DataFrame({"function": [function], "file": [file], "native": [native]},
+                      schema={"function": pl.String, "file": pl.String, "native": pl.Boolean})
+    return str(df.select(frame_role_expr()).item())
+
+
+def _frame_state_expr() -> pl.Expr:
+    expr: pl.Expr = pl.lit(None, dtype=pl.String)
+    for state, fn_re, file_re in reversed(R.STATE_BY_FRAME):
+        cond = _str("function").str.contains(fn_re) if fn_re else pl.lit(True)
+        if file_re:
+            cond = cond & _str("file").str.contains(file_re)
+        expr = pl.when(cond).then(pl.lit(state)).otherwise(expr)
+    return expr
+
+
+def _any_of(rows: Sequence[tuple[str, str]]) -> pl.Expr:
+    expr: pl.Expr = pl.lit(False)
+    for fn_re, file_re in rows:
+        expr = expr | (_str("function").str.contains(fn_re) & _str("file").str.contains(file_re))
+    return expr
+
+
+def _mask_function() -> pl.Expr:
+    expr = _str("function")
+    for pattern, mask in R.SIGNATURE_MASKS:
+        expr = expr.str.replace_all(pattern, mask)
+    return expr
+
+
+def _basename() -> pl.Expr:
+    return _str("file").str.extract(r"([^/]*)$", 1).fill_null("")
+
+
+def _pair_attributes(frames: pl.DataFrame) -> pl.DataFrame:
+    """Every regex-derived attribute of each distinct (function, file, native) triple."""
+    pairs = frames.select("function", "file", "native").unique()
+    return pairs.with_columns(
+        frame_role_expr().alias("role"),
+        _frame_state_expr().alias("_fstate"),
+        (_str("function").str.contains(R.TASK_FRAME)).alias("_task"),
+        _any_of(R.IDLE_STACK).alias("_idle"),
+        pl.concat_str(_mask_function(), pl.lit("@"), _basename()).alias("_tok"),
+        _mask_function().alias("_fn"),
+        _mask_function().str.contains(R.NOISE_FUNCTION).alias("_noise"),
+    )
+
+
+# --- finishing a dump ---------------------------------------------------------------------------
+def _locals_hint() -> pl.Expr:
+    expr: pl.Expr = pl.lit(None, dtype=pl.String)
+    for state, pattern in reversed(R.STATE_BY_LOCAL_REPR):
+        expr = pl.when(_str("_top_locals").str.contains(pattern)).then(pl.lit(state)).otherwise(expr)
+    return expr
+
+
+# `mutex=0x7f84314a0040 <mutex_a>` / `futex=futex@entry=0x55d31986a060 <a>` / `self=0x7f921f5db700`
+WAIT_ADDR_RE = r"(?:mutex|futex|futex_word|self|lock)=(?:\w+@entry=)?(0x[0-9a-f]+)(?: <([^>]+)>)?"
+
+
+def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Add roles, states, top, signature and bucket; conform both frames to the contract."""
+    threads, frames = raw.threads, raw.frames
+    if threads.is_empty():
+        return _empty_threads(), _empty_frames()
+    if "native" not in frames.columns or frames.schema["native"] != pl.Boolean:
+        frames = frames.with_columns(pl.col("native").cast(pl.Boolean) if "native" in frames.columns
+                                     else _native_expr().alias("native"))
+    frames = frames.with_columns(pl.col("native").fill_null(False),
+                                 pl.col("function").cast(pl.String), pl.col("file").cast(pl.String))
+    attrs = _pair_attributes(frames)
+    fr = frames.join(attrs, on=["function", "file", "native"], how="left", nulls_equal=True)
+    fr = fr.sort("thread_key", "depth")
+
+    app = (pl.col("role") == "app") & ~pl.col("native")
+    first_app = pl.when(app).then(pl.col("depth")).min().over("thread_key")
+    cand = (pl.col("depth") < TOP_K) & (pl.col("depth") <= first_app.fill_null(1 << 30))
+    fr = fr.with_columns(cand.alias("_cand"))
+    fr = fr.with_columns(pl.when(pl.col("_cand")).then(pl.col("_fstate")).alias("_cstate"))
+
+    args = pl.col("args") if "args" in fr.columns else pl.lit(None, dtype=pl.String)
+    has_state = pl.col("_cstate").is_not_null()
+    # the thread's wait state is the innermost candidate's; the call named is the outermost
+    # contiguous frame in that state (`___pthread_mutex_lock`, not `futex_wait`)
+    fr = fr.with_columns(pl.col("_cstate").filter(has_state).first().over("thread_key").alias("_tstate"))
+    same = pl.col("_cstate") == pl.col("_tstate")
+    per = fr.group_by("thread_key").agg(
+        pl.col("_cstate").filter(has_state).first().alias("_fstate"),
+        pl.col("function").filter(same).last().alias("wait_call"),
+        (pl.col("_cstate") == "db_wait").any().alias("_db"),
+        pl.col("_task").any().alias("_task"),
+        pl.col("_idle").any().alias("_idle"),
+        pl.col("_tok").str.join(SIG_SEP).alias("signature"),
+        pl.concat_str(pl.col("function"), pl.lit(" ("), pl.col("file").fill_null("?"),
+                      pl.when(pl.col("line").is_not_null()).then(pl.concat_str(pl.lit(":"),
+                                                                                pl.col("line").cast(pl.String)))
+                      .otherwise(pl.lit("")), pl.lit(")")).first().alias("top"),
+        pl.col("locals").filter(~pl.col("native")).first().alias("_top_locals"),
+        args.filter(same & args.str.contains(WAIT_ADDR_RE)).last().alias("_wait_args"),
+        pl.len().alias("frames_count"),
+    )
+    t = threads.drop([c for c in ("state", "top", "signature", "bucket", "wait_call", "frames_count")
+                      if c in threads.columns])
+    t = t.join(per, on="thread_key", how="left")
+    if "status" not in t.columns:
+        t = t.with_columns(pl.lit(None, dtype=pl.String).alias("status"))
+    hint = _locals_hint()
+    running = pl.col("status").is_in(["active", "active+gil", "gil"])
+    idle = pl.col("_idle").fill_null(False) & ~pl.col("_task").fill_null(False)
+    io_db = (pl.col("_fstate") == "io_wait") & pl.col("_db").fill_null(False)
+    t = t.with_columns(hint.alias("_hint"))
+    t = t.with_columns(
+        pl.when(idle).then(pl.lit("idle"))
+        .when(io_db).then(pl.lit("db_wait"))
+        .when(pl.col("_fstate").is_not_null()).then(pl.col("_fstate"))
+        .when(pl.col("_hint").is_not_null()).then(pl.col("_hint"))
+        .when(running).then(pl.lit("running"))
+        .otherwise(pl.lit("unknown")).alias("state"),
+        pl.when(idle).then(pl.lit("idle"))
+        .when(pl.col("_fstate").is_not_null()).then(pl.lit("frames"))
+        .when(pl.col("_hint").is_not_null()).then(pl.lit("locals"))
+        .when(running).then(pl.lit("status"))
+        .otherwise(pl.lit("none")).alias("state_from"),
+        pl.col("signature").fill_null(""),
+        pl.col("frames_count").fill_null(0),
+    )
+    waddr = pl.col("_wait_args").str.extract_groups(WAIT_ADDR_RE)
+    wait_cols = []
+    if "wait_on" not in t.columns:
+        wait_cols.append(waddr.struct.field("1").alias("wait_on"))
+    else:
+        wait_cols.append(pl.coalesce(pl.col("wait_on"), waddr.struct.field("1")).alias("wait_on"))
+    if "wait_symbol" not in t.columns:
+        wait_cols.append(waddr.struct.field("2").alias("wait_symbol"))
+    else:
+        wait_cols.append(pl.coalesce(pl.col("wait_symbol"), waddr.struct.field("2")).alias("wait_symbol"))
+    t = t.with_columns(wait_cols)
+    t = t.drop("_fstate", "_db", "_task", "_idle", "_top_locals", "_wait_args", "_hint")
+    t = bucket_threads(t, "exact")
+    fr_out = fr.drop([c for c in fr.columns if c.startswith("_")])
+    return _conform_threads(t), _conform_frames(fr_out)
+
+
+def _conform_threads(t: pl.DataFrame) -> pl.DataFrame:
+    schema = {**THREADS, **THREAD_EXTRA}
+    # a fixed column set for every tool, so the bundle can stack dumps of different tools
+    return conform(t, schema).select(list(schema)).sort("source", "line")
+
+
+def _conform_frames(f: pl.DataFrame) -> pl.DataFrame:
+    schema = {**FRAMES, **FRAME_EXTRA}
+    return conform(f, schema).select(list(schema)).sort("source", "src_line", "depth")
+
+
+def _empty_threads() -> pl.DataFrame:
+    return empty({**THREADS, **THREAD_EXTRA})
+
+
+def _empty_frames() -> pl.DataFrame:
+    return empty({**FRAMES, **FRAME_EXTRA})
+
+
+# --- public analyses --------------------------------------------------------------------------
+def classify_state(threads: pl.DataFrame, frames: pl.DataFrame) -> pl.DataFrame:
+    """Recompute `state` (and `wait_call`, `state_from`, `top`, `signature`) of parsed threads.
+
+    Useful after editing `stack_rules` in a notebook; parsers already call it through `finish`.
+    """
+    keep_t = threads.drop([c for c in ("role",) if c in threads.columns])
+    keep_f = frames.drop([c for c in ("role",) if c in frames.columns])
+    t, _ = finish(DumpFrames(keep_t, keep_f))
+    return t
+
+
+def _bucket_key(level: BucketLevel) -> pl.Expr:
+    sig = pl.col("signature").fill_null("")
+    if level == "exact":
+        return sig
+    parts = sig.str.split(SIG_SEP)
+    fn = parts.list.eval(pl.element().str.replace(r"@[^@]*$", ""))
+    if level == "functions":
+        return fn.list.join(SIG_SEP)
+    if level == "top3":
+        noise = R.NOISE_FUNCTION
+        return fn.list.eval(pl.element().filter(~pl.element().str.contains(noise))).list.head(3).list.join(
+            SIG_SEP)
+    raise ValueError(f"unknown bucket level {level!r}")
+
+
+def bucket_threads(threads: pl.DataFrame, level: BucketLevel = "exact") -> pl.DataFrame:
+    """Number groups of threads with the same stack, panicparse-style.
+
+    Levels (strictest first): ``exact`` — identical normalised signature (functions and files);
+    ``functions`` — identical function names, files ignored; ``top3`` — identical first three
+    significant frames (interpreter / libc plumbing in `NOISE_FUNCTION` skipped).
+    Buckets are numbered 1… by size (largest first), then by key, so numbering is deterministic.
+    Adds `bucket` (replacing it), `bucket_key` and `bucket_size`.
+    """
+    if threads.is_empty():
+        out = threads.drop([c for c in ("bucket", "bucket_key", "bucket_size") if c in threads.columns])
+        return out.with_columns(pl.lit(None, dtype=pl.Int64).alias("bucket"),
+                                pl.lit(None, dtype=pl.String).alias("bucket_key"),
+                                pl.lit(None, dtype=pl.Int64).alias("bucket_size"))
+    t = threads.drop([c for c in ("bucket", "bucket_key", "bucket_size") if c in threads.columns])
+    t = t.with_columns(_bucket_key(level).alias("bucket_key"))
+    sizes = t.group_by("bucket_key").agg(pl.len().alias("bucket_size"))
+    sizes = sizes.sort(["bucket_size", "bucket_key"], descending=[True, False]).with_columns(
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("bucket"))
+    t = t.join(sizes, on="bucket_key", how="left")
+    cols = [c for c in t.columns if c not in ("bucket", "bucket_key", "bucket_size")]
+    if "signature" in cols:
+        i = cols.index("signature") + 1
+        cols = [*cols[:i], "bucket", *cols[i:], "bucket_key", "bucket_size"]
+    else:
+        cols = [*cols, "bucket", "bucket_key", "bucket_size"]
+    return t.select(cols)
+
+
+def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
+    """Threads (same pid and tid) seen in two or more dumps from different sources.
+
+    One row per (pid, tid): `dumps` (how many), `sources`, `first_dump`/`last_dump`, `states`,
+    `verdict` = ``stuck`` when every dump shows the same signature, ``progressing`` when it
+    changed. Dumps of different tools are compared on the ``functions`` level (py-spy and gdb
+    name frames differently); same-tool dumps on the exact signature. Order is the `captured_at`
+    order when known, else source name order.
+    """
+    cols = ["pid", "tid", "dumps", "sources", "tools", "states", "first_dump", "last_dump",
+            "signature", "verdict", "top"]
+    base = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null())
+    if base.is_empty():
+        return pl.DataFrame(schema={"pid": pl.Int64, "tid": pl.Int64, "dumps": pl.UInt32,
+                                    "sources": pl.List(pl.String), "tools": pl.List(pl.String),
+                                    "states": pl.List(pl.String), "first_dump": pl.String,
+                                    "last_dump": pl.String, "signature": pl.String, "verdict": pl.String,
+                                    "top": pl.String})
+    base = base.with_columns(_bucket_key("functions").alias("_fsig"))
+    base = base.sort("captured_at", "source", "line", nulls_last=True)
+    g = base.group_by("pid", "tid").agg(
+        pl.col("source").n_unique().alias("_nsrc"),
+        pl.col("dump").n_unique().alias("dumps"),
+        pl.col("source").unique(maintain_order=True).alias("sources"),
+        pl.col("tool").unique(maintain_order=True).alias("tools"),
+        pl.col("state").alias("states"),
+        pl.col("dump").first().alias("first_dump"),
+        pl.col("dump").last().alias("last_dump"),
+        pl.col("signature").n_unique().alias("_nsig"),
+        pl.col("_fsig").n_unique().alias("_nfsig"),
+        pl.col("tool").n_unique().alias("_ntool"),
+        pl.col("signature").last().alias("signature"),
+        pl.col("top").last().alias("top"),
+    ).filter(pl.col("_nsrc") >= 2)
+    same = pl.when(pl.col("_ntool") > 1).then(pl.col("_nfsig") == 1).otherwise(pl.col("_nsig") == 1)
+    g = g.with_columns(pl.when(same).then(pl.lit("stuck")).otherwise(pl.lit("progressing")).alias("verdict"))
+    return g.select(cols).sort("pid", "tid")
+
+
+def fill_native_ids(threads: pl.DataFrame) -> pl.DataFrame:
+    """Give faulthandler threads (pthread_t only) the pid/tid of a gdb/py-spy thread with the
+    same `thread_ident`, when exactly one (pid, tid) in the bundle carries that ident.
+
+    Forked pool children inherit their parent's main-thread pthread_t, so an ident seen with
+    several pids is ambiguous and left alone.
+    """
+    known = (threads.filter(pl.col("thread_ident").is_not_null() & pl.col("tid").is_not_null())
+             .group_by("thread_ident").agg(pl.col("pid").first().alias("_pid"), pl.col("tid").first().alias("_tid"),
+                                           pl.struct("pid", "tid").n_unique().alias("_n"))
+             .filter(pl.col("_n") == 1).drop("_n"))
+    if known.is_empty():
+        return threads
+    t = threads.join(known, on="thread_ident", how="left")
+    return t.with_columns(pl.coalesce("pid", "_pid").alias("pid"), pl.coalesce("tid", "_tid").alias("tid")) \
+        .drop("_pid", "_tid")
+
+
+def first_app_frames(frames: pl.DataFrame) -> pl.DataFrame:
+    """Innermost application frame of each thread: `thread_key`, `app_frame` (``file:line function``)."""
+    app = frames.filter((pl.col("role") == "app") & ~pl.col("native").fill_null(False)).sort("thread_key", "depth")
+    return app.group_by("thread_key", maintain_order=True).agg(
+        pl.concat_str(pl.col("file").fill_null("?"), pl.lit(":"), pl.col("line").cast(pl.String).fill_null("?"),
+                      pl.lit(" "), pl.col("function")).first().alias("app_frame"))
+
+
+STUCK_SCHEMA: dict[str, pl.DataType] = {
+    "task_id": pl.String(), "task_name": pl.String(), "host": pl.String(), "pid": pl.Int64(), "tid": pl.Int64(),
+    "time_start": pl.Datetime("ms"), "reference": pl.Datetime("ms"), "reference_kind": pl.String(),
+    "running_for_s": pl.Float64(), "dumps": pl.Int64(), "dump": pl.String(), "thread": pl.String(),
+    "state": pl.String(), "waits_on": pl.String(), "bucket": pl.Int64(), "app_frame": pl.String(),
+    "verdict": pl.String(), "log_lines": pl.Int64(), "last_log": pl.String(), "source": pl.String(),
+    "line": pl.Int64(),
+}
+# which dump describes a task's thread best: decided by frames, with an address, richest tool
+_FROM_RANK = {"frames": 0, "idle": 1, "locals": 2, "status": 3, "none": 4}
+_TOOL_RANK = {"gdb-py-bt": 0, "gdb": 1, "core": 1, "gdb-mi": 1, "py-spy": 2, "py-spy-json": 2, "faulthandler": 3}
+
+
+def _waits_on(th: dict[str, object]) -> str | None:
+    state = th.get("state")
+    if state is None:
+        return None
+    call, addr, sym = th.get("wait_call"), th.get("wait_on"), th.get("wait_symbol")
+    what = " ".join(str(x) for x in (call, addr, f"<{sym}>" if sym else None) if x)
+    owner = th.get("mutex_owner")
+    if owner is not None:
+        what += f" (held by LWP {owner})"
+    return f"{state}: {what}" if what else str(state)
+
+
+def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFrame,
+                events: pl.DataFrame | None = None, workers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Active tasks from `celery inspect active` joined to the dumps of their pool process.
+
+    One row per active task id. The thread running it, in each dump of its `worker_pid`, is the
+    one whose stack holds Celery's ``trace_task`` / ``__protected_call__`` frame, else the main
+    thread (tid == pid). Of those, the row describes the best one (state decided by frames, an
+    address waited on, gdb py-bt > gdb > py-spy > faulthandler): `state`, `waits_on` (state,
+    wait call, address/symbol, mutex owner), `bucket`, `app_frame` (innermost application frame
+    ``file:line function``); `dumps` counts the dumps that showed it and `verdict` is
+    `compare_dumps`' stuck/progressing for that thread when it was dumped more than once.
+    `log_lines` counts log records carrying the task id; `last_log` is the latest one.
+
+    `running_for_s` = reference − time_start, the reference being, first that exists: the
+    inspect row's `captured_at` (``reference_kind="captured_at"``); the host's first log record
+    plus `stats.uptime` (``"uptime"``: whole seconds, stats taken beside `active`); the host's
+    latest log record (``"last_log"``: a lower bound, a hung worker stops logging). Two
+    inspect snapshots carry the same `time_start`, so their difference says nothing beyond "still
+    there". Log timestamps are naive local time while `time_start` is epoch: it is converted to
+    UTC and shifted by the zone offset seen between the task's ``received`` record and
+    `time_start` (rounded to 15 minutes) when the log has that record.
+    """
+    if inspect.is_empty():
+        return pl.DataFrame(schema=STUCK_SCHEMA)
+    active = inspect.filter(pl.col("state") == "active").sort("source", "line").unique(
+        "task_id", keep="last", maintain_order=True)
+    ev = events if events is not None else pl.DataFrame(schema={"task_id": pl.String(), "ts": pl.Datetime("ms"),
+                                                                "host": pl.String(), "kind": pl.String(),
+                                                                "source": pl.String(), "line": pl.Int64()})
+    has_frames = not frames.is_empty()
+    apps = first_app_frames(frames) if has_frames else pl.DataFrame(
+        schema={"thread_key": pl.String(), "app_frame": pl.String()})
+    task_keys = (frames.filter(pl.col("function").fill_null("").str.contains(R.TASK_FRAME))["thread_key"]
+                 .unique().to_list()) if has_frames else []
+    verdicts = compare_dumps(threads) if not threads.is_empty() else None
+    rows: list[dict[str, object]] = []
+    for task in active.iter_rows(named=True):
+        pid, host = task.get("worker_pid"), task.get("host")
+        tev = ev.filter(pl.col("task_id") == task["task_id"]) if not ev.is_empty() else ev
+        hev = ev.filter(pl.col("host") == host) if (host and not ev.is_empty()) else ev
+        start = task.get("time_start")
+        assert start is None or isinstance(start, datetime)
+        rec = tev.filter(pl.col("kind") == "received").select("ts").drop_nulls()
+        if start is not None and not rec.is_empty():
+            offset = round((rec.item(0, 0) - start).total_seconds() / 900.0) * 900.0
+            start = start + timedelta(seconds=offset)
+        ref, ref_kind = task.get("captured_at"), ("captured_at" if task.get("captured_at") else None)
+        if ref is None and workers is not None and not workers.is_empty() and not hev.is_empty():
+            w = workers.filter(pl.col("host") == host).drop_nulls("uptime")
+            first_ts = hev.select(pl.col("ts").min()).item()
+            if not w.is_empty() and first_ts is not None:
+                ref, ref_kind = first_ts + timedelta(seconds=float(w["uptime"][-1])), "uptime"
+        if ref is None and not hev.is_empty():
+            last = hev.select(pl.col("ts").max()).item()
+            if last is not None:
+                ref, ref_kind = last, "last_log"
+        running = (ref - start).total_seconds() if isinstance(ref, datetime) and start is not None else None
+        last_log = None
+        if not tev.is_empty():
+            lr = tev.sort("ts", "line", nulls_last=True).row(-1, named=True)
+            last_log = f"{lr['source']}:{lr['line']}"
+        row: dict[str, object] = {
+            "task_id": task["task_id"], "task_name": task.get("task_name"), "host": host, "pid": pid,
+            "time_start": start, "reference": ref, "reference_kind": ref_kind, "running_for_s": running,
+            "log_lines": tev.height, "last_log": last_log, "source": task.get("source"), "line": task.get("line"),
+            "dumps": 0,
+        }
+        cand = threads.filter(pl.col("pid") == pid) if pid is not None and not threads.is_empty() else threads.clear()
+        picks: list[dict[str, object]] = []
+        for _, grp in cand.group_by("dump", maintain_order=True):
+            running_thr = grp.filter(pl.col("thread_key").is_in(task_keys))
+            pick = running_thr if not running_thr.is_empty() else grp.filter(pl.col("tid") == pid)
+            if not pick.is_empty():
+                picks.append(pick.row(0, named=True))
+        if picks:
+            picks.sort(key=lambda th: (_FROM_RANK.get(str(th.get("state_from")), 9),
+                                       th.get("wait_on") is None, _TOOL_RANK.get(str(th.get("tool")), 9),
+                                       str(th.get("source"))))
+            th = picks[0]
+            app_row = apps.filter(pl.col("thread_key") == th["thread_key"])
+            app_frame = app_row["app_frame"][0] if not app_row.is_empty() else None
+            if app_frame is None:  # the best dump may lack Python frames (gdb bt): take another's
+                for other in picks[1:]:
+                    a = apps.filter(pl.col("thread_key") == other["thread_key"])
+                    if not a.is_empty():
+                        app_frame = a["app_frame"][0]
+                        break
+            verdict = None
+            if verdicts is not None and th.get("tid") is not None:
+                v = verdicts.filter((pl.col("pid") == pid) & (pl.col("tid") == th["tid"]))
+                verdict = v["verdict"][0] if not v.is_empty() else None
+            row.update({"tid": th.get("tid"), "dump": th.get("dump"), "thread": th.get("name"),
+                        "state": th.get("state"), "waits_on": _waits_on(th), "bucket": th.get("bucket"),
+                        "app_frame": app_frame, "dumps": len(picks), "verdict": verdict})
+        rows.append(row)
+    return pl.from_dicts(rows, schema=STUCK_SCHEMA) if rows else pl.DataFrame(schema=STUCK_SCHEMA)
+
+
+def locals_json(pairs: Sequence[tuple[str, str | None]]) -> str | None:
+    """`frames.locals`: a JSON object name → repr (None when there are no locals)."""
+    if not pairs:
+        return None
+    return json.dumps(dict(pairs), ensure_ascii=False)
+
+
+HEX_RE = re.compile(r"^0x[0-9a-fA-F]+$")
+
+
+def norm_ident(value: str | int | None) -> str | None:
+    """pthread_t as lower-case hex without zero padding: `0x7f92223e3b80`."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return hex(value)
+    v = value.strip()
+    try:
+        return hex(int(v, 16)) if HEX_RE.match(v) else hex(int(v))
+    except ValueError:
+        return None
