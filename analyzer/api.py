@@ -14,14 +14,41 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.analyses import tasks as task_analysis
-from analyzer.bundle import Contents, Limits, Problem, read_bundle
+from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
+from analyzer.diagnosis import diagnose
+from analyzer.engine.errors import EngineError
+from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_member
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.log_format import compile_format
-from analyzer.diagnosis import diagnose
-from analyzer.findings import Finding
-from analyzer.report import Report, summarize
+
+
+def _folder(source: str) -> str:
+    name = source.rsplit(":", 1)[-1]
+    return name.rsplit("/", 1)[0] if "/" in name else ""
+
+
+def _stem(source: str) -> str:
+    return Path(source.rsplit(":", 1)[-1]).name.split(".")[0] or source
+
+
+def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
+    """Give records whose file never named its node one: the only node named in the same folder
+    (a worker's log file beside its stdout banner), else the file's stem."""
+    if events.is_empty() or events.get_column("host").null_count() == 0:
+        return events
+    named = (events.filter(pl.col("host").is_not_null())
+             .select(pl.col("source").map_elements(_folder, return_dtype=pl.String).alias("_folder"), "host")
+             .unique().group_by("_folder").agg(pl.col("host").sort()).filter(pl.col("host").list.len() == 1)
+             .select("_folder", pl.col("host").list.first().alias("_folder_host")))
+    sources = events.select("source").unique().with_columns(
+        pl.col("source").map_elements(_folder, return_dtype=pl.String).alias("_folder"),
+        pl.col("source").map_elements(_stem, return_dtype=pl.String).alias("_stem"),
+    ).join(named, on="_folder", how="left")
+    return (events.join(sources, on="source", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("host", "_folder_host", "_stem").alias("host"))
+            .drop("_folder", "_stem", "_folder_host"))
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,13 @@ class Bundle:
         return f"<Bundle {names}: {len(self.inputs)} inputs>"
 
     # --- reading ---------------------------------------------------------------------------
+    @classmethod
+    def from_text(cls, text: str, *, name: str = "input.log") -> Bundle:
+        """A bundle of one in-memory artifact (rule examples, notebook experiments)."""
+        b = cls([])
+        b.__dict__["contents"] = Contents(members=[Member(name, data=text.encode())])
+        return b
+
     @cached_property
     def contents(self) -> Contents:
         return read_bundle(self.paths, self._limits)
@@ -76,7 +110,7 @@ class Bundle:
     @cached_property
     def events(self) -> pl.DataFrame:
         """Every log record of every input on one timeline (ts, then source and line)."""
-        return self._frame("events").sort("ts", "source", "line", nulls_last=True)
+        return settle_hosts(self._frame("events")).sort("ts", "source", "line", nulls_last=True)
 
     @cached_property
     def tasks(self) -> pl.DataFrame:
@@ -98,6 +132,26 @@ class Bundle:
     def cycles(self) -> pl.DataFrame:
         return self._frame("cycles")
 
+    def report(self, *, rule_dirs: Sequence[str | Path] = (), select: Sequence[str] = (),
+               ignore: Sequence[str] = (), builtin_rules: bool = True) -> Report:
+        """Run the rules over the frames, rank the findings, and gather coverage."""
+        from analyzer.engine.catalogue import load_catalogue
+        from analyzer.engine.evaluate import evaluate
+
+        rules, errors = load_catalogue(rule_dirs, select=select, ignore=ignore, builtin=builtin_rules)
+        eval_errors: list[EngineError] = []
+        findings = evaluate(rules, self.frame_map(), errors=eval_errors)
+        ordered, roots = diagnose(findings)
+        return Report(
+            inputs=self.coverage,
+            kinds={i.name: i.kind for i in self.inputs},
+            problems=self.problems,
+            findings=ordered,
+            root_causes=roots,
+            summary=summarize(self),
+            rule_errors=[str(e) for e in (*errors, *eval_errors)],
+        )
+
     def frame_map(self) -> dict[str, pl.DataFrame]:
         return {"events": self.events, "tasks": self.tasks, "threads": self.threads, "frames": self.frames,
                 "waits": self.waits, "cycles": self.cycles}
@@ -108,23 +162,3 @@ def open_bundle(path: str | Path | Sequence[str | Path], *, log_formats: Sequenc
     """Open a bundle: a directory, an archive, a log file, or several of them."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     return Bundle(paths, log_formats=log_formats, limits=limits)
-
-
-def _report(self: Bundle, *, rule_dirs: Sequence[str | Path] = (), select: Sequence[str] = (),
-            ignore: Sequence[str] = ()) -> Report:
-    """Run the rules over the frames, rank the findings, and gather coverage."""
-    findings: list[Finding] = []
-    rule_errors: list[str] = []
-    ordered, roots = diagnose(findings)
-    return Report(
-        inputs=self.coverage,
-        kinds={i.name: i.kind for i in self.inputs},
-        problems=self.problems,
-        findings=ordered,
-        root_causes=roots,
-        summary=summarize(self),
-        rule_errors=rule_errors,
-    )
-
-
-Bundle.report = _report  # type: ignore[attr-defined]

@@ -86,3 +86,108 @@ def _main() -> None:
 
 def main() -> None:
     app()
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="List, document and test rules.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+def rules_list(
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
+) -> None:
+    """Table of rules: id, category, severity, status, title."""
+    from analyzer.engine.catalogue import load_catalogue
+
+    loaded, errors = load_catalogue(rules or ())
+    for r in loaded:
+        typer.echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
+    for e in errors:
+        typer.echo(str(e), err=True)
+    if errors:
+        raise typer.Exit(2)
+
+
+@rules_app.command("show")
+def rules_show(
+    rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. CP-B001.")],
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
+) -> None:
+    """A rule's documentation, rendered from its file (like `ruff rule`)."""
+    from analyzer.engine.catalogue import load_catalogue
+    from analyzer.engine.docs import rule_markdown
+
+    loaded, _ = load_catalogue(rules or ())
+    for r in loaded:
+        if r.id == rule_id:
+            typer.echo(rule_markdown(r))
+            return
+    raise _fail(f"no rule {rule_id!r}; see `celery-postmortem rules list`")
+
+
+@rules_app.command("test")
+def rules_test(
+    dirs: Annotated[list[Path] | None, typer.Argument(help="Rule directories (default: the catalogue).")] = None,
+) -> None:
+    """Run rules' examples through the real parsers (like `semgrep --test`); exit 1 on any failure."""
+    from analyzer.engine.catalogue import default_rule_dir, parse_example
+    from analyzer.engine.evaluate import check_examples
+    from analyzer.engine.rule import load_rules
+
+    loaded, errors = load_rules(list(dirs) if dirs else [default_rule_dir()])
+    failed = len(errors)
+    for e in errors:
+        typer.echo(f"error {e}")
+    for r in loaded:
+        for res in check_examples(r, parse_example):
+            where = f"{r.path}:{res.example.line}" if r.path else r.id
+            if res.ok:
+                note = f" (xfail: {res.example.xfail})" if res.example.xfail else ""
+                typer.echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
+            else:
+                failed += 1
+                typer.echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}")
+    typer.echo(f"{len(loaded)} rules, {failed} failure(s)")
+    raise typer.Exit(1 if failed else 0)
+
+
+RULE_TEMPLATE = '''id = "{rid}"
+category = "task.exception"
+severity = "warning"
+confidence = 0.8
+title = "TODO: one line saying what is wrong"
+what = "TODO: what the rule finds."
+why = "TODO: why it matters."
+on = "events"
+when = 'message ~ "TODO: a pattern from a real log line"'
+group_by = ["host"]
+message = "{{host}}: {{count}} TODO since {{first_seen}}"
+explains = []
+remediation = ["TODO: what to change, naming the setting or command."]
+references = []
+status = "experimental"
+
+[[example]]
+match = """
+TODO: paste a real log line the rule must match
+"""
+
+[[example]]
+no_match = """
+TODO: paste a real log line the rule must not match
+"""
+'''
+
+
+@rules_app.command("new")
+def rules_new(
+    rule_id: Annotated[str, typer.Argument(help="Id of the new rule, e.g. CP-U001.")],
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write it.")] = Path("."),
+) -> None:
+    """Write a rule template that fails its own test until it is filled in."""
+    path = directory / f"{rule_id}.toml"
+    if path.exists():
+        raise _fail(f"{path} exists")
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(RULE_TEMPLATE.format(rid=rule_id))
+    typer.echo(f"wrote {path}; fill it in, then run `celery-postmortem rules test {directory}`")

@@ -73,5 +73,46 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
+    out = _mark_lost(out, events, ev)
     out = out.sort(["received_at", "started_at", "task_id"], nulls_last=True)
     return conform(out, TASKS).select(TASKS.keys())
+
+
+# `Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'` (billiard/pool.py)
+EXITED_RE = r"^Process '([^']+)' pid:\d+ exited with '([^']+)'"
+
+
+def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame, task_events: pl.DataFrame) -> pl.DataFrame:
+    """Unfinished tasks whose pool child died are LOST, not merely STARTED.
+
+    Celery 5 logs the loss without a task id (`Task handler raised error: WorkerLostError(…)`), so
+    the task is found through the child: the unfinished task whose last line came from the
+    process that `Process '…' exited with '…'` names, on the same host, before it exited; or,
+    when no task logged from a child, the only unfinished task on that host at that moment.
+    Celery 3.1 names the task (`raised unexpected: WorkerLostError`): that is LOST too.
+    """
+    tasks = tasks.with_columns(
+        pl.when(pl.col("exc_type").fill_null("").str.ends_with("WorkerLostError")).then(pl.lit("LOST"))
+        .otherwise(pl.col("state")).alias("state"))
+    exits = events.filter(pl.col("kind") == "process_exited").select(
+        "host", pl.col("ts").alias("_exit_ts"), pl.col("message").str.extract(EXITED_RE, 1).alias("_proc"))
+    if exits.is_empty():
+        return tasks
+    unfinished = tasks.filter(pl.col("state").is_in(["STARTED", "RECEIVED"])).select("task_id", "host",
+                                                                                     "received_at")
+    last_proc = (task_events.filter(pl.col("process").is_not_null() & (pl.col("process") != "MainProcess"))
+                 .group_by("task_id").agg(pl.col("process").last().alias("_proc"), pl.col("ts").max().alias("_last")))
+    by_proc = (unfinished.join(last_proc, on="task_id").join(exits, on=["host", "_proc"])
+               .filter(pl.col("_last") <= pl.col("_exit_ts")).select("task_id", "_exit_ts"))
+    lone = (unfinished.join(last_proc, on="task_id", how="anti").join(exits, on="host")
+            .filter(pl.col("received_at") <= pl.col("_exit_ts"))
+            .filter(pl.len().over("_exit_ts") == 1).select("task_id", "_exit_ts"))
+    lost = pl.concat([by_proc, lone]).group_by("task_id").agg(pl.col("_exit_ts").min())
+    if lost.is_empty():
+        return tasks
+    return tasks.join(lost, on="task_id", how="left").with_columns(
+        pl.when(pl.col("_exit_ts").is_not_null()).then(pl.lit("LOST")).otherwise(pl.col("state")).alias("state"),
+        pl.coalesce("finished_at", "_exit_ts").alias("finished_at"),
+        pl.when(pl.col("_exit_ts").is_not_null()).then(pl.coalesce("exc_type", pl.lit("WorkerLostError")))
+        .otherwise(pl.col("exc_type")).alias("exc_type"),
+    ).drop("_exit_ts")

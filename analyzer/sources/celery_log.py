@@ -14,8 +14,9 @@ messages), FORMATS.md A.1/A.3. States of the line classifier, each with a real s
 - preamble: lines before the first (pseudo-)header of a stream: blank ones are fine, others
   are counted as unrecognised.
 
-Records are numbered with a cumulative sum over the start flags (per container stream when
-the file interleaves several), so folding is a group-by, never a Python loop.
+A record is named by the line number of its start, forward-filled over its continuation lines
+(per container stream when the file interleaves several), so folding is a group-by, never a
+Python loop.
 """
 
 from __future__ import annotations
@@ -77,20 +78,25 @@ class Parsed:
     coverage: Coverage
 
 
-def _default_header(df: pl.DataFrame) -> pl.DataFrame:
-    """Split default-format header lines by position; other lines get nulls."""
+def _default_candidates() -> pl.Expr:
+    """Cheap positional test for a default-format header: `[` … `: ` at column 24, `,` at 20."""
     text = pl.col("text")
-    ts = text.str.slice(1, 23).str.strptime(pl.Datetime("ms"), TS_FORMAT, strict=False)
-    is_header = text.str.starts_with("[") & (text.str.slice(24, 2) == ": ") & ts.is_not_null()
+    return text.str.starts_with("[") & (text.str.slice(20, 1) == ",") & (text.str.slice(24, 2) == ": ")
+
+
+def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
+    """Split header lines by position: seconds parse fast on their own, milliseconds are an int."""
+    text = pl.col("text")
+    seconds = text.str.slice(1, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False)
+    millis = text.str.slice(21, 3).cast(pl.Int64, strict=False).fill_null(0)
     rest = text.str.slice(26)
     slash = rest.str.find("/", literal=True)
     close = rest.str.find("]", literal=True)
-    return df.with_columns(
-        is_header.alias("_hdr"),
-        pl.when(is_header).then(ts).alias("ts"),
-        pl.when(is_header).then(rest.str.slice(0, slash)).alias("level"),
-        pl.when(is_header).then(rest.str.slice(slash + 1, close - slash - 1)).alias("process"),
-        pl.when(is_header).then(rest.str.slice(close + 1).str.strip_prefix(" ")).alias("message"),
+    return heads.with_columns(
+        (seconds + pl.duration(milliseconds=millis)).alias("ts"),
+        rest.str.slice(0, slash).alias("level"),
+        rest.str.slice(slash + 1, close - slash - 1).alias("process"),
+        rest.str.slice(close + 2).alias("message"),
     )
 
 
@@ -120,12 +126,13 @@ def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
     )
 
 
-def _pseudo(df: pl.DataFrame) -> pl.Expr:
+def _pseudo() -> pl.Expr:
+    """Lines that start a record of their own in merged console output (run on non-headers only)."""
     text = pl.col("text")
     starts = pl.lit(False)
     for p in PSEUDO_PREFIXES:
         starts = starts | text.str.starts_with(p)
-    return ~pl.col("_hdr") & (
+    return (
         starts
         | (text.str.starts_with(" -") & text.str.contains(BANNER_RE))
         | (text.str.starts_with("/") & text.str.contains(WARNING_LINE_RE))
@@ -137,61 +144,70 @@ def _pseudo(df: pl.DataFrame) -> pl.Expr:
 def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
                 kind: str = "celery_log") -> Parsed:
     df = lines.frame
-    df = _custom_header(df, log_formats) if log_formats else _default_header(df)
-    df = df.with_columns(_pseudo(df).alias("_pseudo"))
-    df = df.with_columns((pl.col("_hdr") | pl.col("_pseudo")).alias("_start"))
-    stream_key = pl.col("stream").fill_null("")
-    df = df.with_columns(pl.col("_start").cast(pl.Int64).cum_sum().over(stream_key).alias("_rec"))
+    # 1. which lines start a record: headers (cheap test on all lines), pseudo-headers (on the rest)
+    if log_formats:
+        df = _custom_header(df, log_formats)
+        heads = df.filter(pl.col("_hdr"))
+    else:
+        df = df.with_columns(_default_candidates().alias("_hdr"))
+        heads = _default_fields(df.filter(pl.col("_hdr")))
+    others = df.filter(~pl.col("_hdr"))
+    pseudo = others.filter(_pseudo()).with_columns(
+        pl.col("text").alias("message"), pl.lit(True).alias("_pseudo"))
+    start = pl.col("_hdr")
+    if pseudo.height:
+        start = start | pl.col("line").is_in(pseudo.get_column("line").implode())
+    df = df.with_columns(start.alias("_start"))
+    # a record is named by the line of its start; continuation lines inherit it (per container stream)
+    rec = pl.when(pl.col("_start")).then(pl.col("line")).forward_fill()
+    df = df.with_columns((rec.over(pl.col("stream").fill_null("")) if lines.had_prefix else rec).alias("_rec"))
 
-    # continuation lines, folded into their record; the exception line follows the last frame
-    cont = df.filter(~pl.col("_start") & (pl.col("_rec") > 0))
-    last_frame = pl.when(pl.col("text").str.starts_with('  File "')).then(pl.col("line")).max().over(
-        "stream", "_rec")
-    cont = cont.with_columns(last_frame.alias("_lf"))
-    exc = (
-        cont.filter(
-            pl.col("_lf").is_not_null() & (pl.col("line") > pl.col("_lf"))
-            & ~pl.col("text").str.starts_with(" ") & (pl.col("text") != "")
-            & ~pl.col("text").str.starts_with('"""') & ~pl.col("text").str.starts_with("\t")
+    # 2. continuation lines, folded into their record; the exception line follows the last frame
+    cont = df.filter(~pl.col("_start") & pl.col("_rec").is_not_null())
+    starts = pl.concat([heads.with_columns(pl.lit(False).alias("_pseudo")), pseudo], how="diagonal_relaxed")
+    starts = starts.join(df.select("line", "_rec"), on="line", how="left").sort("line")
+    if cont.height:
+        last_frame = pl.when(pl.col("text").str.starts_with('  File "')).then(pl.col("line")).max().over("_rec")
+        cont = cont.with_columns(last_frame.alias("_lf"))
+        exc = (
+            cont.filter(
+                pl.col("_lf").is_not_null() & (pl.col("line") > pl.col("_lf"))
+                & ~pl.col("text").str.starts_with(" ") & (pl.col("text") != "")
+                & ~pl.col("text").str.starts_with('"""') & ~pl.col("text").str.starts_with("\t")
+            )
+            .group_by("_rec").agg(pl.col("text").sort_by("line").first().alias("_excl"))
+            .with_columns(pl.col("_excl").str.extract(EXC_LINE_RE, 1).alias("exc_type"))
+            .drop("_excl")
         )
-        .group_by("stream", "_rec").agg(pl.col("text").sort_by("line").first().alias("_excl"))
-        .with_columns(pl.col("_excl").str.extract(EXC_LINE_RE, 1).alias("_exc"))
-        .drop("_excl")
-    )
-    folded = cont.group_by("stream", "_rec").agg(
-        pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
-        pl.col("line").max().alias("end_line"),
-    )
-
-    starts = df.filter(pl.col("_start"))
-    starts = starts.with_columns(
-        pl.when(pl.col("_pseudo")).then(pl.col("text")).otherwise(pl.col("message")).alias("message")
-    ).join(folded, on=["stream", "_rec"], how="left", nulls_equal=True).join(
-        exc, on=["stream", "_rec"], how="left", nulls_equal=True)
+        folded = cont.group_by("_rec").agg(
+            pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
+            pl.col("line").max().alias("end_line"),
+        ).join(exc, on="_rec", how="left")
+        starts = starts.join(folded, on="_rec", how="left")
+        text = pl.when(pl.col("_cont").is_not_null()).then(
+            pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont"))).otherwise(pl.col("message"))
+    else:
+        starts = starts.with_columns(pl.lit(None, dtype=pl.Int64).alias("end_line"),
+                                     pl.lit(None, dtype=pl.String).alias("exc_type"))
+        text = pl.col("message")
     starts = starts.with_columns(
         pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
-        pl.when(pl.col("_cont").is_not_null())
-        .then(pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont")))
-        .otherwise(pl.col("message")).alias("text"),
-        pl.col("_exc").alias("exc_type"),
-        pl.when(pl.col("_pseudo") & pl.col("text").str.contains(BANNER_RE)).then(pl.lit("banner"))
-        .alias("kind"),
+        text.alias("text"),
+        pl.when(pl.col("_pseudo") & pl.col("text").str.starts_with(" -") & pl.col("text").str.contains(BANNER_RE))
+        .then(pl.lit("banner")).otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
+        pl.when(pl.col("_pseudo") & pl.col("message").str.starts_with("/")).then(pl.lit("WARNING"))
+        .otherwise(pl.col("level")).alias("level"),
     )
-    if "task_name" not in starts.columns:
-        starts = starts.with_columns(pl.lit(None, dtype=pl.String).alias("task_name"),
-                                     pl.lit(None, dtype=pl.String).alias("task_id"))
+    for col in ("task_name", "task_id", "logger", "level", "process", "ts"):
+        if col not in starts.columns:
+            starts = starts.with_columns(pl.lit(None, dtype=EVENTS[col]).alias(col))
     ev = classify(starts)
-    ev = ev.with_columns(
-        pl.when(pl.col("_pseudo") & pl.col("message").str.starts_with("/")
-                & pl.col("message").str.contains(WARNING_LINE_RE))
-        .then(pl.lit("WARNING")).otherwise(pl.col("level")).alias("level"),
-    )
     ev = _attribute_hosts(ev, source)
     ev = ev.with_columns(pl.lit(source).alias("source"))
     events = conform(ev, EVENTS).select(EVENTS.keys())
 
-    preamble = df.filter(pl.col("_rec") == 0)
-    unrec = preamble.filter(pl.col("text").str.strip_chars() != "")
+    # 3. coverage: lines before a stream's first record are preamble; blank ones are fine
+    unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
     cov = Coverage(source=source, kind=kind, lines=df.height, unrecognized=unrec.height,
                    invalid_utf8=lines.invalid_utf8)
     cov.parsed = cov.lines - cov.unrecognized
@@ -204,18 +220,23 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
 
 
 def _attribute_hosts(ev: pl.DataFrame, source: str) -> pl.DataFrame:
-    """Node name per stream: `… ready.` line, else the banner, else `hostname`, stream or file stem."""
-    ready = pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(READY_RE, 1))
-    banner = pl.when(pl.col("kind") == "banner").then(pl.col("message").str.extract(BANNER_RE, 1))
-    named = [ready.drop_nulls().first().over("stream").alias("_h_ready"),
-             banner.drop_nulls().first().over("stream").alias("_h_banner")]
-    ev = ev.with_columns(named)
-    stem = Path(source.split(":")[-1]).name.split(".")[0] or source
+    """Node name per stream: `hostname`, `… ready.` line, banner, or container stream; else null.
+
+    A null host is settled at bundle level (`analyzer.api.settle_hosts`): a log that never got
+    to `ready.` takes the node name its own stdout banner gives, else its file stem."""
+    named = ev.filter(pl.col("kind").is_in(["ready", "banner"])).select(
+        pl.col("stream"),
+        pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(READY_RE, 1))
+        .otherwise(pl.col("message").str.extract(BANNER_RE, 1)).alias("_named"),
+        (pl.col("kind") == "banner").alias("_is_banner"),
+    ).drop_nulls("_named").sort("_is_banner").group_by("stream", maintain_order=True).first()
     hostname = [pl.col("_hostname")] if "_hostname" in ev.columns else []
-    return ev.with_columns(
-        pl.coalesce(*hostname, pl.col("_h_ready"), pl.col("_h_banner"), pl.col("stream"), pl.lit(stem))
-        .alias("host")
-    )
+    if named.height:
+        ev = ev.join(named.select("stream", "_named"), on="stream", how="left", nulls_equal=True,
+                     maintain_order="left")
+    else:
+        ev = ev.with_columns(pl.lit(None, dtype=pl.String).alias("_named"))
+    return ev.with_columns(pl.coalesce(*hostname, pl.col("_named"), pl.col("stream")).alias("host"))
 
 
 def parse(data: bytes | Path, *, source: str, log_formats: list[LogFormat] | None = None) -> Parsed:

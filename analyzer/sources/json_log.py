@@ -77,10 +77,9 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
         pl.lit(None, dtype=pl.String).alias("kind"),
     )
     ev = classify(objs)
-    stem = Path(source.split(":")[-1]).name.split(".")[0] or source
     ready = pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(r"^(\S+@\S+) ready\.$", 1))
     ev = ev.with_columns(
-        pl.coalesce(pl.col("_hostname"), ready.drop_nulls().first(), pl.lit(stem)).alias("host"),
+        pl.coalesce(pl.col("_hostname"), ready.drop_nulls().first()).alias("host"),
         pl.lit(source).alias("source"),
     )
     events = conform(ev, EVENTS).select(EVENTS.keys())

@@ -54,80 +54,121 @@ EXC_IN_MESSAGE_RE = r"(?:raised unexpected|raised expected|INTERNAL ERROR|raised
 READY_RE = r"^(\S+@\S+) ready\.$"
 
 
-def classify(ev: pl.DataFrame) -> pl.DataFrame:
-    """Add `kind`, `task_name`, `task_id`, `runtime_s` (and `exc_type` from the message) to records.
-
-    `ev` needs `message`, `level` and `process` columns; existing non-null `kind`/`task_*` values
-    (set by a parser that knows better, e.g. JSON logs) are kept.
-    """
+def _task_family(rows: pl.DataFrame) -> pl.DataFrame:
+    """`Task name[id] verb…` rows: name and id by position, kind by the verb's prefix."""
     msg = pl.col("message")
-    is_task = msg.str.starts_with("Task ")
-    bracket = msg.str.find("[", literal=True)
-    close = msg.str.find("] ", literal=True)
-    close_end = msg.str.find("]", literal=True)
-    after = msg.str.slice(close + 2)
-    verb_kind: pl.Expr = pl.lit(None, dtype=pl.String)
+    rows = rows.select("_i", "message", "level", msg.str.find("[", literal=True).alias("_b"),
+                       msg.str.find("] ", literal=True).alias("_c"))
+    rows = rows.filter(pl.col("_b").is_not_null() & pl.col("_c").is_not_null())
+    rows = rows.with_columns(msg.str.slice(pl.col("_c") + 2).alias("_after"))
+    after = pl.col("_after")
+    verb_kind: pl.Expr = pl.when(pl.col("level") == "WARNING").then(pl.lit("rejected"))
     for prefix, kind in reversed(_TASK_VERBS):
         verb_kind = pl.when(after.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(verb_kind)
-    # Reject's repr follows the id at WARNING; anything else after the id stays unclassified.
-    task_kind = pl.coalesce(
-        verb_kind,
-        pl.when(pl.col("level") == "WARNING").then(pl.lit("rejected")),
+    runtime = after.str.slice(13, after.str.find("s:", literal=True) - 13).cast(pl.Float64, strict=False)
+    return rows.select(
+        "_i",
+        verb_kind.alias("_k"),
+        msg.str.slice(5, pl.col("_b") - 5).alias("_n"),
+        msg.str.slice(pl.col("_b") + 1, pl.col("_c") - pl.col("_b") - 1).alias("_t"),
+        pl.when(after.str.starts_with("succeeded in ")).then(runtime).alias("_r"),
     )
-    task_name = msg.str.slice(5, bracket - 5)
-    task_id = msg.str.slice(bracket + 1, close_end - bracket - 1)
 
-    out = ev.with_columns(
-        pl.when(is_task & bracket.is_not_null() & close.is_not_null()).then(task_kind).alias("_k"),
-        pl.when(is_task & bracket.is_not_null() & close.is_not_null()).then(task_name).alias("_n"),
-        pl.when(is_task & bracket.is_not_null() & close.is_not_null()).then(task_id).alias("_i"),
-        pl.when(is_task & after.str.starts_with("succeeded in "))
-        .then(after.str.extract(RUNTIME_RE, 1).cast(pl.Float64, strict=False))
-        .alias("_r"),
-    )
-    # The rarer forms: small prefilters, then a narrow regex.
+
+def _task_logger_family(rows: pl.DataFrame) -> pl.DataFrame:
+    """`proj.add[1c3f…]: adding 2 + 3` from a pool child: name and id by position."""
+    msg = pl.col("message")
+    rows = rows.select("_i", "message", msg.str.find("[", literal=True).alias("_b"),
+                       msg.str.find("]: ", literal=True).alias("_c"))
+    rows = rows.filter((pl.col("_c") - pl.col("_b")) == 37)  # a 36-character id between the brackets
+    return rows.select("_i", msg.str.slice(0, pl.col("_b")).alias("_n"),
+                       msg.str.slice(pl.col("_b") + 1, 36).alias("_t"))
+
+
+def _rare_family(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rarer lifecycle forms; each regex runs only on rows its prefix selected."""
+    msg = pl.col("message")
     time_limit = msg.str.starts_with("Hard time limit") | msg.str.starts_with("Soft time limit")
     colon_forms = msg.str.starts_with("Received task: ") | msg.str.starts_with("Discarding revoked task: ")
     unregistered = msg.str.starts_with("Received unregistered task of type")
-    exited = msg.str.starts_with("Process '") & msg.str.contains(" exited with ", literal=True)
-    worker_lost = msg.str.starts_with("Task handler raised error: WorkerLostError")
-    child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
-    task_logger = child & ~is_task & msg.str.contains("]: ", literal=True)
-    out = out.with_columns(
-        pl.when(time_limit).then(msg.str.extract(TIME_LIMIT_RE, 1))
-        .when(colon_forms).then(msg.str.extract(NAME_ID_AFTER_COLON_RE, 1))
-        .when(unregistered).then(msg.str.extract(UNREGISTERED_RE, 1))
-        .when(task_logger).then(msg.str.extract(TASK_LOGGER_RE, 1))
-        .alias("_n2"),
-        pl.when(time_limit).then(msg.str.extract(TIME_LIMIT_RE, 2))
-        .when(colon_forms).then(msg.str.extract(NAME_ID_AFTER_COLON_RE, 2))
-        .when(task_logger).then(msg.str.extract(TASK_LOGGER_RE, 2))
-        .alias("_i2"),
+    kind = (
         pl.when(msg.str.starts_with("Hard time limit")).then(pl.lit("hard_time_limit"))
         .when(msg.str.starts_with("Soft time limit")).then(pl.lit("soft_time_limit"))
         .when(msg.str.starts_with("Received task: ")).then(pl.lit("received"))
         .when(msg.str.starts_with("Discarding revoked task: ")).then(pl.lit("revoked"))
         .when(unregistered).then(pl.lit("unregistered"))
-        .when(exited).then(pl.lit("process_exited"))
-        .when(worker_lost).then(pl.lit("worker_lost"))
-        .when(msg.str.starts_with("Connected to ")).then(pl.lit("connected"))
+        .when(msg.str.starts_with("Process '") & msg.str.contains(" exited with ", literal=True))
+        .then(pl.lit("process_exited"))
+        .when(msg.str.starts_with("Task handler raised error: WorkerLostError")).then(pl.lit("worker_lost"))
         .when(msg.str.ends_with(" ready.") & msg.str.contains(READY_RE)).then(pl.lit("ready"))
-        .when(msg.str.starts_with("worker: Warm shutdown") | msg.str.starts_with("worker: Cold shutdown"))
-        .then(pl.lit("shutdown"))
-        .alias("_k2"),
-        pl.when(msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error")
-                | msg.str.contains("INTERNAL ERROR", literal=True))
-        .then(msg.str.extract(EXC_IN_MESSAGE_RE, 1)).alias("_e"),
     )
+    return rows.select(
+        "_i",
+        kind.alias("_k"),
+        pl.when(time_limit).then(msg.str.extract(TIME_LIMIT_RE, 1))
+        .when(colon_forms).then(msg.str.extract(NAME_ID_AFTER_COLON_RE, 1))
+        .when(unregistered).then(msg.str.extract(UNREGISTERED_RE, 1)).alias("_n"),
+        pl.when(time_limit).then(msg.str.extract(TIME_LIMIT_RE, 2))
+        .when(colon_forms).then(msg.str.extract(NAME_ID_AFTER_COLON_RE, 2)).alias("_t"),
+    )
+
+
+_RARE_PREFIXES = ("Hard time limit", "Soft time limit", "Received task: ", "Discarding revoked task: ",
+                  "Received unregistered task", "Process '", "Task handler raised error: WorkerLostError")
+_CHEAP_KINDS = (("Connected to ", "connected"), ("worker: Warm shutdown", "shutdown"),
+                ("worker: Cold shutdown", "shutdown"))
+
+
+def classify(ev: pl.DataFrame) -> pl.DataFrame:
+    """Add `kind`, `task_name`, `task_id`, `runtime_s` and `exc_type` (from the message) to records.
+
+    `ev` needs `message`, `level` and `process`; values already set (by a parser that knows
+    better, e.g. a traceback's exception type or a JSON log's `data`) are kept. Rows are split
+    into families by literal prefix tests; each family's extraction runs on its rows only and
+    the results are joined back by row.
+    """
+    msg = pl.col("message")
+    ev = ev.with_row_index("_i")
+    base = ev.select("_i", "message", "level", "process")
+    is_task = msg.str.starts_with("Task ") & ~msg.str.starts_with("Task handler raised error")
+    rare = pl.lit(False)
+    for prefix in _RARE_PREFIXES:
+        rare = rare | msg.str.starts_with(prefix)
+    rare = rare | msg.str.ends_with(" ready.")
+    child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
+    logger_line = child & ~is_task & msg.str.contains("]: ", literal=True)
+    has_exc = msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error") | \
+        msg.str.contains("INTERNAL ERROR", literal=True)
+    flags = base.with_columns(is_task.alias("_task"), (rare & ~is_task).alias("_rare"),
+                              logger_line.alias("_logger"), has_exc.alias("_exc"))
+    parts = [
+        _task_family(flags.filter(pl.col("_task"))),
+        _task_logger_family(flags.filter(pl.col("_logger"))),
+        _rare_family(flags.filter(pl.col("_rare"))),
+    ]
+    found = pl.concat(parts, how="diagonal_relaxed")
+    exc = flags.filter(pl.col("_exc")).select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e"))
+    cheap: pl.Expr = pl.lit(None, dtype=pl.String)
+    for prefix, kind in reversed(_CHEAP_KINDS):
+        cheap = pl.when(msg.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(cheap)
+    # join on a narrow frame and stack it on: joining the wide frame would copy every string column
+    narrow = (ev.select("_i", cheap.alias("_c"))
+              .join(found, on="_i", how="left", maintain_order="left")
+              .join(exc, on="_i", how="left", maintain_order="left"))
+    out = ev.hstack(narrow.drop("_i"))
+
+    def keep(col: str, *new: pl.Expr) -> pl.Expr:
+        existing = [pl.col(col)] if col in ev.columns else []
+        return pl.coalesce(*existing, *new).alias(col)
+
+    for col in ("_k", "_n", "_t", "_r", "_e"):  # a family with no rows contributes no column
+        if col not in out.columns:
+            out = out.with_columns(pl.lit(None, dtype=pl.Float64 if col == "_r" else pl.String).alias(col))
     # task logger ids of `???` (no current task) are not ids
-    out = out.with_columns(pl.when(pl.col("_i2") == "???").then(None).otherwise(pl.col("_i2")).alias("_i2"))
-    keep = [c for c in ("kind", "task_name", "task_id", "runtime_s", "exc_type") if c in out.columns]
     return out.with_columns(
-        pl.coalesce(*([pl.col("kind")] if "kind" in keep else []), pl.col("_k"), pl.col("_k2")).alias("kind"),
-        pl.coalesce(*([pl.col("task_name")] if "task_name" in keep else []), pl.col("_n"), pl.col("_n2"))
-        .alias("task_name"),
-        pl.coalesce(*([pl.col("task_id")] if "task_id" in keep else []), pl.col("_i"), pl.col("_i2"))
-        .alias("task_id"),
-        pl.coalesce(*([pl.col("runtime_s")] if "runtime_s" in keep else []), pl.col("_r")).alias("runtime_s"),
-        pl.coalesce(*([pl.col("exc_type")] if "exc_type" in keep else []), pl.col("_e")).alias("exc_type"),
-    ).drop("_k", "_n", "_i", "_r", "_n2", "_i2", "_k2", "_e")
+        keep("kind", pl.col("_k"), pl.col("_c")),
+        keep("task_name", pl.when(pl.col("_n") != "???").then(pl.col("_n"))),
+        keep("task_id", pl.when(pl.col("_t") != "???").then(pl.col("_t"))),
+        keep("runtime_s", pl.col("_r").cast(pl.Float64)),
+        keep("exc_type", pl.col("_e")),
+    ).drop("_i", "_k", "_n", "_t", "_r", "_e", "_c")

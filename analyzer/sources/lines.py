@@ -35,60 +35,68 @@ class Lines:
     had_prefix: bool
 
 
-def _pick_separator(data: bytes) -> bytes | None:
-    for sep in _SEPARATORS:
-        if sep not in data:
-            return sep
-    return None
+@dataclass(frozen=True)
+class _Scan:
+    separator: bytes | None
+    has_cr: bool
+    has_ansi: bool
 
 
-def _read(source: bytes | Path) -> pl.DataFrame:
-    data = source if isinstance(source, bytes) else None
-    if data is None:
-        assert isinstance(source, Path)
-        # A file on disk: scanning it once for the separator is far cheaper than holding a copy.
-        sep = _pick_separator_file(source)
-    else:
-        sep = _pick_separator(data)
-    if sep is None:  # pathological: every candidate occurs; split in Python instead
-        raw = data if data is not None else Path(source).read_bytes()  # type: ignore[arg-type]
+def _scan_bytes(data: bytes) -> _Scan:
+    sep = next((s for s in _SEPARATORS if s not in data), None)
+    return _Scan(sep, b"\r" in data, b"\x1b[" in data)
+
+
+def _scan_file(path: Path) -> _Scan:
+    """One pass over the file for the facts that decide how to read it (memchr-speed `in`)."""
+    candidates = list(_SEPARATORS)
+    has_cr = has_ansi = False
+    with path.open("rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 24):
+            while candidates and candidates[0] in chunk:  # usually one memchr per chunk
+                candidates.pop(0)
+            has_cr = has_cr or b"\r" in chunk
+            has_ansi = has_ansi or b"\x1b[" in (tail + chunk[:8]) or b"\x1b[" in chunk
+            tail = chunk[-8:]
+            if not candidates:
+                break
+    return _Scan(candidates[0] if candidates else None, has_cr, has_ansi)
+
+
+def _read(source: bytes | Path, scan: _Scan) -> tuple[pl.DataFrame, int]:
+    """Lines as a one-column frame, and how many lines held invalid UTF-8."""
+    if (isinstance(source, bytes) and not source) or (isinstance(source, Path) and source.stat().st_size == 0):
+        return pl.DataFrame({"text": []}, schema={"text": pl.String}), 0
+    if scan.separator is None:  # pathological: every candidate occurs; split in Python instead
+        raw = source if isinstance(source, bytes) else source.read_bytes()
         text = raw.decode("utf-8", errors="replace")
-        return pl.DataFrame({"text": text.split("\n")})
-    if data is not None and not data:
-        return pl.DataFrame({"text": []}, schema={"text": pl.String})
-    if data is None and Path(source).stat().st_size == 0:  # type: ignore[arg-type]
-        return pl.DataFrame({"text": []}, schema={"text": pl.String})
-    return pl.read_csv(
-        io.BytesIO(data) if data is not None else source,
-        has_header=False,
-        new_columns=["text"],
-        separator=sep.decode(),
-        quote_char=None,
-        encoding="utf8-lossy",
-        infer_schema=False,
-        comment_prefix=None,
-    )
+        return pl.DataFrame({"text": text.split("\n")}), text.count(REPLACEMENT)
 
+    def read(encoding: str) -> pl.DataFrame:
+        return pl.read_csv(
+            io.BytesIO(source) if isinstance(source, bytes) else source,
+            has_header=False, new_columns=["text"], schema={"text": pl.String},
+            separator=scan.separator.decode(), quote_char=None, encoding=encoding,  # type: ignore[union-attr]
+            comment_prefix=None,
+        )
 
-def _pick_separator_file(path: Path) -> bytes | None:
-    """The first candidate absent from the file; usually one memchr pass over the file."""
-    for sep in _SEPARATORS:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 24):
-                if sep in chunk:
-                    break
-            else:
-                return sep
-    return None
+    try:
+        return read("utf8"), 0  # the common case: valid UTF-8, no counting pass needed
+    except pl.exceptions.ComputeError:
+        df = read("utf8-lossy")
+        return df, int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
 
 
 def read_lines(source: bytes | Path) -> Lines:
     """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`)."""
-    df = _read(source)
-    text = pl.col("text").fill_null("").str.strip_suffix("\r")
+    scan = _scan_bytes(source) if isinstance(source, bytes) else _scan_file(source)
+    df, invalid = _read(source, scan)
+    text = pl.col("text").fill_null("")
+    if scan.has_cr:
+        text = text.str.strip_suffix("\r")
     df = df.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"), text.alias("text"))
-    invalid = int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
-    had_ansi = bool(df.select(pl.col("text").str.contains("\x1b[", literal=True).any()).item())
+    had_ansi = scan.has_ansi
     if had_ansi:
         df = df.with_columns(pl.col("text").str.replace_all(ANSI_RE, ""))
     # Prefixes only count when most lines carry them (a log line may contain " | " by chance).

@@ -1,0 +1,66 @@
+"""Where rules come from: the shipped catalogue plus users' directories, filtered by id/category.
+
+The catalogue is `rules/` of a source checkout, or `analyzer/_rules` inside an installed wheel
+(pyproject force-includes it there). Examples are parsed by the real parsers: the example text is
+sniffed and parsed exactly as a bundle member would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from .errors import EngineError
+from .rule import Rule, load_rules
+
+PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def default_rule_dir() -> Path:
+    shipped = PACKAGE / "_rules"
+    return shipped if shipped.is_dir() else PACKAGE.parent / "rules"
+
+
+def _hit(rule: Rule, pattern: str) -> bool:
+    """`CP-B001` (an id), `CP-B` (an id prefix), `broker.dns` (a category), `broker` (an area)."""
+    area = pattern.rstrip(".") + "."
+    return (rule.id == pattern or rule.category == pattern or rule.category.startswith(area)
+            or (pattern.startswith("CP-") and rule.id.startswith(pattern)))
+
+
+def _selected(rule: Rule, select: Sequence[str], ignore: Sequence[str]) -> bool:
+    return (not select or any(_hit(rule, p) for p in select)) and not any(_hit(rule, p) for p in ignore)
+
+
+def load_catalogue(extra_dirs: Sequence[str | Path] = (), *, select: Sequence[str] = (),
+                   ignore: Sequence[str] = (), builtin: bool = True) -> tuple[list[Rule], list[EngineError]]:
+    """The shipped rules (unless `builtin=False`) and the user's, after `--select` / `--ignore`.
+
+    User rules need no examples (they are checked by `rules test`); a user rule with the id of a
+    shipped rule replaces it.
+    """
+    rules: dict[str, Rule] = {}
+    errors: list[EngineError] = []
+    if builtin:
+        shipped, errs = load_rules(default_rule_dir())
+        rules.update((r.id, r) for r in shipped)
+        errors.extend(errs)
+    if extra_dirs:
+        users, errs = load_rules(list(extra_dirs), require_examples=False)
+        rules.update((r.id, r) for r in users)
+        errors.extend(errs)
+    chosen = [r for r in sorted(rules.values(), key=lambda r: r.id) if _selected(r, select, ignore)]
+    return chosen, errors
+
+
+def parse_example(on: str, text: str) -> pl.DataFrame:
+    """The frame `on` of an example's text, built by the same parsers a bundle goes through."""
+    from analyzer.api import Bundle
+
+    bundle = Bundle.from_text(text.strip("\n") + "\n", name="example")
+    frames = bundle.frame_map()
+    if on not in frames:
+        raise KeyError(f"no frame {on!r} can be built from example text")
+    return frames[on]
