@@ -441,3 +441,67 @@ SCENARIOS += [
              "next connections are refused with `max number of clients reached` and it exits with an "
              "unrecoverable error.", redis_maxclients, needs=("redis",)),
 ]
+
+
+# --- file descriptors -------------------------------------------------------------------------------
+
+NOFILE = int(os.environ.get("CPM_NOFILE", "64"))
+
+
+def _low_nofile() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def fd_exhaustion(ctx: Ctx) -> None:
+    port = ctx.redis()
+    app(ctx, f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1")
+    r = subprocess.run(["bash", "-c", "ulimit -a"], capture_output=True, text=True, preexec_fn=_low_nofile,
+                       check=True)
+    ctx.commands.append(f"bash -c 'ulimit -a'  # under setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))")
+    ctx.save("ulimit.txt", r.stdout)
+    ctx.commands.append(f"# the worker below runs under setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))")
+    w = ctx.worker(concurrency=1, preexec=_low_nofile)
+    ctx.wait_ready()
+    ctx.python("""
+        from proj import hold_files, add
+        for i in range(4):
+            r = hold_files.delay(20)
+            print(r.get(timeout=30, propagate=False), r.state, flush=True)
+        r = add.delay(1, 2)
+        print(r.get(timeout=30, propagate=False), r.state)
+    """)
+    ctx.wait_for("worker.log", r"Task proj\.add\[[^\]]+\] succeeded", timeout=30)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    ctx.note(f"The worker and `ulimit.txt` ran under `setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))` (a preexec "
+             "hook); with `-c 1` the pool child starts with about 15 descriptors and each `hold_files(20)` "
+             "leaks 20 more, so the third call fails.")
+
+
+def fd_exhaustion_startup(ctx: Ctx) -> None:
+    port = ctx.redis()
+    app(ctx, f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1")
+    r = subprocess.run(["bash", "-c", "ulimit -a"], capture_output=True, text=True, preexec_fn=_low_nofile,
+                       check=True)
+    ctx.commands.append(f"bash -c 'ulimit -a'  # under setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))")
+    ctx.save("ulimit.txt", r.stdout)
+    ctx.commands.append(f"# the worker below runs under setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))")
+    w = ctx.worker(concurrency=8, preexec=_low_nofile)
+    ctx.wait_for("worker.log", r"Too many open files|Unrecoverable error|ready\.", timeout=60)
+    if wait_exit(w, 30) is None:
+        ctx.stop(w)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    ctx.note(f"The worker and `ulimit.txt` ran under `setrlimit(RLIMIT_NOFILE, ({NOFILE}, {NOFILE}))` (a preexec "
+             "hook); eight pool processes take most of the descriptors before the consumer has started.")
+
+
+SCENARIOS += [
+    Scenario("fd-exhaustion", "A worker started with RLIMIT_NOFILE=64 runs tasks that leak file descriptors "
+             "(sockets and files) until the pool child hits `[Errno 24] Too many open files`.", fd_exhaustion,
+             needs=("redis",)),
+    Scenario("fd-exhaustion-startup", "A worker with `-c 8` started with RLIMIT_NOFILE=64: the pool takes "
+             "the descriptors and the consumer aborts with `Too many open files. Aborting...`.",
+             fd_exhaustion_startup, needs=("redis",)),
+]
