@@ -281,8 +281,9 @@ def _read_file(path: Path, name: str, limits: Limits, out: Contents, prefix: str
 def read_bundle(paths: Sequence[str | Path], limits: Limits | None = None) -> Contents:
     """Every member of every input, with a problem entry for each thing refused.
 
-    Names are relative to each input; with several inputs they are prefixed by the input's
-    own name (`a/worker.log`, `incident.tgz:worker.log`) so that two `worker.log` stay apart.
+    Names are relative to each input; with several inputs a directory's members are prefixed by
+    its name (`a/worker.log`), an archive's by its path (`x/incident.tgz:worker.log`), and a file
+    keeps the path it was given, so that two `worker.log` stay apart.
     """
     limits = limits or Limits()
     out = Contents()
@@ -297,7 +298,8 @@ def read_bundle(paths: Sequence[str | Path], limits: Limits | None = None) -> Co
                 name = f"{root.name}/{rel}" if many else rel
                 _read_file(p, name, limits, out, prefix=name + ":")
         else:
-            _read_file(root, root.name, limits, out, prefix=f"{root.name}:" if many else "")
+            name = root.as_posix() if many else root.name  # two `worker.log` inputs stay apart
+            _read_file(root, name, limits, out, prefix=f"{name}:" if many else "")
     return out
 
 

@@ -55,8 +55,8 @@ def test_tar_gz_and_zip_members_are_named_by_their_paths(tmp_path: Path) -> None
     assert [m.name for m in one.members] == ["logs/worker.log", "logs/w2.log"]
     assert one.members[1].read() == HEALTHY
     both = read_bundle([tgz, z])
-    assert [m.name for m in both.members] == ["incident.tgz:logs/worker.log", "incident.tgz:logs/w2.log",
-                                              "more.zip:w3.log"]
+    assert [m.name for m in both.members] == [f"{tgz.as_posix()}:logs/worker.log", f"{tgz.as_posix()}:logs/w2.log",
+                                              f"{z.as_posix()}:w3.log"]
 
 
 def test_content_not_name_decides_archives(tmp_path: Path) -> None:
