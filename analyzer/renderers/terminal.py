@@ -37,8 +37,8 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
         meta += " · " + ", ".join(f.hosts)
     lines.append(Text(meta, style="dim"))
     if f.explains:
-        effects = ", ".join(f"{e} {report.finding(e).category}" for e in f.explains)
-        lines.append(Text(f"explains: {effects}", style="italic"))
+        lines.append(Text("what followed from it:", style="bold"))
+        lines.extend(_chain(report, fid))
     if f.evidence:
         lines.append(Text("evidence:", style="bold"))
         for ev in f.evidence[: opts.max_evidence]:
@@ -64,13 +64,30 @@ def _findings_table(report: Report) -> Table:
     return t
 
 
+UNANALYSED = ("text", "binary")
+
+
 def _inputs_table(report: Report) -> Table:
     t = Table(title="Inputs", title_justify="left", expand=False)
     for col in ("path", "kind", "lines", "parsed", "unrecognized"):
         t.add_column(col, overflow="fold")
     for c in report.inputs:
-        t.add_row(c.source, c.kind, str(c.lines), str(c.parsed), str(c.unrecognized))
+        if c.kind not in UNANALYSED:
+            t.add_row(c.source, c.kind, str(c.lines), str(c.parsed),
+                      Text(str(c.unrecognized), style="yellow" if c.unrecognized else ""))
     return t
+
+
+def _chain(report: Report, fid: str, depth: int = 0, seen: frozenset[str] = frozenset()) -> list[Text]:
+    """The effects a root cause explains, as an indented tree."""
+    out: list[Text] = []
+    for e in report.finding(fid).explains:
+        if e in seen:
+            continue
+        f = report.finding(e)
+        out.append(Text(f"{'  ' * depth}└─ {f.id} {f.category}: {f.title} ({f.count}×)", style="italic"))
+        out.extend(_chain(report, e, depth + 1, seen | {fid}))
+    return out
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -88,7 +105,12 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.findings:
         console.print(_findings_table(report))
     console.print(_inputs_table(report))
+    other = [c.source for c in report.inputs if c.kind in UNANALYSED]
+    if other:
+        console.print(Text(f"not analysed ({len(other)} file(s) of no known kind): {', '.join(other)}", style="dim"))
     for c in report.inputs:
+        if c.kind in UNANALYSED:
+            continue
         for line, text in c.samples[:3]:
             console.print(Text(f"  unrecognised {c.source}:{line}: {text}", style="dim", overflow="ellipsis",
                                no_wrap=True))
