@@ -134,4 +134,5 @@ NOISE_FUNCTION = (r"^(?:\?|_?Py\w+|_Py\w+|cfunction_\w+|method_vectorcall\w*|do_
                   r"thread_run|pythread_wrapper|start_thread|clone3?|__?libc_start\w*|"
                   r"futex_wait|__futex_\w+|__GI___futex\w+|do_futex_wait|__new_sem_wait\w*|"
                   r"lll_mutex_lock_optimized|acquire_timed|_call_function_pointer|ffi_call\w*|"
-                  r"_ctypes_callproc|PyCFuncPtr_call|vectorcall_\w+|slot_tp_\w+|builtin_\w+)$")
+                  r"_ctypes_callproc|PyCFuncPtr_call|vectorcall_\w+|slot_tp_\w+|builtin_\w+|type_call|"
+                  r"object_vacall|wrapper_call|method_\w+|partial_\w+|call_\w+|_?PyEval\w*)$")

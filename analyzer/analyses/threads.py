@@ -159,9 +159,8 @@ def _basename() -> pl.Expr:
     return _str("file").str.extract(r"([^/]*)$", 1).fill_null("")
 
 
-def _pair_attributes(frames: pl.DataFrame) -> pl.DataFrame:
+def _pair_attributes(pairs: pl.DataFrame) -> pl.DataFrame:
     """Every regex-derived attribute of each distinct (function, file, native) triple."""
-    pairs = frames.select("function", "file", "native").unique()
     return pairs.with_columns(
         frame_role_expr().alias("role"),
         _frame_state_expr().alias("_fstate"),
@@ -190,17 +189,24 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     threads, frames = raw.threads, raw.frames
     if threads.is_empty():
         return _empty_threads(), _empty_frames()
-    if "native" not in frames.columns or frames.schema["native"] != pl.Boolean:
-        frames = frames.with_columns(pl.col("native").cast(pl.Boolean) if "native" in frames.columns
-                                     else _native_expr().alias("native"))
-    frames = frames.with_columns(pl.col("native").fill_null(False),
-                                 pl.col("function").cast(pl.String), pl.col("file").cast(pl.String))
-    attrs = _pair_attributes(frames)
-    fr = frames.join(attrs, on=["function", "file", "native"], how="left", nulls_equal=True)
-    fr = fr.sort("thread_key", "depth")
+    if "native" not in frames.columns:
+        frames = frames.with_columns(pl.lit(None, dtype=pl.Boolean).alias("native"))
+    frames = frames.with_columns(pl.col("native").cast(pl.Boolean), pl.col("function").cast(pl.String),
+                                 pl.col("file").cast(pl.String))
+    # every regex runs once per distinct (function, file, native); a null `native` is decided here
+    pairs = frames.select("function", "file", "native").unique()
+    pairs = pairs.with_columns(pl.col("native").alias("_native_in"),
+                               pl.coalesce(pl.col("native"), _native_expr()).alias("native"))
+    attrs = _pair_attributes(pairs).rename({"native": "_native"}).rename({"_native_in": "native"})
+    # parsers emit each thread's frames innermost first; group_by keeps that order within groups.
+    # `_k` (a hash of thread_key) keeps the many groupings on integers rather than strings.
+    fr = frames.join(attrs, on=["function", "file", "native"], how="left", nulls_equal=True,
+                     maintain_order="left")
+    fr = fr.drop("native").rename({"_native": "native"})
+    fr = fr.with_columns(pl.col("thread_key").hash().alias("_k"))
 
     app = (pl.col("role") == "app") & ~pl.col("native")
-    first_app = pl.when(app).then(pl.col("depth")).min().over("thread_key")
+    first_app = pl.when(app).then(pl.col("depth")).min().over("_k")
     cand = (pl.col("depth") < TOP_K) & (pl.col("depth") <= first_app.fill_null(1 << 30))
     fr = fr.with_columns(cand.alias("_cand"))
     fr = fr.with_columns(pl.when(pl.col("_cand")).then(pl.col("_fstate")).alias("_cstate"))
@@ -209,26 +215,31 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     has_state = pl.col("_cstate").is_not_null()
     # the thread's wait state is the innermost candidate's; the call named is the outermost
     # contiguous frame in that state (`___pthread_mutex_lock`, not `futex_wait`)
-    fr = fr.with_columns(pl.col("_cstate").filter(has_state).first().over("thread_key").alias("_tstate"))
+    fr = fr.with_columns(pl.col("_cstate").filter(has_state).first().over("_k").alias("_tstate"))
     same = pl.col("_cstate") == pl.col("_tstate")
-    per = fr.group_by("thread_key").agg(
+    per = fr.group_by("_k").agg(
         pl.col("_cstate").filter(has_state).first().alias("_fstate"),
         pl.col("function").filter(same).last().alias("wait_call"),
         (pl.col("_cstate") == "db_wait").any().alias("_db"),
         pl.col("_task").any().alias("_task"),
         pl.col("_idle").any().alias("_idle"),
         pl.col("_tok").str.join(SIG_SEP).alias("signature"),
-        pl.concat_str(pl.col("function"), pl.lit(" ("), pl.col("file").fill_null("?"),
-                      pl.when(pl.col("line").is_not_null()).then(pl.concat_str(pl.lit(":"),
-                                                                                pl.col("line").cast(pl.String)))
-                      .otherwise(pl.lit("")), pl.lit(")")).first().alias("top"),
+        pl.col("function").first().alias("_top_fn"),
+        pl.col("file").first().alias("_top_file"),
+        pl.col("line").first().alias("_top_line"),
         pl.col("locals").filter(~pl.col("native")).first().alias("_top_locals"),
         args.filter(same & args.str.contains(WAIT_ADDR_RE)).last().alias("_wait_args"),
         pl.len().alias("frames_count"),
     )
     t = threads.drop([c for c in ("state", "top", "signature", "bucket", "wait_call", "frames_count")
                       if c in threads.columns])
-    t = t.join(per, on="thread_key", how="left")
+    t = t.with_columns(pl.col("thread_key").hash().alias("_k")).join(per, on="_k", how="left").drop("_k")
+    t = t.with_columns(
+        pl.when(pl.col("_top_fn").is_not_null()).then(pl.concat_str(
+            pl.col("_top_fn"), pl.lit(" ("), pl.col("_top_file").fill_null("?"),
+            pl.when(pl.col("_top_line").is_not_null())
+            .then(pl.concat_str(pl.lit(":"), pl.col("_top_line").cast(pl.String))).otherwise(pl.lit("")),
+            pl.lit(")"))).alias("top")).drop("_top_fn", "_top_file", "_top_line")
     if "status" not in t.columns:
         t = t.with_columns(pl.lit(None, dtype=pl.String).alias("status"))
     hint = _locals_hint()
@@ -271,12 +282,12 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _conform_threads(t: pl.DataFrame) -> pl.DataFrame:
     schema = {**THREADS, **THREAD_EXTRA}
     # a fixed column set for every tool, so the bundle can stack dumps of different tools
-    return conform(t, schema).select(list(schema)).sort("source", "line")
+    return conform(t, schema).select(list(schema)).sort("source", "line", maintain_order=True)
 
 
 def _conform_frames(f: pl.DataFrame) -> pl.DataFrame:
     schema = {**FRAMES, **FRAME_EXTRA}
-    return conform(f, schema).select(list(schema)).sort("source", "src_line", "depth")
+    return conform(f, schema).select(list(schema))  # parsers emit frames in source order
 
 
 def _empty_threads() -> pl.DataFrame:
@@ -304,13 +315,15 @@ def _bucket_key(level: BucketLevel) -> pl.Expr:
     if level == "exact":
         return sig
     parts = sig.str.split(SIG_SEP)
-    fn = parts.list.eval(pl.element().str.replace(r"@[^@]*$", ""))
+    strip = r"@[^@]*$"
     if level == "functions":
-        return fn.list.join(SIG_SEP)
+        return parts.list.eval(pl.element().str.replace(strip, "")).list.join(SIG_SEP)
     if level == "top3":
-        noise = R.NOISE_FUNCTION
-        return fn.list.eval(pl.element().filter(~pl.element().str.contains(noise))).list.head(3).list.join(
-            SIG_SEP)
+        # noise is interpreter / libc plumbing: a NOISE_FUNCTION name in a file that is not Python
+        el = pl.element()
+        noise = el.str.replace(strip, "").str.contains(R.NOISE_FUNCTION) & ~el.str.contains(r"\.pyw?$")
+        kept = parts.list.eval(el.filter(~noise).str.replace(strip, ""))
+        return kept.list.head(3).list.join(SIG_SEP)
     raise ValueError(f"unknown bucket level {level!r}")
 
 
@@ -343,43 +356,55 @@ def bucket_threads(threads: pl.DataFrame, level: BucketLevel = "exact") -> pl.Da
     return t.select(cols)
 
 
+# Tools whose frame names agree, so their signatures can be compared with each other.
+TOOL_FAMILY = {"py-spy": "py-spy", "py-spy-json": "py-spy", "gdb": "gdb", "gdb-mi": "gdb", "core": "gdb",
+               "gdb-py-bt": "gdb-py-bt", "faulthandler": "faulthandler"}
+COMPARE_SCHEMA: dict[str, pl.DataType] = {
+    "pid": pl.Int64(), "tid": pl.Int64(), "dumps": pl.Int64(), "sources": pl.List(pl.String()),
+    "tools": pl.List(pl.String()), "states": pl.List(pl.String()), "compared": pl.List(pl.String()),
+    "first_dump": pl.String(), "last_dump": pl.String(), "signature": pl.String(), "verdict": pl.String(),
+    "top": pl.String(),
+}
+
+
 def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
     """Threads (same pid and tid) seen in two or more dumps from different sources.
 
-    One row per (pid, tid): `dumps` (how many), `sources`, `first_dump`/`last_dump`, `states`,
-    `verdict` = ``stuck`` when every dump shows the same signature, ``progressing`` when it
-    changed. Dumps of different tools are compared on the ``functions`` level (py-spy and gdb
-    name frames differently); same-tool dumps on the exact signature. Order is the `captured_at`
-    order when known, else source name order.
+    Signatures are compared only between dumps of one tool family (`TOOL_FAMILY`: py-spy text
+    and JSON name frames alike; gdb bt and py-bt do not). `verdict`: ``progressing`` when some
+    family saw the signature change, ``stuck`` when some family saw it twice or more and none saw
+    it change, ``not_comparable`` when every family saw it once (say one py-spy and one gdb dump).
+    `compared` lists the families that had two or more dumps. Order within a row is `captured_at`
+    order when known, else source name order. One row per (pid, tid), sorted.
     """
-    cols = ["pid", "tid", "dumps", "sources", "tools", "states", "first_dump", "last_dump",
-            "signature", "verdict", "top"]
     base = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null())
     if base.is_empty():
-        return pl.DataFrame(schema={"pid": pl.Int64, "tid": pl.Int64, "dumps": pl.UInt32,
-                                    "sources": pl.List(pl.String), "tools": pl.List(pl.String),
-                                    "states": pl.List(pl.String), "first_dump": pl.String,
-                                    "last_dump": pl.String, "signature": pl.String, "verdict": pl.String,
-                                    "top": pl.String})
-    base = base.with_columns(_bucket_key("functions").alias("_fsig"))
+        return pl.DataFrame(schema=COMPARE_SCHEMA)
+    base = base.with_columns(pl.col("tool").replace_strict(TOOL_FAMILY, default=pl.col("tool")).alias("_fam"))
     base = base.sort("captured_at", "source", "line", nulls_last=True)
+    fam = (base.group_by("pid", "tid", "_fam").agg(pl.col("source").n_unique().alias("_n"),
+                                                   pl.col("signature").n_unique().alias("_nsig"))
+           .filter(pl.col("_n") >= 2)
+           .group_by("pid", "tid").agg(pl.col("_fam").sort().alias("compared"),
+                                       (pl.col("_nsig") > 1).any().alias("_changed")))
     g = base.group_by("pid", "tid").agg(
         pl.col("source").n_unique().alias("_nsrc"),
-        pl.col("dump").n_unique().alias("dumps"),
+        pl.col("dump").n_unique().cast(pl.Int64).alias("dumps"),
         pl.col("source").unique(maintain_order=True).alias("sources"),
         pl.col("tool").unique(maintain_order=True).alias("tools"),
         pl.col("state").alias("states"),
         pl.col("dump").first().alias("first_dump"),
         pl.col("dump").last().alias("last_dump"),
-        pl.col("signature").n_unique().alias("_nsig"),
-        pl.col("_fsig").n_unique().alias("_nfsig"),
-        pl.col("tool").n_unique().alias("_ntool"),
         pl.col("signature").last().alias("signature"),
         pl.col("top").last().alias("top"),
-    ).filter(pl.col("_nsrc") >= 2)
-    same = pl.when(pl.col("_ntool") > 1).then(pl.col("_nfsig") == 1).otherwise(pl.col("_nsig") == 1)
-    g = g.with_columns(pl.when(same).then(pl.lit("stuck")).otherwise(pl.lit("progressing")).alias("verdict"))
-    return g.select(cols).sort("pid", "tid")
+    ).filter(pl.col("_nsrc") >= 2).join(fam, on=["pid", "tid"], how="left")
+    g = g.with_columns(
+        pl.when(pl.col("_changed").is_null()).then(pl.lit("not_comparable"))
+        .when(pl.col("_changed")).then(pl.lit("progressing"))
+        .otherwise(pl.lit("stuck")).alias("verdict"),
+        pl.col("compared").fill_null(pl.lit([], dtype=pl.List(pl.String()))),
+    )
+    return g.select(list(COMPARE_SCHEMA)).sort("pid", "tid")
 
 
 def fill_native_ids(threads: pl.DataFrame) -> pl.DataFrame:

@@ -28,6 +28,7 @@ import contextlib
 import json
 import re
 import shutil
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ from analyzer.sources import gdb as gdb_text
 
 TOOL = "gdb-mi"
 TOOL_CORE = "core"
-OWNER_TOKEN = 100000
+OWNER_TOKEN = 100000  # token of `-data-evaluate-expression` = OWNER_TOKEN + gdb thread id
+ARGS_TOKEN = 200000  # token of `-stack-list-arguments` = ARGS_TOKEN + gdb thread id
 
 # `Thread 0x7febf64246c0 (LWP 10698)` / `LWP 10341` / `process 4242`
 TARGET_ID_RE = re.compile(r"^(?:Thread (0x[0-9a-f]+) )?\(?(?:LWP|process) (\d+)\)?")
@@ -72,6 +74,7 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
     thread_list: list[tuple[int, dict[str, Any]]] = []
     stacks: list[tuple[int, int | None, list[dict[str, Any]]]] = []
     owners: dict[int, int] = {}
+    stack_args: dict[int, dict[str, str | None]] = {}
     console: list[tuple[int, str]] = []
     n_unrec = 0
     samples: list[tuple[int, str]] = []
@@ -91,7 +94,11 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
             elif isinstance(payload.get("stack"), list):
                 frames = [f for f in payload["stack"] if isinstance(f, dict)]
                 stacks.append((i, token if isinstance(token, int) else None, frames))
-            elif "value" in payload and isinstance(token, int) and token >= OWNER_TOKEN:
+            elif isinstance(payload.get("stack-args"), list) and isinstance(token, int) and token >= ARGS_TOKEN:
+                stack_args[token - ARGS_TOKEN] = {
+                    str(a.get("level")): _args_text(a.get("args")) for a in payload["stack-args"]
+                    if isinstance(a, dict)}
+            elif "value" in payload and isinstance(token, int) and OWNER_TOKEN <= token < ARGS_TOKEN:
                 with contextlib.suppress(ValueError):
                     owners[token - OWNER_TOKEN] = int(str(payload["value"]))
             continue
@@ -148,7 +155,8 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
                           "file": file, "line": int(ln) if isinstance(ln, str) and ln.isdigit() else None,
                           "native": not (isinstance(file, str) and file.endswith(".py")
                                          and not re.search(NATIVE_FILE, file)),
-                          "code": None, "locals": None, "thread_key": key, "args": _args_text(f.get("args"))})
+                          "code": None, "locals": None, "thread_key": key,
+                          "args": _args_text(f.get("args")) or stack_args.get(tnum, {}).get(str(f.get("level")))})
     out = DumpFrames(raw_threads(trows),
                      raw_frames(frows),
                      lines=len(lines), parsed=len(lines) - n_unrec, unrecognized=n_unrec, samples=samples)
@@ -187,8 +195,11 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
         return empty, [no_gdb_note(src)]
     from pygdbmi.gdbcontroller import GdbController  # heavy import kept local (STYLE)
 
-    cmd = ["gdb", "--nx", "--quiet", "--interpreter=mi3", "-iex", "set auto-load off",
-           "-iex", "set debuginfod enabled off", "-iex", "set pagination off"]
+    # scripts found next to the core's objects never run; libthread_db (a system library) may
+    # load, so threads carry their pthread_t
+    cmd = ["gdb", "--nx", "--quiet", "--interpreter=mi3", "-iex", "set auto-load gdb-scripts off",
+           "-iex", "set auto-load python-scripts off", "-iex", "set auto-load local-gdbinit off",
+           "-iex", "set debuginfod enabled off", "-iex", "set pagination off", "-iex", "set confirm off"]
     if executable is not None:
         cmd.append(str(executable))
     transcript: list[str] = []
@@ -197,10 +208,20 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
         for r in resp:
             transcript.append(_unparse(r))
 
+    tmp = None
+    core_arg = str(core.resolve())
+    if any(c in core_arg for c in ' "\\\'\t\n'):  # MI arguments are not quoted: go through a plain name
+        tmp = tempfile.TemporaryDirectory(prefix="cpm-core-")
+        link = Path(tmp.name) / "core"
+        link.symlink_to(core.resolve())
+        core_arg = str(link)
     gdb = GdbController(command=cmd)
     try:
         record(gdb.get_gdb_response(timeout_sec=5, raise_error_on_timeout=False))
-        record(gdb.write(f'-target-select core "{core}"', timeout_sec=timeout, raise_error_on_timeout=False))
+        sel = gdb.write(f"-target-select core {core_arg}", timeout_sec=timeout, raise_error_on_timeout=False)
+        record(sel)
+        notes.extend(f"{src}: gdb: {r['payload'].get('msg')}" for r in sel if r.get("type") == "result"
+                     and r.get("message") == "error" and isinstance(r.get("payload"), dict))
         info = gdb.write("-thread-info", timeout_sec=timeout, raise_error_on_timeout=False)
         record(info)
         threads: list[dict[str, Any]] = []
@@ -215,7 +236,10 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
             resp = gdb.write(f"{tid}-stack-list-frames --thread {tid}", timeout_sec=timeout,
                              raise_error_on_timeout=False)
             record(resp)
-            addr = _waited_mutex(resp)
+            args = gdb.write(f"{ARGS_TOKEN + int(tid)}-stack-list-arguments --thread {tid} 1",
+                             timeout_sec=timeout, raise_error_on_timeout=False)
+            record(args)
+            addr = _waited_mutex(resp, args)
             if addr:
                 ev = gdb.write(f'{OWNER_TOKEN + int(tid)}-data-evaluate-expression --thread {tid} '
                                f'"((pthread_mutex_t*){addr})->__data.__owner"',
@@ -229,6 +253,8 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
     finally:
         with contextlib.suppress(Exception):
             gdb.exit()
+        if tmp is not None:
+            tmp.cleanup()
     raw = parse_records("\n".join(transcript), source=src, tool=TOOL_CORE)
     core_lines = [ln for ln in transcript if ln.startswith('~"Core was generated by') or "Program terminated" in ln]
     notes.extend(json.loads(ln[1:]) .strip() for ln in core_lines if ln.startswith('~"'))
@@ -240,16 +266,22 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
     return raw, notes
 
 
-def _waited_mutex(resp: list[dict[str, Any]]) -> str | None:
+def _payload_list(resp: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     for r in resp:
         p = r.get("payload")
-        if r.get("type") != "result" or not isinstance(p, dict) or not isinstance(p.get("stack"), list):
-            continue
-        for f in p["stack"]:
-            if isinstance(f, dict) and LOCK_FUNCS.search(str(f.get("func", ""))):
-                m = MUTEX_ARG_RE.search(_args_text(f.get("args")) or "")
-                if m:
-                    return m.group(1)
+        if r.get("type") == "result" and isinstance(p, dict) and isinstance(p.get(key), list):
+            return [f for f in p[key] if isinstance(f, dict)]
+    return []
+
+
+def _waited_mutex(resp: list[dict[str, Any]], args: list[dict[str, Any]]) -> str | None:
+    """Address of the mutex a thread waits on: the `mutex=` argument of its lock frame."""
+    by_level = {str(a.get("level")): _args_text(a.get("args")) or "" for a in _payload_list(args, "stack-args")}
+    for f in _payload_list(resp, "stack"):
+        if LOCK_FUNCS.search(str(f.get("func", ""))):
+            m = MUTEX_ARG_RE.search(by_level.get(str(f.get("level")), "") or _args_text(f.get("args")) or "")
+            if m:
+                return m.group(1)
     return None
 
 

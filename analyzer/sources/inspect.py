@@ -9,7 +9,8 @@ FORMATS.md D.7. Two forms:
   costs only itself.
 - text: `->  w1@sample: OK` then `    * {'id': '…', 'name': '…', …}` per task (a Python dict repr,
   read with `ast.literal_eval`, which evaluates literals only), `    - empty -`, and
-  `1 node online.`; a stats reply is a multi-line dict repr under its node line.
+  `1 node online.`; a stats reply is JSON indented under its node line (CEL:`celery/bin/base.py`
+  `CLIContext.pretty`: ``json.dumps(n, sort_keys=True, indent=4)``).
 
 The command is not in the output; it is told by content: a list of ``{"eta", "priority",
 "request"}`` is `scheduled`; a list of task infos is `active` when `time_start`/`worker_pid` are
@@ -218,11 +219,14 @@ def parse_text(text: str, *, source: str, captured_at: datetime | None = None) -
             return
         body = "\n".join(t for _, t in block).strip()
         value: Any = None
-        if len(body) <= MAX_LITERAL:
-            try:
-                value = ast.literal_eval(body)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                value = None
+        try:  # Celery prints dict replies (stats) as `json.dumps(n, sort_keys=True, indent=4)`
+            value = json.loads(body)
+        except ValueError:
+            if len(body) <= MAX_LITERAL:
+                try:
+                    value = ast.literal_eval(body)
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    value = None
         if isinstance(value, dict) and "pool" in value:
             workers.append(_worker_row(value, host, source, block[0][0], captured_at))
         elif not (isinstance(value, (list, dict))):

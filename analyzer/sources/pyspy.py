@@ -35,7 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from analyzer.analyses.stack_rules import NATIVE_FILE, NATIVE_FUNCTION
+from analyzer.analyses.stack_rules import NATIVE_FUNCTION
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.sources.lines import Lines, read_lines
 
@@ -86,14 +86,16 @@ def sniff_json(head: str) -> bool:
 
 
 def _shape(text: pl.Expr) -> pl.Expr:
+    """Line shape by prefix only (cheap); the regex of the shape is applied when its fields are
+    extracted, and a line whose extraction fails is turned back into ``unknown``."""
+    sp4 = text.str.starts_with("    ")
     return (
         pl.when(text.str.strip_chars() == "").then(pl.lit("blank"))
-        .when(text.str.starts_with("    ") & ~text.str.starts_with("     ") & text.str.contains(FRAME_RE))
-        .then(pl.lit("frame"))
-        .when(text.str.starts_with(" " * 12) & text.str.contains(LOCAL_RE)).then(pl.lit("local"))
+        .when(sp4 & ~text.str.starts_with("     ") & text.str.ends_with(")")).then(pl.lit("frame"))
+        .when(text.str.starts_with(" " * 12)).then(pl.lit("local"))
         .when(text == ARGS_LINE).then(pl.lit("args"))
         .when(text == LOCALS_LINE).then(pl.lit("locals"))
-        .when(text.str.starts_with("Thread ") & text.str.contains(THREAD_RE)).then(pl.lit("thread"))
+        .when(text.str.starts_with("Thread ")).then(pl.lit("thread"))
         .when(text.str.starts_with("Process ") & text.str.contains(PROCESS_RE)).then(pl.lit("process"))
         .when(text.str.starts_with("Python v") & text.str.contains(PYTHON_RE)).then(pl.lit("python"))
         .when(text.str.starts_with("Parent Process ") & text.str.contains(PARENT_RE)).then(pl.lit("parent"))
@@ -101,6 +103,27 @@ def _shape(text: pl.Expr) -> pl.Expr:
         .when(text.str.contains(SEPARATOR_RE)).then(pl.lit("separator"))
         .otherwise(pl.lit("unknown"))
     )
+
+
+def _validate(df: pl.DataFrame) -> pl.DataFrame:
+    """Shapes chosen by prefix whose regex does not match become ``unknown``."""
+    k, text = pl.col("k"), pl.col("text")
+    bad = ((k == "frame") & ~text.str.contains(FRAME_RE)) | ((k == "thread") & ~text.str.contains(THREAD_RE)) \
+        | ((k == "local") & ~text.str.contains(LOCAL_RE))
+    return df.with_columns(pl.when(bad).then(pl.lit("unknown")).otherwise(k).alias("k"))
+
+
+def _frame_fields(u: pl.DataFrame) -> list[pl.Expr]:
+    """FRAME_RE's groups by plain string operations (regex captures cost ~10x more in bulk):
+    `    Thread.join (threading.py:1119)` → function, then `threading.py:1119` split at ':'."""
+    is_frame = pl.col("k") == "frame"
+    loc = pl.col("text").str.split(" (").list.last()
+    where = loc.str.strip_suffix(")").str.split_exact(":", 1)
+    fline = where.struct.field("field_1").cast(pl.Int64, strict=False)
+    function = pl.col("text").str.slice(4).str.strip_suffix(pl.concat_str(pl.lit(" ("), loc))
+    file = pl.when(fline.is_not_null()).then(where.struct.field("field_0")).otherwise(loc.str.strip_suffix(")"))
+    return [pl.when(is_frame).then(function).alias("function"), pl.when(is_frame).then(file).alias("file"),
+            pl.when(is_frame).then(fline).alias("fline")]
 
 
 def _json_str(col: pl.Expr) -> pl.Expr:
@@ -111,73 +134,92 @@ def _json_str(col: pl.Expr) -> pl.Expr:
 def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = None,
                 host: str | None = None) -> DumpFrames:
     """Raw threads/frames of one py-spy text artifact (call `finish` for the public frames)."""
-    df = lines.frame.select("line", "text").with_columns(_shape(pl.col("text")).alias("k"))
-    line = pl.col("line")
-    is_ = {k: pl.col("k") == k for k in ("process", "thread", "frame", "local", "args", "locals")}
-    df = df.with_columns(
-        pl.when(is_["process"]).then(line).forward_fill().alias("_proc_line"),
-        pl.when(is_["thread"]).then(line).forward_fill().alias("_thr_line"),
-        pl.when(is_["frame"]).then(line).forward_fill().alias("_frm_line"),
-        pl.when(is_["args"] | is_["locals"]).then(pl.col("k")).forward_fill().alias("_sect"),
-        pl.when(is_["args"] | is_["locals"] | is_["frame"]).then(line).forward_fill().alias("_sect_line"),
-        pl.col("k").is_in(["process"]).cast(pl.Int64).cum_sum().alias("_section"),
-    )
-    proc = df.filter(is_["process"]).with_columns(
-        pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"),
-        pl.col("text").str.extract(PROCESS_RE, 2).alias("cmdline"),
-    ).select(pl.col("line").alias("_proc_line"), "pid", "cmdline")
+    df = lines.frame.select(pl.lit(source).alias("source"), "line", "text")
+    return parse_frame(df, captured_at=captured_at, host=host)
 
-    # a thread belongs to the latest process header above it (if any)
+
+def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: str | None = None) -> DumpFrames:
+    """Raw rows of py-spy text given as a frame of `source`, `line`, `text` (one or many files).
+
+    Rows of one source must be contiguous and in line order (line 1 first). Everything is a
+    global forward fill or cumulative sum over row numbers, checked against the row number
+    where the row's source starts, so no window function per source is needed.
+    """
+    # Dumps repeat themselves (a pool's threads share most frames), so shapes and frame fields
+    # are computed once per distinct line text and joined back.
+    uniq = _validate(df.select("text").unique().with_columns(_shape(pl.col("text")).alias("k")))
+    uniq = uniq.with_columns(_frame_fields(uniq))
+    df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g")).join(
+        uniq, on="text", how="left", maintain_order="left")
+    g = pl.col("_g")
+    is_ = {k: pl.col("k") == k for k in ("process", "thread", "frame", "local", "args", "locals")}
+    fc = is_["frame"].cast(pl.Int64).cum_sum()
+    df = df.with_columns(
+        pl.when(pl.col("line") == 1).then(g).forward_fill().alias("_src_g"),
+        pl.when(is_["process"]).then(g).forward_fill().alias("_proc_g"),
+        pl.when(is_["thread"]).then(g).forward_fill().alias("_thr_g"),
+        pl.when(is_["frame"]).then(g).forward_fill().alias("_frm_g"),
+        pl.when(is_["args"] | is_["locals"]).then(g).forward_fill().alias("_sect_g"),
+        fc.alias("_fc"),
+        pl.when(is_["thread"]).then(fc).forward_fill().alias("_fc_thr"),
+        is_["process"].cast(pl.Int64).cum_sum().alias("_pc"),
+    )
+    src_start = pl.col("_src_g").fill_null(0)
+    df = df.with_columns(
+        pl.when(pl.col("_proc_g") >= src_start).then(pl.col("_proc_g")).alias("_proc_g"),
+        pl.when(pl.col("_thr_g") >= src_start).then(pl.col("_thr_g")).alias("_thr_g"),
+    )
+    proc = df.filter(is_["process"]).select(
+        pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"))
+
+    # a thread belongs to the latest process header above it in the same source (if any)
     thr = df.filter(is_["thread"])
     caps = pl.col("text").str.extract_groups(THREAD_RE)
     thr = thr.with_columns(
         caps.struct.field("1").alias("_id"), caps.struct.field("2").alias("status"),
         caps.struct.field("3").alias("name"),
-    ).join(proc, on="_proc_line", how="left")
-    dump = pl.when(pl.col("pid").is_not_null()).then(
-        pl.concat_str(pl.lit(source + "#"), pl.col("pid").cast(pl.String))
-    ).otherwise(pl.concat_str(pl.lit(source + "#"), pl.col("_section").cast(pl.String)))
+    ).join(proc, on="_proc_g", how="left")
+    src = pl.col("source")
+    section = pl.when(pl.col("_proc_g").is_not_null()).then(pl.col("_proc_g")).otherwise(pl.lit(0)).cast(pl.String)
+    dump = pl.concat_str(src, pl.lit("#"), pl.coalesce(pl.col("pid").cast(pl.String), section))
     is_hex = pl.col("_id").str.starts_with("0x")
     threads = thr.select(
-        dump.alias("dump"), pl.lit(source).alias("source"), pl.col("line"), pl.lit(TOOL).alias("tool"),
+        dump.alias("dump"), src, pl.col("line"), pl.lit(TOOL).alias("tool"),
         pl.lit(captured_at, dtype=pl.Datetime("ms")).alias("captured_at"),
         pl.lit(host, dtype=pl.String).alias("host"), pl.col("pid"),
         pl.when(~is_hex).then(pl.col("_id").cast(pl.Int64, strict=False)).alias("tid"),
         pl.when(is_hex).then(pl.col("_id").str.to_lowercase().str.replace(r"^0x0*", "0x")).alias("thread_ident"),
         pl.col("name"), pl.col("status"),
-        pl.concat_str(pl.lit(source + ":"), pl.col("line").cast(pl.String)).alias("thread_key"),
+        pl.concat_str(src, pl.lit(":"), pl.col("line").cast(pl.String)).alias("thread_key"),
+        pl.col("_g").alias("_thr_g"),
     )
 
     # frames: after a thread header of the same section
-    in_thread = pl.col("_thr_line").is_not_null() & (pl.col("_thr_line") > pl.col("_proc_line").fill_null(0))
+    in_thread = pl.col("_thr_g").is_not_null() & (pl.col("_thr_g") > pl.col("_proc_g").fill_null(-1))
     fr = df.filter(is_["frame"] & in_thread)
-    fcaps = pl.col("text").str.extract_groups(FRAME_RE)
-    fr = fr.with_columns(
-        fcaps.struct.field("1").alias("function"), fcaps.struct.field("2").alias("file"),
-        fcaps.struct.field("3").cast(pl.Int64).alias("fline"),
-    )
+    fr = fr.with_columns((pl.col("_fc") - pl.col("_fc_thr").fill_null(0) - 1).alias("depth"))
     # locals / arguments attach to the frame above them
-    loc = df.filter(is_["local"] & in_thread & (pl.col("_frm_line") > pl.col("_thr_line"))
-                    & pl.col("_sect").is_not_null() & (pl.col("_sect_line") > pl.col("_frm_line")))
+    loc = df.filter(is_["local"] & in_thread & (pl.col("_frm_g") > pl.col("_thr_g"))
+                    & pl.col("_sect_g").is_not_null() & (pl.col("_sect_g") > pl.col("_frm_g")))
     if loc.height:
         lcaps = pl.col("text").str.extract_groups(LOCAL_RE)
         loc = loc.with_columns(lcaps.struct.field("1").alias("_n"), lcaps.struct.field("2").alias("_v"))
         kv = pl.concat_str(_json_str(pl.col("_n")), pl.lit(":"), _json_str(pl.col("_v")))
         loc = loc.with_columns(kv.alias("_kv"))
-        lj = loc.group_by("_frm_line").agg(
-            pl.concat_str(pl.lit("{"), pl.col("_kv").sort_by("line").str.join(","), pl.lit("}")).alias("locals"))
-        fr = fr.join(lj.rename({"_frm_line": "line"}), on="line", how="left")
+        lj = loc.group_by("_frm_g").agg(
+            pl.concat_str(pl.lit("{"), pl.col("_kv").sort_by("_g").str.join(","), pl.lit("}")).alias("locals"))
+        fr = fr.join(lj.rename({"_frm_g": "_g"}), on="_g", how="left", maintain_order="left")
     else:
         fr = fr.with_columns(pl.lit(None, dtype=pl.String).alias("locals"))
-    fr = fr.join(threads.select(pl.col("line").alias("_thr_line"), "dump", "pid", "tid", "thread_key"),
-                 on="_thr_line", how="left")
-    frames = fr.sort("line").select(
-        "dump", pl.lit(source).alias("source"), pl.col("line").alias("src_line"), "pid", "tid",
-        pl.int_range(pl.len(), dtype=pl.Int64).over("thread_key").alias("depth"),
+    fr = fr.drop("source").join(threads.select("_thr_g", "dump", "source", "pid", "tid", "thread_key"),
+                                on="_thr_g", how="left", maintain_order="left")
+    frames = fr.select(
+        "dump", "source", pl.col("line").alias("src_line"), "pid", "tid", "depth",
         "function", "file", pl.col("fline").alias("line"),
-        (pl.col("file").str.contains(NATIVE_FILE) | pl.col("function").str.contains(NATIVE_FUNCTION)).alias("native"),
+        pl.lit(None, dtype=pl.Boolean).alias("native"),  # decided per distinct frame by `finish`
         pl.lit(None, dtype=pl.String).alias("code"), "locals", "thread_key",
     )
+    threads = threads.drop("_thr_g")
 
     # coverage: unknown lines, and locals lines that had no frame to go to
     orphan_local = (is_["local"] | is_["args"] | is_["locals"] | is_["frame"]) & ~in_thread
@@ -192,6 +234,30 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
         out.notes.append(f"{empty_threads.height} thread(s) without frames (truncated dump?), first at line "
                          f"{empty_threads.sort('line')['line'][0]}")
     return out
+
+
+def parse_many(dumps: list[tuple[str, bytes]], *, captured_at: datetime | None = None
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Many py-spy text dumps (source name, bytes) in one vectorised pass → (threads, frames).
+
+    Buckets are numbered across all of them. Coverage is not reported per dump here; use
+    `parse_lines` per member for that.
+    """
+    if not dumps:
+        return finish(DumpFrames(pl.DataFrame(), pl.DataFrame()))
+    # one read for all: join the texts (each ends with a newline) and label rows by line counts
+    blobs = [d if d.endswith(b"\n") else d + b"\n" for _, d in dumps]
+    counts = [b.count(b"\n") for b in blobs]
+    lines = read_lines(b"".join(blobs)).frame
+    names = pl.Series("source", [n for n, _ in dumps], dtype=pl.String)
+    src = names.to_frame().with_columns(pl.Series("_n", counts)).select(
+        pl.col("source").repeat_by("_n").explode())
+    starts = pl.Series("_start", [0, *counts[:-1]]).cum_sum()
+    first = starts.to_frame().select(pl.col("_start").repeat_by(pl.Series(counts)).explode())
+    df = pl.DataFrame({"source": src["source"], "text": lines["text"]}).with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) - first["_start"] + 1).alias("line"))
+    raw = parse_frame(df.select("source", "line", "text"), captured_at=captured_at)
+    return finish(raw)
 
 
 def parse_text(text: str | bytes, *, source: str, captured_at: datetime | None = None,
