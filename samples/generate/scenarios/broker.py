@@ -497,6 +497,170 @@ def fd_exhaustion_startup(ctx: Ctx) -> None:
              "hook); eight pool processes take most of the descriptors before the consumer has started.")
 
 
+# --- AMQP heartbeats -----------------------------------------------------------------------------
+
+VHOST = "cpm-sample-heartbeat"
+STALL_VHOST = "cpm-sample-stall"
+
+
+def wait_rabbit_log(mark: int, pattern: str, timeout: float) -> None:
+    log = rabbit_log()
+    end = time.monotonic() + timeout
+    rx = re.compile(pattern)
+    while log and time.monotonic() < end:
+        with open(log, "rb") as f:
+            f.seek(mark)
+            if rx.search(f.read().decode("utf-8", errors="replace")):
+                return
+        time.sleep(0.5)
+    raise ScenarioError(f"/{pattern}/ not in the RabbitMQ log within {timeout}s")
+
+
+def heartbeat_missed(ctx: Ctx) -> None:
+    subprocess.run(["rabbitmqctl", "delete_vhost", VHOST], capture_output=True, check=False)  # an aborted run's
+    ctx.run(["rabbitmqctl", "add_vhost", VHOST])
+    try:
+        ctx.run(["rabbitmqctl", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"])
+        mark = rabbit_mark()
+        port = ctx.redis()
+        app(ctx, f"amqp://guest:guest@127.0.0.1:5672/{VHOST}", f"redis://127.0.0.1:{port}/0", broker_heartbeat=2)
+        w = ctx.worker()
+        ctx.wait_ready()
+        ctx.python(SEND.format(n=3, k=100))
+        ctx.wait_for("worker.log", r"succeeded in", count=3)
+        cols = ["vhost", "user", "peer_port", "state", "timeout"]
+        ctx.save("rabbitmqctl-list_connections-before.txt",
+                 ctx.run(["rabbitmqctl", "list_connections", *cols]).stdout)
+        ctx.commands.append(f"kill -STOP -{w.pid}  # freeze the whole worker (process group)")
+        os.killpg(w.pid, signal.SIGSTOP)
+        try:
+            wait_rabbit_log(mark, r"missed heartbeats from client", timeout=30)
+            ctx.save("rabbitmqctl-list_connections-frozen.txt",
+                     ctx.run(["rabbitmqctl", "list_connections", *cols]).stdout)
+        finally:
+            ctx.commands.append(f"kill -CONT -{w.pid}")
+            os.killpg(w.pid, signal.SIGCONT)
+        ctx.wait_for("worker.log", r"Connection to broker lost", timeout=30)
+        ctx.wait_for("worker.log", r"Connected to amqp://", count=2, timeout=60)
+        ctx.python(SEND.format(n=3, k=200))
+        ctx.wait_for("worker.log", r"succeeded in", count=6)
+        ctx.stop(w)
+        ctx.keep("worker.log")
+        ctx.keep("worker.log.out", "worker.stdout")
+        rabbit_excerpt(ctx, mark, rf"vhost: '{VHOST}'|vhost '{VHOST}'")
+    finally:
+        ctx.run(["rabbitmqctl", "delete_vhost", VHOST], check=False)
+    ctx.note(f"The vhost `{VHOST}` was created for the run (guest has all permissions on it) and deleted "
+             "afterwards. `broker_heartbeat=2`; the worker's process group was stopped with SIGSTOP until "
+             "RabbitMQ logged the missed heartbeats, then continued with SIGCONT. The `rabbitmqctl "
+             "list_connections` files list every client of the shared broker, not only this worker.")
+
+
+STALL_PROXY = """
+    # A loopback TCP proxy to RabbitMQ. On SIGUSR1 it stalls every connection open at that moment: it stops
+    # forwarding in both directions but keeps both sockets open (a hung NAT/LB or a partitioned link).
+    # Connections made later are forwarded normally.
+    import signal, socket, sys, threading, time
+
+    listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
+    conns, stalled = [], set()
+    lock = threading.Lock()
+
+    def on_usr1(signum, frame):
+        with lock:
+            stalled.update(id(c) for c in conns)
+        print(f"stalled {len(conns)} connection(s)", flush=True)
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+
+    def pump(src, dst, key):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            with lock:
+                frozen = key in stalled
+            if frozen:
+                while True:  # hold the sockets open, forward nothing
+                    time.sleep(3600)
+            if not data:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            dst.sendall(data)
+
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", listen_port))
+    srv.listen(64)
+    print(f"proxy 127.0.0.1:{listen_port} -> 127.0.0.1:{target_port}", flush=True)
+    while True:
+        client, _ = srv.accept()
+        upstream = socket.create_connection(("127.0.0.1", target_port))
+        with lock:
+            conns.append(client)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=pump, args=(a, b, id(client)), daemon=True).start()
+"""
+
+
+def heartbeat_stall_hang(ctx: Ctx) -> None:
+    subprocess.run(["rabbitmqctl", "delete_vhost", STALL_VHOST], capture_output=True, check=False)  # an aborted run's
+    ctx.run(["rabbitmqctl", "add_vhost", STALL_VHOST])
+    try:
+        ctx.run(["rabbitmqctl", "set_permissions", "-p", STALL_VHOST, "guest", ".*", ".*", ".*"])
+        mark = rabbit_mark()
+        port = ctx.redis()
+        pport = free_port()
+        ctx.write("stall_proxy.py", STALL_PROXY)
+        proxy = ctx.spawn([str(Path(ctx.env()["PATH"].split(":")[0]) / "python"), "stall_proxy.py", str(pport),
+                           "5672"], log="proxy.log")
+        ctx.wait_for("proxy.log", r"^proxy ")
+        app(ctx, f"amqp://guest:guest@127.0.0.1:{pport}/{STALL_VHOST}", f"redis://127.0.0.1:{port}/0", broker_heartbeat=2)
+        w = ctx.worker()
+        ctx.wait_ready()
+        ctx.python(SEND.format(n=3, k=100))
+        ctx.wait_for("worker.log", r"succeeded in", count=3)
+        ctx.commands.append(f"kill -USR1 {proxy.pid}  # the proxy stalls the worker's connections")
+        os.kill(proxy.pid, signal.SIGUSR1)
+        ctx.wait_for("proxy.log", r"^stalled ")
+        ctx.wait_for("worker.log", r"Connection to broker lost", timeout=30)
+        ctx.wait_for("worker.log", r"Connected to amqp://", count=2, timeout=60)
+        wait_rabbit_log(mark, r"missed heartbeats from client", timeout=30)
+        time.sleep(8)  # the restart never gets past closing the old (stalled) event connection
+        if "mingle: searching" in ctx.read("worker.log").rsplit("Connected to amqp://", 1)[1]:
+            raise ScenarioError("the worker recovered; expected it to hang")
+        dump = ctx.run([str(Path(ctx.env()["PATH"].split(":")[0]) / "py-spy"), "dump", "--pid", str(w.pid)])
+        ctx.save("py-spy-dump.txt", dump.stdout)
+        ctx.python(f"""
+            from celery import Celery
+            producer = Celery("producer", broker="amqp://guest:guest@127.0.0.1:5672/{STALL_VHOST}")
+            for i in range(3):
+                print(producer.send_task("proj.add", (i, 200)).id)
+        """)
+        time.sleep(3)
+        ctx.save("rabbitmqctl-list_queues.txt", ctx.run(
+            ["rabbitmqctl", "list_queues", "-p", STALL_VHOST, "name", "messages", "messages_ready",
+             "messages_unacknowledged", "consumers"]).stdout)
+        ctx.stop(w, grace=5)
+        ctx.keep("worker.log")
+        ctx.keep("worker.log.out", "worker.stdout")
+        ctx.keep("proxy.log")
+        rabbit_excerpt(ctx, mark, rf"vhost: '{STALL_VHOST}'|vhost '{STALL_VHOST}'")
+    finally:
+        ctx.run(["rabbitmqctl", "delete_vhost", STALL_VHOST], check=False)
+    ctx.note(f"The vhost `{STALL_VHOST}` was created for the run (guest has all permissions on it) and deleted "
+             "afterwards. The worker reaches RabbitMQ through `stall_proxy.py` (a loopback TCP proxy); on "
+             "SIGUSR1 the proxy stops forwarding the connections it holds without closing them, so both ends "
+             "miss heartbeats (`broker_heartbeat=2`). The worker's new connections are forwarded normally. "
+             "`py-spy-dump.txt` was taken 8 s after the reconnect; the producer of the last three tasks "
+             "connected to RabbitMQ directly.")
+
+
 SCENARIOS += [
     Scenario("fd-exhaustion", "A worker started with RLIMIT_NOFILE=64 runs tasks that leak file descriptors "
              "(sockets and files) until the pool child hits `[Errno 24] Too many open files`.", fd_exhaustion,
@@ -504,4 +668,13 @@ SCENARIOS += [
     Scenario("fd-exhaustion-startup", "A worker with `-c 8` started with RLIMIT_NOFILE=64: the pool takes "
              "the descriptors and the consumer aborts with `Too many open files. Aborting...`.",
              fd_exhaustion_startup, needs=("redis",)),
+    Scenario("heartbeat-missed", "RabbitMQ closes the worker's connection after missed heartbeats "
+             "(`broker_heartbeat=2`, the worker frozen with SIGSTOP); on SIGCONT the worker finds the connection "
+             "gone and reconnects. Three tasks succeed before and three after.", heartbeat_missed,
+             needs=("rabbitmq", "redis")),
+    Scenario("heartbeat-stall-hang", "A stalled network path to RabbitMQ (a loopback proxy that stops "
+             "forwarding without closing): the worker raises `Too many heartbeats missed`, RabbitMQ logs missed "
+             "heartbeats from the client, the worker reconnects but then hangs for good closing its old event "
+             "connection (blocking read, no timeout; see `py-spy-dump.txt`). Three tasks succeeded before; three "
+             "sent afterwards stay in the queue.", heartbeat_stall_hang, needs=("rabbitmq", "redis", "py-spy")),
 ]
