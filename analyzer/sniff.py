@@ -42,11 +42,13 @@ POSTGRES_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\
                           r"(?:LOG|ERROR|FATAL|DETAIL|STATEMENT|HINT|WARNING|PANIC|CONTEXT):  ", re.M)
 # `=====================================\n2026-11-28 ... INNODB MONITOR OUTPUT`
 INNODB_STATUS = re.compile(r"INNODB MONITOR OUTPUT|LATEST DETECTED DEADLOCK")
-# `# Server` / `redis_version:7.0.15` / `# Clients` `connected_clients:1`
-REDIS_INFO = re.compile(r"^(?:redis_version|connected_clients|used_memory|maxclients):\S*\r?$", re.M)
+# `# Server` / `redis_version:7.0.15` / `# Replication` `role:slave` (one section is enough)
+REDIS_INFO_SECTION = re.compile(r"^# (?:Server|Clients|Memory|Persistence|Stats|Replication|CPU|Modules|"
+                                r"Errorstats|Cluster|Keyspace|Keysizes)\r?$", re.M)
+REDIS_INFO_FIELD = re.compile(r"^[a-z][a-z0-9_]*:[^\s:]*\r?$", re.M)
 # `Listing queues for vhost / ...` / `Asking node rabbit@localhost to report any known resource alarms`
-RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers|exchanges)|Asking node \S+ to|"
-                          r"Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
+RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers|exchanges|permissions|users|vhosts|"
+                          r"bindings|policies)|Asking node \S+ to|Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
 # `core file size          (blocks, -c) 0`
 ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
 # JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
@@ -79,7 +81,7 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("gdb", lambda h: bool(GDB.search(h))),
     ("mysql_innodb_status", lambda h: bool(INNODB_STATUS.search(h))),
     ("postgres_log", lambda h: bool(POSTGRES_LOG.search(h))),
-    ("redis_info", lambda h: len(REDIS_INFO.findall(h)) >= 1 and "# " in h),
+    ("redis_info", lambda h: bool(REDIS_INFO_SECTION.search(h)) and len(REDIS_INFO_FIELD.findall(h)) >= 2),
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
     ("ulimit", lambda h: bool(ULIMIT.search(h))),
     ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
