@@ -1,6 +1,15 @@
 """The library entry point: `open_bundle(path)` → a `Bundle` of lazily built polars frames.
 
-Everything the CLI prints comes from here, so a notebook can reach all of it.
+Everything the CLI prints comes from here, so a notebook can reach all of it: the frames of
+DESIGN.md, `.findings` and `.report()`, `.explain(finding_id)` (a finding's evidence joined back
+to its rows), plots (`.plot_timeline()` …) and `.export(directory)`.
+
+Timestamps: Celery writes local time without a zone, so by default every timestamp column is a
+naive `Datetime("ms")` exactly as written.  `open_bundle(path, tz="Europe/Berlin")` says which
+zone the logs were written in; the public frames then carry UTC-aware datetimes
+(`Datetime("ms", "UTC")`).  Rules and the `Report` always work on the naive times as written,
+so findings' `first_seen` in `report()` stay as the logs wrote them, while `.findings` and
+`.explain()` are converted like the frames.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,6 +32,12 @@ from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_member
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.log_format import compile_format
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from analyzer.engine.rule import Rule
+
 
 
 def _folder(source: str) -> str:
@@ -59,17 +75,37 @@ class Input:
 
 
 class Bundle:
-    """Parsed artifacts of one incident. Frames are built on first access and cached."""
+    """Parsed artifacts of one incident. Frames are built on first access and cached.
+
+    Frames: `events`, `tasks`, `threads`, `frames`, `waits`, `cycles` (polars, columns per
+    `analyzer.schema`); `coverage` and `problems` (lists); `findings` (polars, from the cached
+    report).  In Jupyter a bundle, its report and its findings render themselves as HTML.
+    """
 
     def __init__(self, paths: Sequence[str | Path], *, log_formats: Sequence[str] = (),
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, rules: Sequence[str | Path | Rule] | None = None,
+                 tz: str | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.options = Options(tuple(compile_format(f) for f in log_formats))
         self._limits = limits
+        self.rules: list[str | Path | Rule] = list(rules or ())
+        self.tz = tz
+        self._report: Report | None = None
+        self._rules_used: dict[str, Rule] = {}
 
     def __repr__(self) -> str:
         names = ", ".join(str(p) for p in self.paths)
         return f"<Bundle {names}: {len(self.inputs)} inputs>"
+
+    def _repr_html_(self) -> str:
+        from analyzer import notebook
+
+        return notebook.bundle_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from analyzer import notebook
+
+        return notebook.bundle_markdown(self)
 
     # --- reading ---------------------------------------------------------------------------
     @classmethod
@@ -94,10 +130,12 @@ class Bundle:
 
     @property
     def problems(self) -> list[Problem]:
+        """What could not be read: refused archive members, undecodable or truncated inputs."""
         return [*self.contents.problems, *(p for r in self._parsed for p in r.problems)]
 
     @property
     def coverage(self) -> list[Coverage]:
+        """Per input: lines read, parsed and unrecognised (with samples); `export.coverage_frame` tabulates it."""
         return [c for r in self._parsed for c in r.coverage]
 
     def _frame(self, name: str) -> pl.DataFrame:
@@ -106,43 +144,93 @@ class Bundle:
             return schema.empty(schema.FRAME_SCHEMAS[name])
         return pl.concat(parts, how="vertical_relaxed")
 
-    # --- frames ------------------------------------------------------------------------------
+    def _localize(self, df: pl.DataFrame) -> pl.DataFrame:
+        """Naive timestamp columns (as written in `self.tz`) → UTC-aware; unchanged without `tz`."""
+        if self.tz is None:
+            return df
+        cols = [name for name, dtype in df.schema.items()
+                if isinstance(dtype, pl.Datetime) and dtype.time_zone is None]
+        if not cols:
+            return df
+        return df.with_columns(
+            pl.col(c).dt.replace_time_zone(self.tz, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone("UTC") for c in cols)
+
+    # --- frames (naive, as written: what rules and the report see) -------------------------
     @cached_property
-    def events(self) -> pl.DataFrame:
-        """Every log record of every input on one timeline (ts, then source and line)."""
+    def _events(self) -> pl.DataFrame:
         return settle_hosts(self._frame("events")).sort("ts", "source", "line", nulls_last=True)
 
     @cached_property
+    def _tasks(self) -> pl.DataFrame:
+        return task_analysis.build(self._events)
+
+    @cached_property
+    def _threads(self) -> pl.DataFrame:
+        return self._frame("threads")
+
+    # --- frames (public) -----------------------------------------------------------------------
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """Every log record of every input on one timeline (ts, then source and line)."""
+        return self._localize(self._events)
+
+    @cached_property
     def tasks(self) -> pl.DataFrame:
-        return task_analysis.build(self.events)
+        """One row per task id: lifecycle times, state, runtime, retries."""
+        return self._localize(self._tasks)
 
     @cached_property
     def threads(self) -> pl.DataFrame:
-        return self._frame("threads")
+        """One row per thread per dump: `state`, innermost frame `top`, stack `signature`, `bucket`."""
+        return self._localize(self._threads)
 
     @cached_property
     def frames(self) -> pl.DataFrame:
+        """One row per stack frame of every dumped thread (`depth` 0 = innermost)."""
         return self._frame("frames")
 
     @cached_property
     def waits(self) -> pl.DataFrame:
+        """Wait-for edges (waiter → resource → holder) reconstructed from dumps and server logs."""
         return self._frame("waits")
 
     @cached_property
     def cycles(self) -> pl.DataFrame:
+        """Deadlock cycles in the wait-for graph."""
         return self._frame("cycles")
+
+    # --- rules and findings -------------------------------------------------------------------
+    def _load_rules(self, rule_dirs: Sequence[str | Path], select: Sequence[str], ignore: Sequence[str],
+                    builtin: bool) -> tuple[list[Rule], list[EngineError]]:
+        from analyzer.engine.catalogue import _selected, load_catalogue
+        from analyzer.engine.rule import Rule
+
+        dirs = [*(r for r in self.rules if not isinstance(r, Rule)), *rule_dirs]
+        rules, errors = load_catalogue(dirs, select=select, ignore=ignore, builtin=builtin)
+        extra = {r.id: r for r in self.rules if isinstance(r, Rule) and _selected(r, select, ignore)}
+        if extra:
+            rules = sorted([*(r for r in rules if r.id not in extra), *extra.values()], key=lambda r: r.id)
+        return rules, errors
 
     def report(self, *, rule_dirs: Sequence[str | Path] = (), select: Sequence[str] = (),
                ignore: Sequence[str] = (), builtin_rules: bool = True) -> Report:
-        """Run the rules over the frames, rank the findings, and gather coverage."""
-        from analyzer.engine.catalogue import load_catalogue
+        """Run the rules over the frames, rank the findings, and gather coverage.
+
+        Uses the shipped rules, the bundle's `rules` and `rule_dirs`; `select` / `ignore` take rule
+        ids, id prefixes or categories.  Called without arguments, the report is computed once and
+        cached (`.findings` and `.explain()` use that one).
+        """
         from analyzer.engine.evaluate import evaluate
 
-        rules, errors = load_catalogue(rule_dirs, select=select, ignore=ignore, builtin=builtin_rules)
+        default = not rule_dirs and not select and not ignore and builtin_rules
+        if default and self._report is not None:
+            return self._report
+        rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
         ordered, roots = diagnose(findings)
-        return Report(
+        report = Report(
             inputs=self.coverage,
             kinds={i.name: i.kind for i in self.inputs},
             problems=self.problems,
@@ -151,14 +239,124 @@ class Bundle:
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
         )
+        if default:
+            self._report = report
+            self._rules_used = {r.id: r for r in rules}
+        return report
+
+    @property
+    def findings(self) -> pl.DataFrame:
+        """Findings of the cached `report()` as a polars frame, root causes first (`root_cause`)."""
+        from analyzer.export import findings_frame
+
+        return self._localize(findings_frame(self.report()))
+
+    def explain(self, finding_id: str, *, full: bool = False) -> pl.DataFrame:
+        """The rows behind a finding of the cached report: its evidence joined back to its frame.
+
+        For rules on `events` the columns are `source, line, ts, level, host, task_id, message,
+        text`; for other frames, the whole row.  `full=True` returns every row the rule matched
+        in the finding's group, not only the (bounded) evidence.  Unknown id → `KeyError`.
+        """
+        from analyzer.engine.evaluate import EVIDENCE_LINE, matches
+
+        finding = self.report().finding(finding_id)
+        rule = self._rules_used.get(finding.rule)
+        on = rule.on if rule is not None else "events"
+        frame = self.frame_map().get(on, self._events)
+        line_col = EVIDENCE_LINE.get(on, "line")
+        keys = pl.DataFrame({"source": [e.source for e in finding.evidence],
+                             line_col: [e.line for e in finding.evidence]},
+                            schema={"source": pl.String, line_col: pl.Int64})
+        if "source" not in frame.columns or line_col not in frame.columns:
+            return keys
+        rows = keys.join(frame, on=["source", line_col], how="left", maintain_order="left")
+        if full and rule is not None and frame.height:
+            hits = matches(rule, frame)
+            if rule.group_by and rows.height:
+                first = rows.row(0, named=True)
+                for col in rule.group_by:
+                    value = first.get(col)
+                    hits = hits.filter(pl.col(col).is_null() if value is None else pl.col(col) == value)
+            rows = hits
+        if on == "events":
+            cols = ["source", "line", "ts", "level", "host", "task_id", "message", "text"]
+            rows = rows.select([c for c in cols if c in rows.columns])
+        return self._localize(rows)
+
+    # --- plots and export --------------------------------------------------------------------
+    def plot_timeline(self) -> Figure:
+        """Events per host and kind over time, with findings and the root cause marked."""
+        from analyzer import plots
+
+        return plots.timeline(self)
+
+    def plot_runtimes(self) -> Figure:
+        """Distribution of task runtimes per task name."""
+        from analyzer import plots
+
+        return plots.runtimes(self)
+
+    def plot_gantt(self, *, limit: int = 30) -> Figure:
+        """Gantt of stuck and longest tasks: received → started → finished (or end of the logs)."""
+        from analyzer import plots
+
+        return plots.gantt(self, limit=limit)
+
+    def plot_reconnects(self) -> Figure:
+        """Broker connection attempts, losses and successes over time."""
+        from analyzer import plots
+
+        return plots.reconnects(self)
+
+    def plot_thread_states(self) -> Figure:
+        """Thread states per thread dump."""
+        from analyzer import plots
+
+        return plots.thread_states(self)
+
+    def save_plots(self, directory: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+        """Write every plot to `directory` in each format, byte-identically across runs."""
+        from analyzer import plots
+
+        return plots.save_plots(self, directory, formats)
+
+    def export(self, directory: str | Path, to: str = "parquet") -> list[Path]:
+        """Write every frame (and findings, coverage) as parquet, csv or ndjson files."""
+        from analyzer import export
+
+        return export.export(self, directory, to=to)
 
     def frame_map(self) -> dict[str, pl.DataFrame]:
-        return {"events": self.events, "tasks": self.tasks, "threads": self.threads, "frames": self.frames,
+        """The frames rules run on, timestamps naive as written (whatever `tz` says)."""
+        return {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
                 "waits": self.waits, "cycles": self.cycles}
 
 
-def open_bundle(path: str | Path | Sequence[str | Path], *, log_formats: Sequence[str] = (),
-                limits: Limits | None = None) -> Bundle:
-    """Open a bundle: a directory, an archive, a log file, or several of them."""
+def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,
+                tz: str | None = None, log_formats: Sequence[str] = (), limits: Limits | None = None) -> Bundle:
+    """Open a bundle: a directory, an archive, a log file, or several of them.
+
+    `rules`: extra rule directories (or `Rule` objects) used by `.report()` and `.findings`.
+    `tz`: the IANA zone the logs were written in (Celery logs local time without a zone); when
+    given, timestamp columns of the frames become UTC-aware datetimes.  Default: naive, as written.
+    `log_formats`: %-style logging formats of the workers, for custom log layouts.
+    """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    return Bundle(paths, log_formats=log_formats, limits=limits)
+    return Bundle(paths, log_formats=log_formats, limits=limits, rules=rules, tz=tz)
+
+
+def _install_reprs() -> None:
+    """Give `Report` and `Finding` their notebook reprs (defined in `analyzer.notebook`)."""
+    from analyzer import notebook
+    from analyzer.findings import Finding
+
+    pairs: list[tuple[Any, Any, Any]] = [(Report, notebook.report_html, notebook.report_markdown),
+                                         (Finding, notebook.finding_html, notebook.finding_markdown)]
+    for cls, html, md in pairs:
+        if "_repr_html_" not in vars(cls):  # the class may define its own one day
+            cls._repr_html_ = html
+            cls._repr_markdown_ = md
+
+
+_install_reprs()

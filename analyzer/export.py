@@ -1,0 +1,149 @@
+"""Write a bundle's frames to files that DuckDB, pandas, Excel or polars open directly.
+
+`export(bundle, directory, to="parquet")` writes one file per frame: `events`, `tasks`,
+`threads`, `frames`, `waits`, `cycles`, `findings`, `coverage` (`<name>.parquet`, `.csv` or
+`.ndjson`).  Parquet and NDJSON keep list columns and timestamps as they are; CSV cannot hold
+lists, so their items are joined with `;`.
+
+On the command line: `celery-postmortem export PATH --to csv DIR` (`export_command`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import polars as pl
+import typer
+
+if TYPE_CHECKING:
+    from analyzer.api import Bundle
+    from analyzer.report import Report
+
+FORMATS = ("parquet", "csv", "ndjson")
+FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "findings", "coverage")
+LIST_SEPARATOR = ";"
+
+FINDINGS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "root_cause": pl.Boolean(),
+    "rule": pl.String(),
+    "category": pl.String(),
+    "severity": pl.String(),
+    "confidence": pl.Float64(),
+    "title": pl.String(),
+    "summary": pl.String(),
+    "count": pl.Int64(),
+    "first_seen": pl.Datetime("ms"),
+    "last_seen": pl.Datetime("ms"),
+    "hosts": pl.List(pl.String()),
+    "tasks": pl.List(pl.String()),
+    "evidence_total": pl.Int64(),
+    "explains": pl.List(pl.String()),
+    "explained_by": pl.List(pl.String()),
+    "remediation": pl.List(pl.String()),
+}
+
+COVERAGE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "kind": pl.String(),
+    "lines": pl.Int64(),
+    "parsed": pl.Int64(),
+    "unrecognized": pl.Int64(),
+    "invalid_utf8": pl.Int64(),
+}
+
+
+def findings_frame(report: Report) -> pl.DataFrame:
+    """One row per finding in report order; `first_seen`/`last_seen` as naive datetimes."""
+    roots = set(report.root_causes)
+    rows = [{
+        "id": f.id, "root_cause": f.id in roots, "rule": f.rule, "category": f.category, "severity": f.severity,
+        "confidence": float(f.confidence), "title": f.title, "summary": f.summary, "count": f.count,
+        "first_seen": f.first_seen, "last_seen": f.last_seen, "hosts": list(f.hosts), "tasks": list(f.tasks),
+        "evidence_total": f.evidence_total, "explains": list(f.explains), "explained_by": list(f.explained_by),
+        "remediation": list(f.remediation),
+    } for f in report.findings]
+    strings = {**FINDINGS_SCHEMA, "first_seen": pl.String(), "last_seen": pl.String()}
+    df = pl.DataFrame(rows, schema=strings)
+    return df.with_columns(pl.col("first_seen", "last_seen").str.to_datetime(time_unit="ms", strict=False))
+
+
+def coverage_frame(bundle: Bundle) -> pl.DataFrame:
+    """One row per parsed input: lines read, parsed and unrecognised."""
+    rows = [{"source": c.source, "kind": c.kind, "lines": c.lines, "parsed": c.parsed,
+             "unrecognized": c.unrecognized, "invalid_utf8": c.invalid_utf8} for c in bundle.coverage]
+    return pl.DataFrame(rows, schema=COVERAGE_SCHEMA)
+
+
+def frames_of(bundle: Bundle) -> dict[str, pl.DataFrame]:
+    """Every exportable frame of `bundle`, by name (the order of `FRAMES`)."""
+    return {
+        "events": bundle.events, "tasks": bundle.tasks, "threads": bundle.threads, "frames": bundle.frames,
+        "waits": bundle.waits, "cycles": bundle.cycles, "findings": bundle.findings,
+        "coverage": coverage_frame(bundle),
+    }
+
+
+def flatten_lists(df: pl.DataFrame, separator: str = LIST_SEPARATOR) -> pl.DataFrame:
+    """List columns → strings of their items joined with `separator` (for CSV)."""
+    lists = [name for name, dtype in df.schema.items() if isinstance(dtype, pl.List)]
+    if not lists:
+        return df
+    return df.with_columns(pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(separator) for c in lists)
+
+
+def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
+    df = flatten_lists(df)
+    nested = [name for name, dtype in df.schema.items() if dtype.is_nested() or dtype == pl.Null]
+    return df.with_columns(pl.col(c).cast(pl.String) for c in nested) if nested else df
+
+
+def export(bundle: Bundle, directory: str | Path, to: str = "parquet",
+           frames: Sequence[str] = FRAMES) -> list[Path]:
+    """Write each of `frames` of `bundle` to `directory/<name>.<to>`; return the paths written."""
+    if to not in FORMATS:
+        raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
+    unknown = [f for f in frames if f not in FRAMES]
+    if unknown:
+        raise ValueError(f"unknown frame(s) {', '.join(unknown)}; choose from {', '.join(FRAMES)}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    data = frames_of(bundle)
+    written = []
+    for name in frames:
+        df, path = data[name], out / f"{name}.{to}"
+        if to == "parquet":
+            df.write_parquet(path)
+        elif to == "csv":
+            _csv_ready(df).write_csv(path)
+        else:
+            df.write_ndjson(path)
+        written.append(path)
+    return written
+
+
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Bundle directory, archive or file.")],
+    directory: Annotated[Path, typer.Argument(help="Directory to write the files into (created if needed).")],
+    to: Annotated[str, typer.Option("--to", help=f"File format: {', '.join(FORMATS)}.")] = "parquet",
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", help="Zone the logs were written in (e.g. Europe/Berlin); timestamps become UTC.")] = None,
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
+    = None,
+) -> None:
+    """Write the bundle's frames (events, tasks, threads, ..., findings, coverage) to DIR."""
+    from analyzer.api import open_bundle
+
+    if to not in FORMATS:
+        typer.echo(f"celery-postmortem: --to takes one of {', '.join(FORMATS)}, not {to!r}", err=True)
+        raise typer.Exit(2)
+    if not path.exists():
+        typer.echo(f"celery-postmortem: {path}: no such file or directory", err=True)
+        raise typer.Exit(2)
+    bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
+    for written in export(bundle, directory, to=to):
+        typer.echo(str(written))

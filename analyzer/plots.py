@@ -1,0 +1,458 @@
+"""Figures of an incident: matplotlib (Agg, no pyplot), deterministic, readable, empty-safe.
+
+Each function takes a `Bundle` (anything with the frames as attributes) and returns a
+`matplotlib.figure.Figure`:
+
+- `timeline`: events per host and kind (lifecycle kind, else log level) over time, with event
+  counts per level above; findings' `first_seen` as vertical lines, the root cause in red with
+  its first → last span shaded.
+- `runtimes`: distribution of task runtimes per task name (box + points, log scale when wide).
+- `gantt`: stuck and longest tasks, received → started (waiting), started → finished or the
+  end of the evidence (hatched when the task never finished).
+- `reconnects`: broker connection events (`Cannot connect to`, `Connection to broker lost`,
+  `Connected to`) over time, and their running counts.
+- `thread_states`: thread states (`threads.state`) counted per dump.
+
+`save_plots(bundle, directory, formats=("png", "svg"))` writes them all; two runs give
+byte-identical files (fixed size and dpi, `svg.hashsalt`, no dates in SVG/PDF metadata,
+none in PNG).  Without data a figure says so ("no events") instead of raising.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec
+
+import polars as pl
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+P = ParamSpec("P")
+
+WIDTH = 11.0
+DPI = 100
+MAX_LANES = 24
+MAX_LEGEND_FINDINGS = 8
+RC: Any = {
+    "svg.hashsalt": "celery-postmortem",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "axes.titlesize": 10,
+    "axes.titlelocation": "left",
+    "timezone": "UTC",
+}
+METADATA: dict[str, dict[str, Any]] = {
+    "svg": {"Date": None},
+    "pdf": {"CreationDate": None, "ModDate": None},
+    "png": {},
+}
+LEVEL_ORDER = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LEVEL_COLOURS = {"CRITICAL": "#67001f", "ERROR": "#d6604d", "WARNING": "#f4a582", "INFO": "#92c5de",
+                 "DEBUG": "#d1e5f0", "other": "#bababa"}
+STATE_ORDER = ("lock_wait", "db_wait", "io_wait", "sleep", "running", "idle", "unknown")
+STATE_COLOURS = {"lock_wait": "#d6604d", "db_wait": "#8073ac", "io_wait": "#f4a582", "sleep": "#92c5de",
+                 "running": "#4dac26", "idle": "#bababa", "unknown": "#e0e0e0"}
+TASK_COLOURS = {"SUCCESS": "#4dac26", "FAILURE": "#d6604d", "RETRY": "#f4a582", "REVOKED": "#8073ac",
+                "REJECTED": "#8073ac", "LOST": "#67001f", "STARTED": "#b2182b", "RECEIVED": "#bababa"}
+RECONNECT_PATTERNS = (
+    ("cannot connect", "Cannot connect to", "#d6604d"),
+    ("connection lost", "Connection to broker lost", "#f4a582"),
+    ("connected", "Connected to", "#4dac26"),
+)
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+
+
+def _styled(fn: Callable[P, Figure]) -> Callable[P, Figure]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        import matplotlib
+
+        with matplotlib.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(height: float, rows: int = 1, height_ratios: Sequence[float] | None = None,
+            sharex: bool = True) -> tuple[Figure, list[Any]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False,
+                        gridspec_kw={"height_ratios": list(height_ratios)} if height_ratios else None)
+    return fig, [a for row in axes for a in row]
+
+
+def _empty(title: str, message: str) -> Figure:
+    fig, (ax,) = _figure(3.0)
+    ax.set_title(title)
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, color="#777777", transform=ax.transAxes)
+    ax.set_axis_off()
+    return fig
+
+
+def _dates(ax: Any) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _short(text: object, limit: int = 40) -> str:
+    s = "" if text is None else str(text)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _pad(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
+    span = hi - lo
+    pad = span * 0.03 if span > timedelta(0) else timedelta(seconds=1)
+    return lo - pad, hi + pad
+
+
+# -- timeline ----------------------------------------------------------------------------------
+
+
+def _findings_frame(bundle: Any) -> pl.DataFrame:
+    try:
+        df: pl.DataFrame = bundle.findings
+    except AttributeError:
+        return pl.DataFrame()
+    return df
+
+
+def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi: datetime) -> list[Any]:
+    """Vertical lines at each finding's first_seen; the root cause red with its span shaded."""
+    from matplotlib.lines import Line2D
+
+    handles: list[Any] = []
+    if findings.is_empty() or "first_seen" not in findings.columns:
+        return handles
+    rows = findings.filter(pl.col("first_seen").is_not_null()).to_dicts()
+    roots = [r for r in rows if r.get("root_cause")]
+    first_root = roots[0]["id"] if roots else None
+    for n, row in enumerate(rows):
+        start, end = row["first_seen"], row["last_seen"] or row["first_seen"]
+        if end < lo or start > hi:
+            continue
+        is_root = row["id"] == first_root
+        colour = "#b2182b" if is_root else ("#e08214" if row.get("root_cause") else "#555555")
+        style: Any = "-" if row.get("root_cause") else ":"
+        for ax in axes:
+            ax.axvline(start, color=colour, linestyle=style, linewidth=2.0 if is_root else 1.0, zorder=1)
+            if is_root and end > start:
+                ax.axvspan(start, end, color=colour, alpha=0.10, zorder=0)
+        if n < MAX_LEGEND_FINDINGS:
+            label = f"{row['id']} {row['category']}" + (" (root cause)" if row.get("root_cause") else "")
+            handles.append(Line2D([], [], color=colour, linestyle=style, linewidth=2.0 if is_root else 1.0,
+                                  label=_short(label, 60)))
+    if len(rows) > MAX_LEGEND_FINDINGS:
+        handles.append(Line2D([], [], color="none", label=f"+{len(rows) - MAX_LEGEND_FINDINGS} more findings"))
+    return handles
+
+
+@_styled
+def timeline(bundle: Any) -> Figure:
+    """Events per host and kind over time; findings marked, the root cause highlighted."""
+    import matplotlib.dates as mdates
+    import numpy as np
+
+    title = "Incident timeline"
+    ev = bundle.events.filter(pl.col("ts").is_not_null())
+    if ev.is_empty():
+        return _empty(title, "no events")
+    ev = ev.with_columns(
+        pl.coalesce(pl.col("host"), pl.lit("?")).alias("_host"),
+        pl.coalesce(pl.col("kind"), pl.col("level").str.to_lowercase(), pl.lit("other")).alias("_class"),
+        pl.when(pl.col("level").is_in(LEVEL_ORDER)).then(pl.col("level")).otherwise(pl.lit("other")).alias("_lvl"),
+    )
+    lanes_df = (ev.group_by("_host", "_class").agg(pl.len().alias("n"), pl.col("ts").min().alias("first"))
+                .sort("_host", "first", "_class"))
+    lanes = [(h, c) for h, c in lanes_df.select("_host", "_class").rows()]
+    if len(lanes) > MAX_LANES:  # keep the busiest lanes, fold the rest into "other" per host
+        keep = set(lanes_df.sort("n", descending=True, maintain_order=True).head(MAX_LANES - 1)
+                   .select("_host", "_class").rows())
+        ev = ev.with_columns(pl.struct("_host", "_class").map_elements(
+            lambda s: s["_class"] if (s["_host"], s["_class"]) in keep else "(other kinds)",
+            return_dtype=pl.String).alias("_class"))
+        lanes_df = (ev.group_by("_host", "_class").agg(pl.col("ts").min().alias("first"))
+                    .sort("_host", "first", "_class"))
+        lanes = [(h, c) for h, c in lanes_df.select("_host", "_class").rows()]
+    hosts = sorted({h for h, _ in lanes})
+    height = min(10.0, 3.2 + 0.28 * len(lanes))
+    fig, (top, ax) = _figure(height, rows=2, height_ratios=(1, max(1.5, len(lanes) * 0.3)))
+
+    lo, hi = _pad(ev.get_column("ts").min(), ev.get_column("ts").max())  # type: ignore[arg-type]
+    # counts per level over time, stacked (one `stairs` artist per level: cheap to draw)
+    edges = mdates.date2num([lo + (hi - lo) * i / 60 for i in range(61)])
+    base = np.zeros(len(edges) - 1)
+    levels = []
+    for lvl in (*LEVEL_ORDER, "other"):
+        times = ev.filter(pl.col("_lvl") == lvl).get_column("ts").to_list()
+        if not times:
+            continue
+        counts, _ = np.histogram(mdates.date2num(times), bins=edges)
+        top.stairs(base + counts, edges, baseline=base.copy(), fill=True, color=LEVEL_COLOURS[lvl], label=lvl)
+        base = base + counts
+        levels.append(lvl)
+    top.set_ylim(0, max(1.0, float(base.max()) * 1.1))
+    top.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
+    top.set_ylabel("events")
+    top.set_title(f"{title}: {ev.height} events, {len(hosts)} host(s)")
+    top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0, fontsize=7, frameon=False)
+
+    # one lane per (host, kind)
+    classes = sorted({c for _, c in lanes})
+    colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(classes)}
+    index = {lane: i for i, lane in enumerate(lanes)}
+    for (host, cls), part in ev.partition_by("_host", "_class", as_dict=True, maintain_order=True).items():
+        y = index[(str(host), str(cls))]
+        ax.scatter(part.get_column("ts").to_list(), [y] * part.height, s=14, marker="|" if part.height > 50 else "o",
+                   color=colours[str(cls)], zorder=3)
+    ax.set_yticks(range(len(lanes)))
+    ax.set_yticklabels([f"{_short(h, 24)} · {_short(c, 20)}" if len(hosts) > 1 else _short(c, 28)
+                        for h, c in lanes])
+    ax.set_ylim(len(lanes) - 0.5, -0.5)
+    ax.grid(axis="x", color="#eeeeee")
+    ax.set_xlim(lo, hi)
+    if len(hosts) == 1:
+        ax.set_ylabel(_short(hosts[0], 30))
+    _dates(ax)
+    handles = _mark_findings([top, ax], _findings_frame(bundle), lo, hi)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8,
+                   frameon=False)
+    return fig
+
+
+# -- task runtimes -------------------------------------------------------------------------------
+
+
+@_styled
+def runtimes(bundle: Any, *, max_names: int = 12) -> Figure:
+    """Runtime distribution per task name (box plot and points; log scale when it spans decades)."""
+    import numpy as np
+
+    title = "Task runtimes"
+    df = bundle.tasks.filter(pl.col("runtime_s").is_not_null())
+    if df.is_empty():
+        return _empty(title, "no finished tasks with a runtime")
+    names = (df.group_by("task_name").agg(pl.len().alias("n"), pl.col("runtime_s").median().alias("med"))
+             .sort(["n", "task_name"], descending=[True, False], nulls_last=True).head(max_names))
+    order = names.get_column("task_name").to_list()
+    data = [df.filter(pl.col("task_name").eq_missing(name)).get_column("runtime_s").to_numpy() for name in order]
+    fig, (ax,) = _figure(min(9.0, 2.2 + 0.45 * len(order)))
+    ax.boxplot(data, orientation="horizontal", widths=0.5, showfliers=False,
+               medianprops={"color": "#b2182b"})
+    rng = np.random.default_rng(0)
+    for i, values in enumerate(data, 1):
+        ax.scatter(values, i + rng.uniform(-0.15, 0.15, len(values)), s=8, alpha=0.5, color="#1f77b4", zorder=3)
+    ax.set_yticks(range(1, len(order) + 1))
+    ax.set_yticklabels([f"{_short(n or '?', 40)} (n={len(d)})" for n, d in zip(order, data, strict=True)])
+    ax.invert_yaxis()
+    values = df.get_column("runtime_s")
+    positive = values.filter(values > 0)
+    if positive.len() and float(positive.max()) / float(positive.min()) > 100:  # type: ignore[arg-type,operator]
+        ax.set_xscale("log")
+    ax.set_xlabel("runtime (s)")
+    more = f", top {len(order)} task names" if names.height < df.get_column("task_name").n_unique() else ""
+    ax.set_title(f"{title}: {df.height} tasks{more}")
+    ax.grid(axis="x", color="#eeeeee")
+    return fig
+
+
+# -- gantt of stuck / long tasks -----------------------------------------------------------------
+
+
+def _end_of_evidence(bundle: Any) -> datetime | None:
+    candidates = [bundle.events.get_column("ts").max()]
+    threads = bundle.threads
+    if "captured_at" in threads.columns and threads.height:
+        candidates.append(threads.get_column("captured_at").max())
+    found = [c for c in candidates if isinstance(c, datetime)]
+    return max(found) if found else None
+
+
+@_styled
+def gantt(bundle: Any, *, limit: int = 30) -> Figure:
+    """Stuck tasks (no finish) and the longest ones: waiting (received→started), running (→finished or end)."""
+    from matplotlib.patches import Patch
+
+    title = "Stuck and long tasks"
+    tasks = bundle.tasks.filter(pl.col("received_at").is_not_null() | pl.col("started_at").is_not_null())
+    if tasks.is_empty():
+        return _empty(title, "no tasks with a received or started time")
+    now = _end_of_evidence(bundle)
+    tasks = tasks.with_columns(
+        pl.coalesce("received_at", "started_at").alias("_from"),
+        pl.col("finished_at").is_null().alias("_open"),
+        pl.coalesce("finished_at", pl.lit(now, dtype=tasks.schema["received_at"])).alias("_to"),
+    ).with_columns((pl.col("_to") - pl.col("_from")).alias("_span"))
+    picked = (tasks.sort(["_open", "_span", "task_id"], descending=[True, True, False], nulls_last=True)
+              .head(limit).sort("_from", "task_id"))
+    fig, (ax,) = _figure(min(10.0, 2.4 + 0.32 * picked.height))
+    rows = picked.to_dicts()
+    for y, row in enumerate(rows):
+        start, began, end = row["_from"], row["started_at"], row["_to"] or row["_from"]
+        if began is not None and began > start:
+            ax.barh(y, began - start, left=start, height=0.5, color="#d9d9d9", edgecolor="#969696", linewidth=0.5)
+        run_from = began or start
+        colour = TASK_COLOURS.get(row["state"] or "", "#1f77b4")
+        ax.barh(y, max(end - run_from, timedelta(milliseconds=1)), left=run_from, height=0.5, color=colour,
+                hatch="//" if row["_open"] else None, edgecolor="#333333" if row["_open"] else colour, linewidth=0.5)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{_short(r['task_name'] or '?', 32)} [{(r['task_id'] or '?')[:8]}] {r['state'] or ''}"
+                        for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    lo = min(r["_from"] for r in rows)
+    hi = max((r["_to"] or r["_from"]) for r in rows)
+    ax.set_xlim(*_pad(lo, hi))
+    if now is not None:
+        ax.axvline(now, color="#555555", linestyle=":", linewidth=1)
+    _dates(ax)
+    ax.grid(axis="x", color="#eeeeee")
+    n_open = sum(1 for r in rows if r["_open"])
+    ax.set_title(f"{title}: {n_open} never finished, {len(rows) - n_open} longest finished")
+    handles = [Patch(facecolor="#d9d9d9", edgecolor="#969696", label="waiting (received → started)")]
+    if n_open:
+        handles.append(Patch(facecolor=TASK_COLOURS["STARTED"], hatch="//", edgecolor="#333333",
+                             label="unfinished at end of evidence"))
+    for state in sorted({r["state"] for r in rows if not r["_open"] and r["state"]}):
+        handles.append(Patch(facecolor=TASK_COLOURS.get(state, "#1f77b4"), label=state.lower()))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(5, len(handles)), fontsize=8,
+               frameon=False)
+    return fig
+
+
+# -- broker reconnects ---------------------------------------------------------------------------
+
+
+def reconnect_events(events: pl.DataFrame) -> pl.DataFrame:
+    """Events about the broker connection, with `attempt` = cannot connect / connection lost / connected."""
+    expr = pl.lit(None, dtype=pl.String)
+    for label, needle, _ in reversed(RECONNECT_PATTERNS):
+        expr = pl.when(pl.col("message").str.contains(needle, literal=True)).then(pl.lit(label)).otherwise(expr)
+    return (events.filter(pl.col("ts").is_not_null()).with_columns(expr.alias("attempt"))
+            .filter(pl.col("attempt").is_not_null()))
+
+
+@_styled
+def reconnects(bundle: Any) -> Figure:
+    """Broker connection attempts, losses and successes over time, with running counts."""
+    title = "Broker connection"
+    ev = reconnect_events(bundle.events)
+    if ev.is_empty():
+        return _empty(title, "no broker connection events")
+    fig, (ax, cum) = _figure(4.8, rows=2, height_ratios=(1, 1.2))
+    lo, hi = _pad(ev.get_column("ts").min(), ev.get_column("ts").max())  # type: ignore[arg-type]
+    labels = [label for label, _, _ in RECONNECT_PATTERNS]
+    hosts = sorted({h or "?" for h in ev.get_column("host").to_list()})
+    markers = ("o", "s", "^", "D", "v", "P")
+    for i, (label, _, colour) in enumerate(RECONNECT_PATTERNS):
+        part = ev.filter(pl.col("attempt") == label)
+        for j, host in enumerate(hosts):
+            hp = part.filter(pl.col("host").fill_null("?") == host)
+            if hp.height:
+                ax.scatter(hp.get_column("ts").to_list(), [i] * hp.height, color=colour, s=24,
+                           marker=markers[j % len(markers)], zorder=3,
+                           label=_short(host, 30) if i == 0 or len(hosts) > 1 else None)
+        if part.height:
+            times = part.get_column("ts").to_list()
+            cum.step([lo, *times, hi], [0, *range(1, len(times) + 1), len(times)], where="post", color=colour,
+                     label=f"{label} ({len(times)})")
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_title(f"{title}: {ev.height} events" + (f" on {len(hosts)} hosts" if len(hosts) > 1 else ""))
+    ax.grid(axis="x", color="#eeeeee")
+    cum.set_ylabel("running count")
+    cum.legend(loc="upper left", fontsize=8, frameon=False)
+    cum.grid(color="#eeeeee")
+    ax.set_xlim(lo, hi)
+    cum.set_ylim(bottom=0)
+    cum.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
+    _dates(cum)
+    return fig
+
+
+# -- thread states -------------------------------------------------------------------------------
+
+
+@_styled
+def thread_states(bundle: Any) -> Figure:
+    """Counts of thread states (`threads.state`) per dump, one stacked bar per dump."""
+    title = "Thread states per dump"
+    th = bundle.threads
+    if th.is_empty():
+        return _empty(title, "no thread dumps")
+    th = th.with_columns(pl.col("state").fill_null("unknown"))
+    dumps = (th.group_by("dump").agg(pl.col("captured_at").min().alias("at"), pl.len().alias("n"))
+             .sort("at", "dump", nulls_last=True).get_column("dump").to_list())
+    counts = th.group_by("dump", "state").len()
+    states = [s for s in STATE_ORDER if s in set(counts.get_column("state").to_list())]
+    states += sorted(set(counts.get_column("state").to_list()) - set(states))
+    fig, (ax,) = _figure(min(10.0, 2.4 + 0.3 * len(dumps)))
+    left = [0] * len(dumps)
+    lookup = {(d, s): n for d, s, n in counts.rows()}
+    for i, state in enumerate(states):
+        widths = [lookup.get((d, state), 0) for d in dumps]
+        ax.barh(range(len(dumps)), widths, left=left, height=0.6, label=state,
+                color=STATE_COLOURS.get(state, PALETTE[i % len(PALETTE)]))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.set_yticks(range(len(dumps)))
+    ax.set_yticklabels([_short(d, 45) for d in dumps])
+    ax.set_ylim(len(dumps) - 0.5, -0.5)
+    ax.set_xlabel("threads")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
+    ax.set_title(f"{title}: {th.height} threads in {len(dumps)} dumps")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0, fontsize=8, frameon=False)
+    ax.grid(axis="x", color="#eeeeee")
+    return fig
+
+
+# -- saving --------------------------------------------------------------------------------------
+
+PLOTS: dict[str, Callable[[Any], Figure]] = {
+    "timeline": timeline,
+    "runtimes": runtimes,
+    "gantt": gantt,
+    "reconnects": reconnects,
+    "thread_states": thread_states,
+}
+
+
+def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> Path:
+    """Save `fig` reproducibly: same figure, same bytes (no dates in metadata, fixed hash salt)."""
+    import matplotlib
+
+    out = Path(path)
+    fmt = fmt or out.suffix.lstrip(".")
+    if fmt not in METADATA:
+        raise ValueError(f"unsupported plot format {fmt!r}; choose one of {', '.join(METADATA)}")
+    with matplotlib.rc_context(RC):
+        fig.savefig(out, format=fmt, metadata=METADATA[fmt])
+    return out
+
+
+def save_plots(bundle: Any, directory: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Write every plot as `directory/<name>.<format>`; return the paths, in `PLOTS` order."""
+    unknown = [f for f in formats if f not in METADATA]
+    if unknown:
+        raise ValueError(f"unsupported plot format(s) {', '.join(unknown)}; choose from {', '.join(METADATA)}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, plot in PLOTS.items():
+        fig = plot(bundle)
+        written += [save_figure(fig, out / f"{name}.{fmt}", fmt) for fmt in formats]
+    return written

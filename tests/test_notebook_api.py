@@ -1,0 +1,180 @@
+"""The notebook-facing API: open_bundle options, cached frames and report, findings, explain, reprs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer import open_bundle
+from analyzer.api import Bundle
+from analyzer.engine.rule import parse_rule
+from analyzer.findings import Evidence, Finding
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+DOCS = ROOT / "docs"
+
+RULE = '''
+id = "NB-001"
+category = "broker.connection_refused"
+severity = "error"
+title = "Cannot connect to the broker"
+what = "Connection attempts that failed."
+why = "Tasks cannot be fetched."
+on = "events"
+when = 'message ~ "Cannot connect to"'
+message = "{count} failed connection attempts"
+remediation = ["Check the broker."]
+'''
+
+
+@pytest.fixture(scope="module")
+def broker_lost() -> Bundle:
+    return open_bundle(SAMPLES / "broker-lost")
+
+
+@pytest.fixture(scope="module")
+def empty_bundle() -> Bundle:
+    return Bundle.from_text("nothing a parser knows\n", name="notes.txt")
+
+
+def test_open_bundle_keeps_positional_path_and_log_formats_keyword() -> None:
+    b = open_bundle([SAMPLES / "healthy" / "worker.log"], log_formats=())
+    assert b.events.height > 0
+
+
+def test_frames_are_built_once_and_cached(broker_lost: Bundle) -> None:
+    assert broker_lost.events is broker_lost.events
+    assert broker_lost.tasks is broker_lost.tasks
+
+
+def test_report_without_arguments_is_cached(broker_lost: Bundle) -> None:
+    assert broker_lost.report() is broker_lost.report()
+
+
+def test_report_with_arguments_is_recomputed(broker_lost: Bundle) -> None:
+    selected = broker_lost.report(select=["broker.connection_refused"])
+    assert selected is not broker_lost.report()
+    assert {f.category for f in selected.findings} == {"broker.connection_refused"}
+
+
+def test_findings_frame_marks_the_root_cause(broker_lost: Bundle) -> None:
+    df = broker_lost.findings
+    assert df.schema["first_seen"] == pl.Datetime("ms")
+    roots = df.filter(pl.col("root_cause")).get_column("category").to_list()
+    assert roots[0] == "broker.connection_lost"
+
+
+def test_explain_joins_evidence_back_to_events(broker_lost: Bundle) -> None:
+    fid = broker_lost.findings.filter(pl.col("category") == "broker.connection_refused").item(0, "id")
+    rows = broker_lost.explain(fid)
+    assert rows.columns == ["source", "line", "ts", "level", "host", "task_id", "message", "text"]
+    assert rows.height == 2
+    assert rows.get_column("level").to_list() == ["ERROR", "ERROR"]
+    assert all("Cannot connect to" in m for m in rows.get_column("message").to_list())
+
+
+def test_explain_full_returns_every_matching_row(broker_lost: Bundle) -> None:
+    fid = broker_lost.findings.filter(pl.col("category") == "broker.connection_refused").item(0, "id")
+    assert broker_lost.explain(fid, full=True).height >= broker_lost.explain(fid).height
+
+
+def test_explain_unknown_finding_raises_key_error(broker_lost: Bundle) -> None:
+    with pytest.raises(KeyError):
+        broker_lost.explain("f999")
+
+
+def test_rules_given_to_open_bundle_are_used_by_the_report(tmp_path: Path) -> None:
+    rule, errors = parse_rule(RULE, require_examples=False)
+    assert rule is not None, errors
+    b = open_bundle(SAMPLES / "broker-lost", rules=[rule])
+    assert "NB-001" in b.findings.get_column("rule").to_list()
+    (tmp_path / "NB-001.toml").write_text(RULE)
+    by_dir = open_bundle(SAMPLES / "broker-lost", rules=[tmp_path])
+    assert "NB-001" in by_dir.findings.get_column("rule").to_list()
+
+
+def test_tz_turns_timestamps_into_utc(broker_lost: Bundle) -> None:
+    berlin = open_bundle(SAMPLES / "broker-lost", tz="Europe/Berlin")
+    assert berlin.events.schema["ts"] == pl.Datetime("ms", "UTC")
+    assert berlin.tasks.schema["received_at"] == pl.Datetime("ms", "UTC")
+    naive = broker_lost.events.get_column("ts").drop_nulls()[0]
+    aware = berlin.events.get_column("ts").drop_nulls()[0]
+    assert aware.replace(tzinfo=None) == naive.replace(hour=naive.hour - 1)  # November: UTC+1
+    assert berlin.findings.schema["first_seen"] == pl.Datetime("ms", "UTC")
+    assert berlin.report().findings[0].first_seen == broker_lost.report().findings[0].first_seen  # as written
+
+
+def test_default_timestamps_are_naive_as_written(broker_lost: Bundle) -> None:
+    assert broker_lost.events.schema["ts"] == pl.Datetime("ms")
+
+
+def test_empty_bundle_has_typed_empty_frames_and_reprs(empty_bundle: Bundle) -> None:
+    assert empty_bundle.threads.is_empty() and "state" in empty_bundle.threads.columns
+    assert empty_bundle.findings.is_empty() and "root_cause" in empty_bundle.findings.columns
+    assert isinstance(empty_bundle._repr_html_(), str)
+    assert isinstance(empty_bundle._repr_markdown_(), str)
+    assert "healthy" in empty_bundle.report()._repr_markdown_()
+
+
+def test_short_repr_names_the_bundle(broker_lost: Bundle) -> None:
+    text = repr(broker_lost)
+    assert text.startswith("<Bundle ") and "broker-lost" in text and "\n" not in text
+
+
+def test_bundle_html_lists_inputs_and_root_causes(broker_lost: Bundle) -> None:
+    broker_lost.report()
+    html = broker_lost._repr_html_()
+    assert "worker.log" in html and "broker.connection_lost" in html
+
+
+def test_bundle_repr_does_not_run_the_rules() -> None:
+    b = open_bundle(SAMPLES / "healthy")
+    assert "not computed yet" in b._repr_markdown_()
+    assert b._report is None
+
+
+def test_report_and_finding_render_as_strings(broker_lost: Bundle) -> None:
+    report = broker_lost.report()
+    assert "f1" in report._repr_html_() and "f1" in report._repr_markdown_()  # type: ignore[attr-defined]
+    finding = report.findings[0]
+    assert finding.title in finding._repr_markdown_()  # type: ignore[attr-defined]
+    assert "<table" in finding._repr_html_()  # type: ignore[attr-defined]
+
+
+def _hostile_finding(n_evidence: int) -> Finding:
+    return Finding(rule="X-1", category="task.exception", severity="error", confidence=0.5,
+                   title="<script>alert(1)</script>", summary="a | b & <c>", count=n_evidence,
+                   first_seen=None, last_seen=None, hosts=["<h>"], id="f1",
+                   evidence=[Evidence("w.log", i, f"<img src=x onerror=alert({i})>") for i in range(n_evidence)],
+                   evidence_total=n_evidence)
+
+
+def test_finding_html_escapes_what_it_quotes() -> None:
+    html = _hostile_finding(3)._repr_html_()  # type: ignore[attr-defined]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<img" not in html
+
+
+def test_finding_markdown_escapes_pipes_and_html() -> None:
+    md = _hostile_finding(3)._repr_markdown_()  # type: ignore[attr-defined]
+    assert "<script>" not in md and "<img" not in md
+    assert "a \\| b" in md
+
+
+def test_long_evidence_is_truncated_with_a_count() -> None:
+    f = _hostile_finding(40)
+    assert "35 more" in f._repr_html_()  # type: ignore[attr-defined]
+    assert "35 more" in f._repr_markdown_()  # type: ignore[attr-defined]
+
+
+def test_api_reference_page_is_up_to_date() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_api", DOCS / "gen_api.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (DOCS / "api.md").read_text() == gen.render(), "run: python docs/gen_api.py"
