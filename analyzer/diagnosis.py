@@ -28,8 +28,16 @@ def _key(f: Finding) -> tuple[object, ...]:
     )
 
 
+def _server_side(f: Finding) -> bool:
+    """Seen only in a broker or database server's own log (`rabbitmq`, `postgres`): every Celery node
+    talks to that server, so it can cause effects on any of them."""
+    return bool(f.hosts) and all("@" not in h for h in f.hosts)
+
+
 def _hosts_meet(a: Finding, b: Finding) -> bool:
-    return not a.hosts or not b.hosts or bool(set(a.hosts) & set(b.hosts))
+    if not a.hosts or not b.hosts or _server_side(a) or _server_side(b):
+        return True
+    return bool(set(a.hosts) & set(b.hosts))
 
 
 def _before(a: Finding, b: Finding) -> bool:

@@ -40,6 +40,9 @@ INSPECT_TEXT = re.compile(r"^->\s+\S+@\S+: OK", re.M)
 # `2026-11-28 18:07:41.104 UTC [1687] ERROR:  deadlock detected`
 POSTGRES_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\] (?:\S+ )?"
                           r"(?:LOG|ERROR|FATAL|DETAIL|STATEMENT|HINT|WARNING|PANIC|CONTEXT):  ", re.M)
+# `2026-11-28 19:01:04.607256+00:00 [error] <0.6755.0> PLAIN login refused: user 'guest' - …`
+RABBITMQ_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?:[+-]\d\d:\d\d|Z)? "
+                          r"\[(?:info|error|warning|debug|notice|critical)\] <\d+\.\d+\.\d+> ", re.M)
 # `=====================================\n2026-11-28 ... INNODB MONITOR OUTPUT`
 INNODB_STATUS = re.compile(r"INNODB MONITOR OUTPUT|LATEST DETECTED DEADLOCK")
 # `# Server` / `redis_version:7.0.15` / `# Replication` `role:slave` (one section is enough)
@@ -81,6 +84,7 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("gdb", lambda h: bool(GDB.search(h))),
     ("mysql_innodb_status", lambda h: bool(INNODB_STATUS.search(h))),
     ("postgres_log", lambda h: bool(POSTGRES_LOG.search(h))),
+    ("rabbitmq_log", lambda h: bool(RABBITMQ_LOG.search(h))),
     ("redis_info", lambda h: bool(REDIS_INFO_SECTION.search(h)) and len(REDIS_INFO_FIELD.findall(h)) >= 2),
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
     ("ulimit", lambda h: bool(ULIMIT.search(h))),

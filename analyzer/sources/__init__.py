@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.bundle import Member, Problem
-from analyzer.sources import celery_log, json_log
+from analyzer.sources import celery_log, json_log, redis_info, server_logs
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import read_lines
 from analyzer.sources.log_format import LogFormat
@@ -59,9 +59,27 @@ def _json_log(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
+def _rabbitmq_log(member: Member, opts: Options) -> SourceResult:
+    parsed = server_logs.parse_rabbitmq_file(_data(member), source=member.name)
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+def _postgres_log(member: Member, opts: Options) -> SourceResult:
+    parsed = server_logs.parse_postgres_file(_data(member), source=member.name)
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+def _redis_info(member: Member, opts: Options) -> SourceResult:
+    frame, cov = redis_info.parse_lines(read_lines(_data(member)), source=member.name)
+    return SourceResult({"redis_info": frame}, [cov])
+
+
 PARSERS: dict[str, Parser] = {
     "celery_log": _celery_log,
     "json_log": _json_log,
+    "rabbitmq_log": _rabbitmq_log,
+    "postgres_log": _postgres_log,
+    "redis_info": _redis_info,
 }
 
 

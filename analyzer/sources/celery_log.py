@@ -60,6 +60,19 @@ class Coverage:
     samples: list[tuple[int, str]] = field(default_factory=list)  # (line, text) of unrecognised lines
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, source: str, kind: str, lines: pl.DataFrame, unrecognized: pl.DataFrame,
+           invalid_utf8: int = 0) -> Coverage:
+        """Counts and the first few unrecognised lines (`line`, `text`) of one parsed input."""
+        cov = cls(source=source, kind=kind, lines=lines.height, unrecognized=unrecognized.height,
+                  invalid_utf8=invalid_utf8)
+        cov.parsed = cov.lines - cov.unrecognized
+        cov.samples = [(int(r[0]), str(r[1])[:300])
+                       for r in unrecognized.head(SAMPLE_LIMIT).select("line", "text").rows()]
+        if invalid_utf8:
+            cov.notes.append(f"{invalid_utf8} line(s) held invalid UTF-8 (replaced with U+FFFD)")
+        return cov
+
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"path": self.source, "kind": self.kind, "lines": self.lines,
                                 "parsed": self.parsed, "unrecognized": self.unrecognized}
@@ -141,6 +154,46 @@ def _pseudo() -> pl.Expr:
     )
 
 
+def fold(df: pl.DataFrame, starts: pl.DataFrame, *, per_stream: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fold continuation lines into the record before them.
+
+    `df` is every line (`line`, `text`, `stream`, `_start`); `starts` holds the record-starting
+    rows with their parsed fields and a `message`. Returns `df` with `_rec` (the line of each
+    line's record, null before the first) and `starts` with `text` (message plus continuation
+    lines), `end_line` and `exc_type` (the line after a traceback's last frame).
+    """
+    rec = pl.when(pl.col("_start")).then(pl.col("line")).forward_fill()
+    df = df.with_columns((rec.over(pl.col("stream").fill_null("")) if per_stream else rec).alias("_rec"))
+    cont = df.filter(~pl.col("_start") & pl.col("_rec").is_not_null())
+    starts = starts.join(df.select("line", "_rec"), on="line", how="left").sort("line")
+    if not cont.height:
+        return df, starts.with_columns(pl.col("line").alias("end_line"), pl.col("message").alias("text"),
+                                       pl.lit(None, dtype=pl.String).alias("exc_type"))
+    last_frame = pl.when(pl.col("text").str.starts_with('  File "')).then(pl.col("line")).max().over("_rec")
+    cont = cont.with_columns(last_frame.alias("_lf"))
+    exc = (
+        cont.filter(
+            pl.col("_lf").is_not_null() & (pl.col("line") > pl.col("_lf"))
+            & ~pl.col("text").str.starts_with(" ") & (pl.col("text") != "")
+            & ~pl.col("text").str.starts_with('"""') & ~pl.col("text").str.starts_with("\t")
+        )
+        .group_by("_rec").agg(pl.col("text").sort_by("line").first().alias("_excl"))
+        .with_columns(pl.col("_excl").str.extract(EXC_LINE_RE, 1).alias("exc_type"))
+        .drop("_excl")
+    )
+    folded = cont.group_by("_rec").agg(
+        pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
+        pl.col("line").max().alias("end_line"),
+    ).join(exc, on="_rec", how="left")
+    starts = starts.join(folded, on="_rec", how="left").with_columns(
+        pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
+        pl.when(pl.col("_cont").is_not_null())
+        .then(pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont")))
+        .otherwise(pl.col("message")).alias("text"),
+    ).drop("_cont")
+    return df, starts
+
+
 def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
                 kind: str = "celery_log") -> Parsed:
     df = lines.frame
@@ -158,41 +211,9 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
     if pseudo.height:
         start = start | pl.col("line").is_in(pseudo.get_column("line").implode())
     df = df.with_columns(start.alias("_start"))
-    # a record is named by the line of its start; continuation lines inherit it (per container stream)
-    rec = pl.when(pl.col("_start")).then(pl.col("line")).forward_fill()
-    df = df.with_columns((rec.over(pl.col("stream").fill_null("")) if lines.had_prefix else rec).alias("_rec"))
-
-    # 2. continuation lines, folded into their record; the exception line follows the last frame
-    cont = df.filter(~pl.col("_start") & pl.col("_rec").is_not_null())
-    starts = pl.concat([heads.with_columns(pl.lit(False).alias("_pseudo")), pseudo], how="diagonal_relaxed")
-    starts = starts.join(df.select("line", "_rec"), on="line", how="left").sort("line")
-    if cont.height:
-        last_frame = pl.when(pl.col("text").str.starts_with('  File "')).then(pl.col("line")).max().over("_rec")
-        cont = cont.with_columns(last_frame.alias("_lf"))
-        exc = (
-            cont.filter(
-                pl.col("_lf").is_not_null() & (pl.col("line") > pl.col("_lf"))
-                & ~pl.col("text").str.starts_with(" ") & (pl.col("text") != "")
-                & ~pl.col("text").str.starts_with('"""') & ~pl.col("text").str.starts_with("\t")
-            )
-            .group_by("_rec").agg(pl.col("text").sort_by("line").first().alias("_excl"))
-            .with_columns(pl.col("_excl").str.extract(EXC_LINE_RE, 1).alias("exc_type"))
-            .drop("_excl")
-        )
-        folded = cont.group_by("_rec").agg(
-            pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
-            pl.col("line").max().alias("end_line"),
-        ).join(exc, on="_rec", how="left")
-        starts = starts.join(folded, on="_rec", how="left")
-        text = pl.when(pl.col("_cont").is_not_null()).then(
-            pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont"))).otherwise(pl.col("message"))
-    else:
-        starts = starts.with_columns(pl.lit(None, dtype=pl.Int64).alias("end_line"),
-                                     pl.lit(None, dtype=pl.String).alias("exc_type"))
-        text = pl.col("message")
+    df, starts = fold(df, starts=pl.concat([heads.with_columns(pl.lit(False).alias("_pseudo")), pseudo],
+                                           how="diagonal_relaxed"), per_stream=lines.had_prefix)
     starts = starts.with_columns(
-        pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
-        text.alias("text"),
         pl.when(pl.col("_pseudo") & pl.col("text").str.starts_with(" -") & pl.col("text").str.contains(BANNER_RE))
         .then(pl.lit("banner")).otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
         pl.when(pl.col("_pseudo") & pl.col("message").str.starts_with("/")).then(pl.lit("WARNING"))
@@ -208,12 +229,7 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
 
     # 3. coverage: lines before a stream's first record are preamble; blank ones are fine
     unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
-    cov = Coverage(source=source, kind=kind, lines=df.height, unrecognized=unrec.height,
-                   invalid_utf8=lines.invalid_utf8)
-    cov.parsed = cov.lines - cov.unrecognized
-    cov.samples = [(int(r[0]), str(r[1])[:300]) for r in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
-    if lines.invalid_utf8:
-        cov.notes.append(f"{lines.invalid_utf8} line(s) held invalid UTF-8 (replaced with U+FFFD)")
+    cov = Coverage.of(source, kind, df, unrec, lines.invalid_utf8)
     if lines.had_prefix:
         cov.notes.append("container log prefixes removed (docker compose / kubectl)")
     return Parsed(events, cov)

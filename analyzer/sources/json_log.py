@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.schema import EVENTS, conform
-from analyzer.sources.celery_log import EXC_LINE_RE, SAMPLE_LIMIT, Coverage, Parsed
+from analyzer.sources.celery_log import EXC_LINE_RE, Coverage, Parsed
 from analyzer.sources.lifecycle_messages import classify
 from analyzer.sources.lines import Lines, read_lines
 
@@ -84,11 +84,7 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
     )
     events = conform(ev, EVENTS).select(EVENTS.keys())
     unrec = df.filter((pl.col("_rec") == 0) & (pl.col("text").str.strip_chars() != ""))
-    cov = Coverage(source=source, kind="json_log", lines=df.height, unrecognized=unrec.height,
-                   invalid_utf8=lines.invalid_utf8)
-    cov.parsed = cov.lines - cov.unrecognized
-    cov.samples = [(int(r[0]), str(r[1])[:300]) for r in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
-    return Parsed(events, cov)
+    return Parsed(events, Coverage.of(source, "json_log", df, unrec, lines.invalid_utf8))
 
 
 def parse(data: bytes | Path, *, source: str) -> Parsed:

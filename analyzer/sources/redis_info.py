@@ -60,7 +60,4 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     blank = pl.col("text").str.strip_chars() == ""
     section = pl.col("text").str.contains(SECTION_RE)
     unrec = kv.filter(pl.col("k").is_null() & ~blank & ~section)
-    cov = Coverage(source=source, kind="redis_info", lines=df.height, unrecognized=unrec.height)
-    cov.parsed = cov.lines - cov.unrecognized
-    cov.samples = [(int(r[0]), str(r[1])[:300]) for r in unrec.head(5).select("line", "text").rows()]
-    return frame, cov
+    return frame, Coverage.of(source, "redis_info", df, unrec)

@@ -1,0 +1,92 @@
+"""Broker and database server logs → `events` rows, so rules see the server's side of a failure.
+
+RabbitMQ 3.9+ (observed, 3.10.8; deps/rabbit/src/rabbit_reader.erl):
+`2026-11-28 19:01:04.607256+00:00 [error] <0.6755.0> PLAIN login refused: user 'guest' - invalid credentials`
+PostgreSQL with the `%m [%p] %q%u@%d ` prefix (observed, PostgreSQL 15):
+`2026-11-28 19:04:38.778 UTC [14477] postgres@test ERROR:  deadlock detected`, followed by
+`… DETAIL:  Process 14477 waits for ShareLock on transaction 732; blocked by process 14476.` and
+tab-indented continuation lines. DETAIL / HINT / CONTEXT / STATEMENT lines belong to the record
+before them, so a record carries the whole report.
+
+Server records have no Celery node: `host` names the server (`rabbitmq`, `postgres`) and
+`process` its process id (`<0.6755.0>`, `14477`); diagnosis treats such hosts as shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from analyzer.schema import EVENTS, conform
+from analyzer.sources.celery_log import Coverage, Parsed, fold
+from analyzer.sources.lines import Lines, read_lines
+
+RABBITMQ_RE = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)(?:[+-]\d\d:\d\d|Z)? \[(\w+)\] (<[\d.]+>) (.*)$"
+POSTGRES_RE = (r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)(?: [A-Z]{2,5})? \[(\d+)\] (?:\S+ )?"
+               r"(LOG|ERROR|FATAL|PANIC|WARNING|NOTICE|INFO|DEBUG\d?|DETAIL|HINT|CONTEXT|STATEMENT|QUERY):  (.*)$")
+PG_CONTINUATION = ("DETAIL", "HINT", "CONTEXT", "STATEMENT", "QUERY")
+PG_LEVEL = {"LOG": "INFO", "FATAL": "CRITICAL", "PANIC": "CRITICAL", "NOTICE": "INFO"}
+RABBIT_LEVEL = {"info": "INFO", "error": "ERROR", "warning": "WARNING", "debug": "DEBUG", "notice": "INFO",
+                "critical": "CRITICAL"}
+
+
+def _timestamp(raw: pl.Expr) -> pl.Expr:
+    return raw.str.slice(0, 23).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False).fill_null(
+        raw.str.slice(0, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False))
+
+
+def _events(lines: Lines, heads: pl.DataFrame, *, source: str, kind: str, host: str) -> Parsed:
+    df = lines.frame.join(heads.select("line", "_start"), on="line", how="left").with_columns(
+        pl.col("_start").fill_null(False))
+    df, starts = fold(df, heads.filter(pl.col("_start")))
+    ev = starts.with_columns(pl.lit(source).alias("source"), pl.lit(host).alias("host"),
+                             pl.lit(None, dtype=pl.String).alias("kind"))
+    unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
+    return Parsed(conform(ev, EVENTS).select(EVENTS.keys()), Coverage.of(source, kind, df, unrec,
+                                                                         lines.invalid_utf8))
+
+
+def parse_rabbitmq(lines: Lines, *, source: str) -> Parsed:
+    caps = pl.col("text").str.extract_groups(RABBITMQ_RE)
+    heads = lines.frame.filter(pl.col("text").str.contains(RABBITMQ_RE)).with_columns(
+        _timestamp(caps.struct.field("1")).alias("ts"),
+        caps.struct.field("2").replace_strict(RABBIT_LEVEL, default="INFO").alias("level"),
+        caps.struct.field("3").alias("process"),
+        caps.struct.field("4").alias("message"),
+        pl.lit("rabbitmq").alias("logger"),
+        pl.lit(True).alias("_start"),
+    )
+    return _events(lines, heads, source=source, kind="rabbitmq_log", host="rabbitmq")
+
+
+def parse_postgres(lines: Lines, *, source: str) -> Parsed:
+    caps = pl.col("text").str.extract_groups(POSTGRES_RE)
+    heads = lines.frame.filter(pl.col("text").str.contains(POSTGRES_RE)).with_columns(
+        _timestamp(caps.struct.field("1")).alias("ts"),
+        caps.struct.field("3").alias("_sev"),
+        caps.struct.field("2").alias("process"),
+        pl.concat_str(caps.struct.field("3"), pl.lit(":  "), caps.struct.field("4")).alias("_msg"),
+        caps.struct.field("4").alias("_bare"),
+    ).with_columns(
+        (~pl.col("_sev").is_in(PG_CONTINUATION)).alias("_start"),
+        pl.col("_sev").replace(PG_LEVEL).alias("level"),
+        pl.lit("postgres").alias("logger"),
+        # a continuation keeps its `DETAIL:` tag in the folded text; a record's message is bare
+        pl.when(pl.col("_sev").is_in(PG_CONTINUATION)).then(pl.col("_msg")).otherwise(pl.col("_bare"))
+        .alias("message"),
+    )
+    # continuation records (`DETAIL:  …`) become text lines of the record before them
+    cont_text = heads.filter(~pl.col("_start")).select("line", pl.col("message").alias("_ct"))
+    frame = lines.frame.join(cont_text, on="line", how="left").with_columns(
+        pl.coalesce("_ct", "text").alias("text")).drop("_ct")
+    lines = Lines(frame, lines.invalid_utf8, lines.had_ansi, lines.had_prefix)
+    return _events(lines, heads, source=source, kind="postgres_log", host="postgres")
+
+
+def parse_rabbitmq_file(data: bytes | Path, *, source: str) -> Parsed:
+    return parse_rabbitmq(read_lines(data), source=source)
+
+
+def parse_postgres_file(data: bytes | Path, *, source: str) -> Parsed:
+    return parse_postgres(read_lines(data), source=source)
