@@ -370,7 +370,8 @@ COMPARE_SCHEMA: dict[str, pl.DataType] = {
 def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
     """Threads (same pid and tid) seen in two or more dumps from different sources.
 
-    Signatures are compared only between dumps of one tool family (`TOOL_FAMILY`: py-spy text
+    Signatures (plus the innermost frame's line, from `top`) are compared only between dumps of
+    one tool family (`TOOL_FAMILY`: py-spy text
     and JSON name frames alike; gdb bt and py-bt do not). `verdict`: ``progressing`` when some
     family saw the signature change, ``stuck`` when some family saw it twice or more and none saw
     it change, ``not_comparable`` when every family saw it once (say one py-spy and one gdb dump).
@@ -382,8 +383,12 @@ def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=COMPARE_SCHEMA)
     base = base.with_columns(pl.col("tool").replace_strict(TOOL_FAMILY, default=pl.col("tool")).alias("_fam"))
     base = base.sort("captured_at", "source", "line", nulls_last=True)
+    # the signature has no line numbers; `top` adds the innermost one, so a thread that moved on
+    # inside the same function counts as progressing
+    top = pl.col("top").fill_null("").str.replace(r" \((?:[^()]*/)?", " (")  # file as basename
+    base = base.with_columns(pl.concat_str(pl.col("signature"), pl.lit("|"), top).alias("_cmp"))
     fam = (base.group_by("pid", "tid", "_fam").agg(pl.col("source").n_unique().alias("_n"),
-                                                   pl.col("signature").n_unique().alias("_nsig"))
+                                                   pl.col("_cmp").n_unique().alias("_nsig"))
            .filter(pl.col("_n") >= 2)
            .group_by("pid", "tid").agg(pl.col("_fam").sort().alias("compared"),
                                        (pl.col("_nsig") > 1).any().alias("_changed")))

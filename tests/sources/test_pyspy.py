@@ -36,7 +36,7 @@ def test_sniffing_hands_real_json_dumps_to_the_json_parser():
 def test_text_dump_gives_one_row_per_thread_with_pid_tid_and_names():
     path = sample(TEXT)
     pid = int(path.stem.split("-")[1])
-    threads, frames, raw = pyspy.parse_text(path.read_bytes(), source=path.name)
+    threads, _frames, raw = pyspy.parse_text(path.read_bytes(), source=path.name)
     assert raw.unrecognized == 0 and raw.parsed == raw.lines
     assert threads.height == 3
     assert set(threads["pid"]) == {pid}
@@ -51,7 +51,7 @@ def test_text_dump_gives_one_row_per_thread_with_pid_tid_and_names():
 def test_frames_are_innermost_first_and_point_back_at_their_source_line():
     path = sample(TEXT)
     text = path.read_text().splitlines()
-    threads, frames, _ = pyspy.parse_text(path.read_bytes(), source=path.name)
+    _threads, frames, _ = pyspy.parse_text(path.read_bytes(), source=path.name)
     main = frames.filter(pl.col("tid") == pl.col("pid")).sort("depth")
     assert main["depth"][0] == 0 and main["function"][0] == "Thread._wait_for_tstate_lock"
     for row in main.head(5).iter_rows(named=True):
@@ -112,7 +112,7 @@ def test_truncated_text_dump_keeps_what_parsed_and_says_so():
     lines = path.read_text().splitlines()
     cut = next(i for i, ln in enumerate(lines) if ln.startswith("Thread ") and i > 10)
     text = "\n".join([*lines[: cut + 1], "\x00garbage \ufffd line", "    half a fra"]) + "\n"
-    threads, frames, raw = pyspy.parse_text(text.encode(), source="cut.txt")
+    threads, _frames, raw = pyspy.parse_text(text.encode(), source="cut.txt")
     assert threads.height == 2
     assert raw.unrecognized == 2 and len(raw.samples) == 2
     assert any("without frames" in n for n in raw.notes)
