@@ -17,7 +17,7 @@ from analyzer.categories import SEVERITIES, SEVERITY_RANK
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
 
-FORMATS = ("terminal", "json")
+FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  # = renderers.registry()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -42,12 +42,15 @@ def analyze(
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: critical, error, warning.")] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colour on or off.")] = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
     from analyzer.api import open_bundle
     from analyzer.bundle import BundleError
-    from analyzer.renderers import RenderOptions, registry
+    from analyzer.engine.catalogue import load_catalogue
+    from analyzer.renderers import RenderOptions, registry, rule_infos
     from analyzer.sources.log_format import LogFormatError
 
     renderers = registry()
@@ -69,7 +72,10 @@ def analyze(
         raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
                                                  and "NO_COLOR" not in __import__("os").environ)
-    text = renderers[format](report, RenderOptions(color=bool(use_color)))
+    loaded, _ = load_catalogue(rules or (), select=select or (), ignore=ignore or ())  # for SARIF/JUnit
+    options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(loaded),
+                            fail_on=fail_on or "warning")
+    text = renderers[format](report, options)
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:

@@ -32,6 +32,7 @@ SERVICES = {
     "mariadb": lambda: _port_open(3306),
     "gdb": lambda: shutil.which("gdb") is not None,
     "py-spy": lambda: (Path(os.sys.executable).parent / "py-spy").exists() or shutil.which("py-spy") is not None,
+    "chromium": lambda: shutil.which("chromium") is not None or shutil.which("chromium-browser") is not None,
 }
 
 

@@ -1,11 +1,59 @@
-"""One module per output format, one signature (`render(report, options) -> str`), one registry."""
+"""One module per output format, one signature (`render(report, options) -> str`), one registry.
+
+Redaction happens once, before any renderer sees the report: `registry()` wraps every renderer
+so that with `RenderOptions.redact` (the default) it draws `analyzer.redact.redact_report(report)`.
+Calling a module's `render` directly draws the report as given.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analyzer.report import Report
+
+if TYPE_CHECKING:
+    from analyzer.engine.rule import Rule
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What SARIF and JUnit need to know about a rule (the rule file's documentation fields)."""
+
+    id: str
+    category: str
+    severity: str
+    title: str
+    what: str = ""
+    why: str = ""
+    remediation: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+
+    @classmethod
+    def from_rule(cls, rule: Rule) -> RuleInfo:
+        return cls(rule.id, rule.category, rule.severity, rule.title, rule.what, rule.why,
+                   tuple(rule.remediation), tuple(rule.references))
+
+    @property
+    def area(self) -> str:
+        """`broker` of `broker.connection_refused`."""
+        return self.category.split(".", 1)[0]
+
+
+def rule_infos(rules: Sequence[Rule]) -> tuple[RuleInfo, ...]:
+    return tuple(RuleInfo.from_rule(r) for r in rules)
+
+
+def rules_of(report: Report, options: RenderOptions) -> list[RuleInfo]:
+    """The loaded rules when the caller passed them, else what the findings tell (sorted by id);
+    a rule that fired but is missing from `options.rules` is added from its finding."""
+    known = {r.id: r for r in options.rules}
+    for f in report.findings:
+        if f.rule not in known:
+            known[f.rule] = RuleInfo(f.rule, f.category, f.severity, f.title, "", "", tuple(f.remediation),
+                                     tuple(f.references))
+    return [known[k] for k in sorted(known)]
 
 
 @dataclass(frozen=True)
@@ -13,13 +61,69 @@ class RenderOptions:
     color: bool = False
     width: int = 100
     max_evidence: int = 5
+    redact: bool = True  # applied by `registry()` renderers, see the module docstring
+    rules: tuple[RuleInfo, ...] = ()  # the loaded catalogue: SARIF `rules`, one JUnit testcase each
+    fail_on: str = "warning"  # JUnit: findings at or above this severity are failures
+    plots: tuple[tuple[str, bytes], ...] = ()  # HTML: (title, PNG bytes), embedded as data: URIs
 
 
 Renderer = Callable[[Report, RenderOptions], str]
 
 
-def registry() -> dict[str, Renderer]:
-    """Format name → renderer; imported lazily so `--help` stays instant."""
-    from analyzer.renderers import json_report, terminal
+def _redacting(render: Renderer) -> Renderer:
+    def wrapped(report: Report, options: RenderOptions) -> str:
+        if options.redact:
+            from analyzer.redact import redact_report
 
-    return {"terminal": terminal.render, "json": json_report.render}
+            report = redact_report(report)
+        return render(report, options)
+
+    wrapped.__name__ = getattr(render, "__module__", "render").rsplit(".", 1)[-1]
+    wrapped.__doc__ = render.__doc__
+    return wrapped
+
+
+def registry() -> dict[str, Renderer]:
+    """Format name → renderer (redacting by default); imported lazily so `--help` stays instant."""
+    from analyzer.renderers import github, html, json_report, junit, markdown, sarif, terminal
+
+    plain: dict[str, Renderer] = {
+        "terminal": terminal.render, "json": json_report.render, "markdown": markdown.render,
+        "html": html.render, "sarif": sarif.render, "junit": junit.render, "github": github.render,
+    }
+    return {name: _redacting(fn) for name, fn in plain.items()}
+
+
+def causal_chain(report: Report, fid: str) -> list[tuple[int, str]]:
+    """(depth, finding id) of what `fid` explains, depth-first, each finding once (depth 0 is `fid`)."""
+    out: list[tuple[int, str]] = []
+    seen: set[str] = set()
+
+    def visit(i: str, depth: int) -> None:
+        if i in seen:
+            return
+        seen.add(i)
+        out.append((depth, i))
+        for e in report.finding(i).explains:
+            visit(e, depth + 1)
+
+    visit(fid, 0)
+    return out
+
+
+def verdict(report: Report) -> str:
+    """One line: `ROOT CAUSE: <title> [<category>] (+n other root causes)` or `HEALTHY: …`."""
+    if report.healthy:
+        n = len(report.findings)
+        extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
+        return f"HEALTHY: no root cause found{extra}"
+    first = report.finding(report.root_causes[0])
+    more = len(report.root_causes) - 1
+    tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
+    return f"ROOT CAUSE: {first.title} [{first.category}]{tail}"
+
+
+def span(first: str | None, last: str | None) -> str:
+    if first is None and last is None:
+        return "no timestamps"
+    return f"{first or '?'} → {last or '?'}" if first != last else (first or "?")

@@ -1,0 +1,38 @@
+"""GitHub Actions workflow commands: one annotation line per finding.
+
+`::error file=worker.log,line=118,title=CP-B001 Broker refuses connections (root cause 1)::summary`
+— critical and error findings are `::error`, warning `::warning`, info `::notice`; the location
+is the finding's first evidence line (no `file` when it has none). Escaping follows the Actions
+runner (`ActionCommand`): in the message `%` → `%25`, CR → `%0D`, LF → `%0A`; in property values
+also `:` → `%3A` and `,` → `%2C`.
+"""
+
+from __future__ import annotations
+
+from analyzer.renderers import RenderOptions
+from analyzer.report import Report
+
+COMMANDS = {"critical": "error", "error": "error", "warning": "warning", "info": "notice"}
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    lines = []
+    for f in report.findings:
+        title = f"{f.rule} {f.title}"
+        if f.id in report.root_causes:
+            title += f" (root cause {report.root_causes.index(f.id) + 1})"
+        props = []
+        if f.evidence:
+            props += [f"file={escape_property(f.evidence[0].source)}", f"line={max(1, f.evidence[0].line)}"]
+        props.append(f"title={escape_property(title)}")
+        message = f.summary or f.title
+        lines.append(f"::{COMMANDS.get(f.severity, 'warning')} {','.join(props)}::{escape_data(message)}")
+    return "".join(line + "\n" for line in lines)

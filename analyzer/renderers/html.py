@@ -1,0 +1,178 @@
+"""One self-contained HTML page: inline CSS, no script, no network, readable on a phone.
+
+Every string from the bundle or a rule (log text, file names, titles, remediation, hosts) goes
+through `html.escape` (`_e`) and nothing else reaches the page, so a log line holding
+`<script>` shows as text. The Content-Security-Policy forbids scripts and any fetch outright,
+as a second wall. Plots (`RenderOptions.plots`: title and PNG bytes) are embedded as
+`data:image/png;base64` images.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from analyzer.findings import Evidence, Finding
+from analyzer.renderers import RenderOptions, causal_chain, span, verdict
+from analyzer.report import Report
+
+CSS = """
+:root{--fg:#1b1f24;--muted:#57606a;--bg:#fff;--line:#d0d7de;--code:#f6f8fa;--crit:#8250df;--err:#cf222e;
+--warn:#9a6700;--info:#0969da;--ok:#1a7f37}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:60rem;padding:1rem;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;
+color:var(--fg);background:var(--bg);overflow-wrap:anywhere}
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid var(--line)}
+h3{font-size:1.05rem;margin:.2rem 0}
+.verdict{padding:.75rem 1rem;border-radius:6px;font-weight:600;color:#fff;background:var(--err)}
+.verdict.ok{background:var(--ok)}
+.meta,.muted{color:var(--muted);font-size:.9rem}
+.card{border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;margin:1rem 0}
+.sev{display:inline-block;padding:0 .4rem;border-radius:4px;color:#fff;font-size:.8rem;font-weight:600}
+.sev-critical{background:var(--crit)}.sev-error{background:var(--err)}.sev-warning{background:var(--warn)}
+.sev-info{background:var(--info)}
+pre{background:var(--code);padding:.5rem;border-radius:4px;overflow-x:auto;white-space:pre-wrap;
+font-size:.85rem;margin:.25rem 0 .75rem}
+code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
+td.n{text-align:right}
+details summary{cursor:pointer}
+ul.chain{margin:.25rem 0}
+img.plot{max-width:100%;height:auto}
+@media (max-width:40rem){body{padding:.5rem;font-size:15px}th,td{padding:.2rem .3rem}}
+"""
+
+
+def _e(text: object) -> str:
+    return escape(str(text), quote=True)
+
+
+def _sev(severity: str) -> str:
+    return f'<span class="sev sev-{_e(severity)}">{_e(severity)}</span>'
+
+
+def _evidence(evidence: list[Evidence], total: int, limit: int, open_: bool) -> list[str]:
+    if not evidence:
+        return []
+    shown = evidence[:limit]
+    n = max(total, len(evidence))
+    more = f", {n - len(shown)} more not shown" if n > len(shown) else ""
+    out = [f"<details{' open' if open_ else ''}><summary>Evidence ({len(shown)} of {n}{_e(more)})</summary>"]
+    for e in shown:
+        out.append(f"<div><code>{_e(e.source)}:{e.line}</code></div><pre>{_e(e.text)}</pre>")
+    out.append("</details>")
+    return out
+
+
+def _meta(f: Finding) -> str:
+    parts = [f"confidence {f.confidence:.2f}", f"{f.count} occurrence{'s' if f.count != 1 else ''}",
+             _e(span(f.first_seen, f.last_seen))]
+    if f.hosts:
+        parts.append("hosts " + ", ".join(f"<code>{_e(h)}</code>" for h in f.hosts))
+    if f.tasks:
+        parts.append("tasks " + ", ".join(f"<code>{_e(t)}</code>" for t in f.tasks[:5])
+                     + (f" (+{len(f.tasks) - 5})" if len(f.tasks) > 5 else ""))
+    parts.append(f"rule <code>{_e(f.rule)}</code>")
+    return f'<p class="meta">{" · ".join(parts)}</p>'
+
+
+def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> list[str]:
+    out = [f'<section class="card" id="{_e(f.id)}">',
+           f"<h3>{_sev(f.severity)} {_e(f.id)} {_e(f.title)} <code>{_e(f.category)}</code></h3>",
+           f"<p>{_e(f.summary)}</p>", _meta(f)]
+    chain = causal_chain(report, f.id)
+    if root and len(chain) > 1:
+        out.append("<p><strong>Causal chain</strong> (what this explains):</p>")
+        depth_now = -1
+        for depth, i in chain:
+            e = report.finding(i)
+            while depth_now < depth:
+                out.append('<ul class="chain">')
+                depth_now += 1
+            while depth_now > depth:
+                out.append("</ul>")
+                depth_now -= 1
+            out.append(f'<li><a href="#{_e(e.id)}">{_e(e.id)}</a> {_e(e.title)} <code>{_e(e.category)}</code> '
+                       f"{_sev(e.severity)}</li>")
+        out.extend("</ul>" for _ in range(depth_now + 1))
+    if f.explained_by:
+        links = ", ".join(f'<a href="#{_e(i)}">{_e(i)}</a>' for i in f.explained_by)
+        out.append(f"<p class=\"muted\">Explained by {links}.</p>")
+    if f.remediation:
+        out.append("<p><strong>What to do</strong></p><ol>")
+        out.extend(f"<li>{_e(r)}</li>" for r in f.remediation)
+        out.append("</ol>")
+    out += _evidence(f.evidence, f.evidence_total, opts.max_evidence, open_=root)
+    if f.references:
+        out.append('<p class="muted">References: ' + "; ".join(_e(r) for r in f.references) + "</p>")
+    out.append("</section>")
+    return out
+
+
+def _table(head: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    out = ['<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
+           + "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{c}</td>' for i, c in enumerate(row))
+                   + "</tr>")
+    out.append("</tbody></table></div>")
+    return out
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    s = report.summary
+    title = "celery-postmortem: " + verdict(report)
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+           "style-src 'unsafe-inline'; img-src data:\">",
+           f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+           "<h1>celery-postmortem</h1>",
+           f'<p class="verdict{" ok" if report.healthy else ""}">{_e(verdict(report))}</p>']
+    tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
+    hosts = ", ".join(f"<code>{_e(h)}</code>" for h in s.hosts) or "?"
+    out.append(f'<p class="meta">hosts {hosts} · {_e(span(s.first_ts, s.last_ts))} · {s.events} records · '
+               f"tasks: {_e(tasks)}</p>")
+    if report.root_causes:
+        out.append(f"<h2>Root cause{'s' if len(report.root_causes) > 1 else ''}</h2>")
+        for fid in report.root_causes:
+            out += _finding(report, report.finding(fid), options, root=True)
+    if report.findings:
+        out.append("<h2>Findings</h2>")
+        rows = [[f'<a href="#{_e(f.id)}">{_e(f.id)}</a>', _sev(f.severity), f"<code>{_e(f.category)}</code>",
+                 str(f.count), _e(f.first_seen or ""), _e(", ".join(f.explained_by)), _e(f.title)]
+                for f in report.findings]
+        out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3})
+        for f in report.findings:
+            if f.id not in report.root_causes:
+                out += _finding(report, f, options, root=False)
+    if options.plots:
+        out.append("<h2>Plots</h2>")
+        for plot_title, png in options.plots:
+            data = base64.b64encode(png).decode("ascii")
+            out.append(f'<figure><img class="plot" alt="{_e(plot_title)}" src="data:image/png;base64,{data}">'
+                       f"<figcaption>{_e(plot_title)}</figcaption></figure>")
+    out.append("<h2>Coverage</h2>")
+    rows = [[f"<code>{_e(c.source)}</code>", _e(c.kind), str(c.lines), str(c.parsed), str(c.unrecognized)]
+            for c in report.inputs]
+    out += _table(["input", "kind", "lines", "parsed", "unrecognized"], rows, {2, 3, 4})
+    samples = [(c.source, ln, t) for c in report.inputs for ln, t in c.samples[:3]]
+    if samples:
+        text = "\n".join(f"{src}:{ln}: {t}" for src, ln, t in samples)
+        out.append(f"<details><summary>Unrecognised lines (samples)</summary><pre>{_e(text)}</pre></details>")
+    notes = [(c.source, n) for c in report.inputs for n in c.notes]
+    if notes:
+        out.append("<ul class=\"muted\">" + "".join(f"<li><code>{_e(src)}</code>: {_e(n)}</li>" for src, n in notes)
+                   + "</ul>")
+    if report.problems:
+        out.append("<h2>Problems</h2><ul>")
+        out.extend(f"<li><code>{_e(p.source)}</code>: {_e(p.message)}</li>" for p in report.problems)
+        out.append("</ul>")
+    if report.rule_errors:
+        out.append("<h2>Rule errors</h2><ul>")
+        out.extend(f"<li>{_e(e)}</li>" for e in report.rule_errors)
+        out.append("</ul>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"

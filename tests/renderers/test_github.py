@@ -1,0 +1,44 @@
+"""GitHub workflow commands: one annotation per finding, the runner's escaping."""
+
+from __future__ import annotations
+
+from analyzer.findings import Evidence
+from analyzer.renderers import RenderOptions
+from analyzer.renderers.github import escape_data, escape_property, render
+from tests.renderers import finding, frozen_options, make_report, sample_report
+
+
+def test_one_line_per_finding_at_its_first_evidence() -> None:
+    out = render(sample_report("worker-sigkill"), frozen_options()).splitlines()
+    assert out == [
+        "::error file=worker.log,line=10,title=G-W001 A pool child was killed by a signal (root cause 1)::"
+        "w1@sample: 1 pool child(ren) died: Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'",
+        "::warning file=worker.log,line=8,title=G-T001 A task started and never finished::"
+        "w1@sample: 1 task(s) never finished: proj.crunch[bd54a0c7-d7bd-49f9-8288-c2b0824b7372]",
+    ]
+
+
+def test_severity_picks_the_command() -> None:
+    rep = make_report([finding(rule="A", severity="critical"), finding(rule="B", severity="error"),
+                       finding(rule="C", severity="warning", category="task.exception"),
+                       finding(rule="D", severity="info", category="task.exception")])
+    commands = [line.split(" ", 1)[0] for line in render(rep, RenderOptions()).splitlines()]
+    assert sorted(commands) == ["::error", "::error", "::notice", "::warning"]
+
+
+def test_escaping_follows_the_actions_runner() -> None:
+    assert escape_data("100%\r\nnext: a, b") == "100%25%0D%0Anext: a, b"
+    assert escape_property("a:b,c%\n") == "a%3Ab%2Cc%25%0A"
+
+
+def test_hostile_file_name_and_message_stay_on_one_line() -> None:
+    rep = make_report([finding(summary="boom\n::error::injected", title="t, x: y",
+                               evidence=[Evidence("dir,x:y/w.log", 7, "boom")])])
+    (line,) = render(rep, RenderOptions()).splitlines()
+    assert line == ("::error file=dir%2Cx%3Ay/w.log,line=7,title=CP-X001 t%2C x%3A y (root cause 1)::"
+                    "boom%0A::error::injected")
+
+
+def test_finding_without_evidence_has_no_file() -> None:
+    rep = make_report([finding(evidence=[])])
+    assert render(rep, RenderOptions()).startswith("::error title=")

@@ -1,0 +1,146 @@
+"""HTML: one self-contained page, escaped everywhere, checked in headless Chromium.
+
+The hostile bundle is `samples/app-exception/worker.log` with the task argument text
+`adding 1 + 2` (a real line the task logs) replaced by
+`adding <script>document.title='pwned'</script> + <img src=x onerror=alert(1)>`, copied under a
+file name that is itself markup; a test rule makes that line a finding so it is quoted in the
+summary and the evidence.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analyzer.api import open_bundle
+from analyzer.findings import Evidence
+from analyzer.renderers import RenderOptions
+from analyzer.renderers.html import render
+from analyzer.report import Report
+from tests.conftest import SAMPLES, require
+from tests.renderers import GOLDEN_RULES, finding, frozen_options, make_report, sample_report
+
+PAYLOAD = "<script>document.title='pwned'</script> + <img src=x onerror=alert(1)>"
+HOSTILE_NAME = "<svg onload=alert(3)>.log"
+RULE = '''
+id = "X-H001"
+category = "task.exception"
+severity = "warning"
+title = "Task argument <b>quoted</b>"
+what = "The adding line."
+why = "HTML test."
+on = "events"
+when = 'message contains "adding"'
+message = "{message}"
+remediation = ["<i>nothing</i> to do"]
+'''
+
+
+class Tags(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+
+
+def parse(page: str) -> Tags:
+    t = Tags()
+    t.feed(page)
+    return t
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Report:
+    root = tmp_path_factory.mktemp("hostile")
+    log = (SAMPLES / "app-exception" / "worker.log").read_text(encoding="utf-8")
+    assert "adding 1 + 2" in log
+    (root / "bundle").mkdir()
+    (root / "bundle" / HOSTILE_NAME).write_text(log.replace("adding 1 + 2", "adding " + PAYLOAD), encoding="utf-8")
+    (root / "rules").mkdir()
+    (root / "rules" / "X-H001.toml").write_text(RULE, encoding="utf-8")
+    rep = open_bundle([root / "bundle"]).report(rule_dirs=[root / "rules", GOLDEN_RULES], builtin_rules=False)
+    assert any(PAYLOAD in f.summary for f in rep.findings)
+    assert any(e.source == HOSTILE_NAME for f in rep.findings for e in f.evidence)
+    return rep
+
+
+def test_page_is_self_contained_and_phone_ready() -> None:
+    page = render(sample_report("worker-sigkill"), frozen_options())
+    tags = parse(page)
+    names = [t for t, _ in tags.tags]
+    assert "script" not in names and "link" not in names and "iframe" not in names
+    assert ("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}) in tags.tags
+    assert "<style>" in page and "@media" in page
+    for _, attrs in tags.tags:
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            assert not value or value.startswith(("#", "data:")), value
+
+
+def test_hostile_log_text_file_names_and_rule_text_are_escaped(hostile_report: Report) -> None:
+    page = render(hostile_report, RenderOptions())
+    tags = parse(page)
+    assert [t for t, _ in tags.tags].count("script") == 0
+    assert not any(t in ("svg", "b", "i") or "onerror" in a or "onload" in a for t, a in tags.tags)
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
+    assert "&lt;svg onload=alert(3)&gt;.log" in page
+    assert "Task argument &lt;b&gt;quoted&lt;/b&gt;" in page and "&lt;i&gt;nothing&lt;/i&gt; to do" in page
+    assert tags.title.startswith("celery-postmortem: ROOT CAUSE: Tasks raised an exception [task.exception]")
+
+
+def test_root_cause_first_with_chain_evidence_and_coverage() -> None:
+    page = render(sample_report("worker-sigkill"), frozen_options())
+    assert page.index("ROOT CAUSE: A pool child") < page.index("<h2>Root cause") < page.index("<h2>Findings")
+    assert "Causal chain" in page and '<a href="#f2">f2</a>' in page
+    assert "<code>worker.log</code>" in page and "<code>worker.log:10</code>" in page
+    assert page.index("<h2>Findings") < page.index("<h2>Coverage")
+
+
+def test_plots_are_embedded_as_data_uris() -> None:
+    png = b"\x89PNG\r\n\x1a\nfake"
+    page = render(make_report([finding()]), RenderOptions(plots=(("Timeline <of> tasks", png),)))
+    assert 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in page
+    assert "Timeline &lt;of&gt; tasks" in page
+
+
+def test_evidence_keeps_line_breaks_in_pre() -> None:
+    page = render(make_report([finding(evidence=[Evidence("w.log", 2, "a\n  b")])]), RenderOptions())
+    assert "<pre>a\n  b</pre>" in page
+
+
+def test_headless_chromium_runs_no_script_from_the_log(hostile_report: Report, tmp_path: Path) -> None:
+    require("chromium")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium
+    page = tmp_path / "report.html"
+    page.write_text(render(hostile_report, RenderOptions()), encoding="utf-8")
+    expected_title = parse(page.read_text(encoding="utf-8")).title
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=2000"]
+    shot = tmp_path / "phone.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=412,915", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 1000
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    tags = parse(dom)
+    assert tags.title == expected_title and "pwned" not in tags.title
+    assert not any(t == "script" for t, _ in tags.tags)
+    assert not any("onerror" in a or "onload" in a for _, a in tags.tags)
+    assert "document.title='pwned'" in dom.replace("&#x27;", "'").replace("&#39;", "'")  # shown as text

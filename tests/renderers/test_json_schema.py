@@ -1,0 +1,61 @@
+"""The JSON report's schema (analyzer/schemas/report.schema.json) describes Report.to_dict()."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from analyzer.categories import CATEGORIES, SEVERITIES
+from analyzer.renderers import RenderOptions
+from analyzer.renderers.json_report import render
+from tests.conftest import sample_dirs
+from tests.renderers import finding, frozen_options, make_report, sample_report
+
+
+@cache
+def schema() -> dict:  # type: ignore[type-arg]
+    text = resources.files("analyzer").joinpath("schemas/report.schema.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(data)
+    return data  # type: ignore[no-any-return]
+
+
+def errors(doc: object) -> list[str]:
+    v = jsonschema.Draft202012Validator(schema())
+    return [f"{list(e.path)}: {e.message}" for e in v.iter_errors(doc)]
+
+
+@pytest.mark.parametrize("sample", [p.name for p in sample_dirs()] + ["app-exception", "healthy"])
+def test_every_sample_report_validates(sample: str) -> None:
+    for rep in (sample_report(sample, frozen_rules=False), sample_report(sample)):
+        assert not errors(json.loads(render(rep, frozen_options())))
+
+
+def test_enums_follow_the_taxonomy() -> None:
+    defs = schema()["$defs"]
+    assert defs["severity"]["enum"] == list(SEVERITIES)
+    assert set(defs["category"]["enum"]) == set(CATEGORIES)
+
+
+def test_schema_rejects_what_the_contract_forbids() -> None:
+    good = make_report([finding()]).to_dict()
+    assert not errors(good)
+    bad_sev = json.loads(json.dumps(good))
+    bad_sev["findings"][0]["severity"] = "fatal"
+    bad_id = json.loads(json.dumps(good))
+    bad_id["root_causes"] = ["1"]
+    extra = json.loads(json.dumps(good))
+    extra["findings"][0]["surprise"] = 1
+    missing = json.loads(json.dumps(good))
+    del missing["findings"][0]["evidence"][0]["line"]
+    for doc in (bad_sev, bad_id, extra, missing):
+        assert errors(doc)
+
+
+def test_schema_ships_inside_the_package() -> None:
+    assert resources.files("analyzer").joinpath("schemas/report.schema.json").is_file()
+    assert render(make_report([]), RenderOptions()).startswith("{")

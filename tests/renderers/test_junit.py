@@ -1,0 +1,68 @@
+"""JUnit XML: one testcase per loaded rule, failures for rules that fired at the threshold, read
+back with junitparser (what CI report viewers use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from junitparser import Failure, JUnitXml
+
+from analyzer.findings import Evidence
+from analyzer.renderers import RenderOptions
+from analyzer.renderers.junit import render
+from tests.renderers import catalogue_options, finding, frozen_options, make_report, sample_report
+
+
+def read(text: str, tmp_path: Path) -> JUnitXml:
+    path = tmp_path / "report.xml"
+    path.write_text(text, encoding="utf-8")
+    return JUnitXml.fromfile(str(path))
+
+
+def only_case(xml: JUnitXml):  # type: ignore[no-untyped-def]
+    (case,) = list(cases(xml).values())
+    return case
+
+
+def cases(xml: JUnitXml) -> dict[str, object]:
+    (suite,) = list(xml)
+    return {case.name: case for case in suite}
+
+
+def test_one_testcase_per_catalogue_rule(tmp_path: Path) -> None:
+    opts = catalogue_options()
+    xml = read(render(sample_report("broker-refused", frozen_rules=False), opts), tmp_path)
+    got = cases(xml)
+    assert sorted(got) == sorted(f"{r.id} {r.title}" for r in opts.rules)
+    assert {c.classname for c in got.values()} == {r.area for r in opts.rules}  # type: ignore[attr-defined]
+
+
+def test_fired_rule_fails_with_summary_and_evidence(tmp_path: Path) -> None:
+    xml = read(render(sample_report("worker-sigkill"), frozen_options()), tmp_path)
+    (suite,) = list(xml)
+    assert suite.tests == 4 and suite.failures == 2 and suite.errors == 0
+    case = cases(xml)["G-W001 A pool child was killed by a signal"]
+    (failure,) = case.result  # type: ignore[attr-defined]
+    assert isinstance(failure, Failure)
+    assert failure.message.startswith("w1@sample: 1 pool child(ren) died")
+    assert failure.type == "error"
+    assert "worker.log:10: Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'" in failure.text
+    assert cases(xml)["G-B001 Broker refuses connections"].is_passed  # type: ignore[attr-defined]
+
+
+def test_healthy_sample_passes_every_case(tmp_path: Path) -> None:
+    xml = read(render(sample_report("healthy"), frozen_options()), tmp_path)
+    assert all(c.is_passed for c in cases(xml).values())  # type: ignore[attr-defined]
+
+
+def test_findings_below_the_threshold_pass(tmp_path: Path) -> None:
+    rep = make_report([finding(severity="warning", category="task.exception")])
+    assert only_case(read(render(rep, RenderOptions(fail_on="error")), tmp_path)).is_passed
+    assert not only_case(read(render(rep, RenderOptions(fail_on="warning")), tmp_path)).is_passed
+
+
+def test_control_characters_and_markup_survive_as_valid_xml(tmp_path: Path) -> None:
+    rep = make_report([finding(summary="nul\x00 <b>&amp;", evidence=[Evidence("w.log", 2, "bell\x07 ]]> <x/>")])])
+    (failure,) = only_case(read(render(rep, RenderOptions()), tmp_path)).result
+    assert failure.message == "nul\\x00 <b>&amp;"
+    assert "bell\\x07 ]]> <x/>" in failure.text

@@ -1,0 +1,68 @@
+"""Markdown: verdict and root cause first, evidence in <details>, everything quoted escaped."""
+
+from __future__ import annotations
+
+from analyzer.findings import Evidence
+from analyzer.renderers import RenderOptions
+from analyzer.renderers.markdown import code, escape, fence, render
+from tests.renderers import finding, frozen_options, make_report, sample_report
+
+
+def test_verdict_and_root_cause_come_before_the_findings_table() -> None:
+    md = render(sample_report("worker-sigkill"), frozen_options())
+    verdict = md.index("**ROOT CAUSE: A pool child was killed by a signal")
+    root = md.index("### 1. A pool child was killed by a signal")
+    table = md.index("## Findings")
+    coverage = md.index("## Coverage")
+    assert verdict < root < table < coverage
+
+
+def test_root_cause_shows_the_causal_chain_it_explains() -> None:
+    md = render(sample_report("worker-sigkill"), frozen_options())
+    assert "**Causal chain** (what this explains):" in md
+    assert "- f1 A pool child was killed by a signal" in md
+    assert "  - f2 A task started and never finished (`task.stuck`" in md
+
+
+def test_evidence_is_file_line_inside_details() -> None:
+    md = render(sample_report("broker-refused"), frozen_options())
+    block = md[md.index("<details>"):md.index("</details>")]
+    assert "<summary>Evidence (3 of 3): worker.log:1, worker.log:4, worker.log:7</summary>" in block
+    assert "`worker.log:4`" in block and "```text\nconsumer: Cannot connect to redis://" in block
+
+
+def test_remediation_is_a_numbered_list_keeping_the_rules_code_spans() -> None:
+    md = render(sample_report("broker-refused"), frozen_options())
+    assert "1. Check that the broker process runs and listens where broker\\_url points: " \
+           "`redis-cli -h HOST -p PORT PING`." in md
+
+
+def test_coverage_lists_each_input_with_kind_and_counts() -> None:
+    md = render(sample_report("broker-refused"), frozen_options())
+    assert "| worker.log | celery\\_log | 9 | 9 | 0 |" in md
+
+
+def test_healthy_bundle_says_so() -> None:
+    md = render(sample_report("healthy"), frozen_options())
+    assert "**HEALTHY: no root cause found**" in md and "## Root cause" not in md
+
+
+def test_html_and_markdown_in_quoted_text_are_escaped() -> None:
+    hostile = "<script>alert(1)</script> **bold** [link](http://x) | pipe `tick`"
+    rep = make_report([finding(title=hostile, summary=hostile, hosts=["h|1"])])
+    md = render(rep, RenderOptions())
+    assert "<script>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\*\\*bold\\*\\* \\[link\\](http://x) \\| pipe \\`tick\\`" in md
+
+
+def test_evidence_fence_is_longer_than_any_backtick_run_in_the_log() -> None:
+    text = "print('```')\n````\nend"
+    rep = make_report([finding(evidence=[Evidence("worker.log", 3, text)])])
+    md = render(rep, RenderOptions())
+    assert "`````text\n" + text + "\n`````" in md
+
+
+def test_helpers() -> None:
+    assert fence("a") == "```text\na\n```"
+    assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
+    assert escape("a\nb_c") == "a b\\_c"
