@@ -1,13 +1,16 @@
 """Broker and result-backend failures: refused, lost, auth, vhost/ACL, DNS, timeout, Redis OOM and
 maxclients, fd exhaustion, missed AMQP heartbeats, a dead result backend.
 
-Every broker that gets broken is our own (a private redis-server, a listening socket we hold, a vhost
-or user we create and delete on the system RabbitMQ); the shared services are only read from.
+Every broker that gets broken is our own (a private redis-server, a listening socket or proxy we hold, a
+vhost or user we create on the system RabbitMQ and delete afterwards); the shared services are otherwise
+only read from (its log file, `rabbitmqctl list_*`). Helpers that need no Ctx change live here, not in
+the harness.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import resource
@@ -106,7 +109,7 @@ def rabbit_excerpt(ctx: Ctx, mark: int, interest: str, as_name: str = "rabbitmq-
         f.seek(mark)
         text = f.read().decode("utf-8", errors="replace")
     starts = [m.start() for m in RECORD.finditer(text)] + [len(text)]
-    records = [text[a:b] for a, b in zip(starts, starts[1:], strict=False)]
+    records = [text[a:b] for a, b in itertools.pairwise(starts)]
     rx = re.compile(interest)
     ids = {pid for r in records if rx.search(r) for pid in PID_RX.findall(r)}
     kept = [r for r in records if any(pid in r for pid in ids)]
@@ -130,8 +133,17 @@ def _refused(ctx: Ctx, url: str) -> None:
     ctx.keep("worker.log.out", "worker.stdout")
 
 
+def redis_cli_attempt(ctx: Ctx, *argv: str) -> None:
+    """What an operator sees checking the broker by hand: redis-cli's own output (stdout and stderr)."""
+    r = ctx.run(["redis-cli", *argv, "INFO"], check=False)
+    ctx.save("redis-cli.txt", r.stdout + r.stderr)
+    ctx.note(f"`redis-cli.txt` is the output of `redis-cli {' '.join(argv)} INFO` (exit status {r.returncode}).")
+
+
 def broker_refused(ctx: Ctx) -> None:
-    _refused(ctx, f"redis://127.0.0.1:{free_port()}/0")
+    port = free_port()
+    _refused(ctx, f"redis://127.0.0.1:{port}/0")
+    redis_cli_attempt(ctx, "-p", str(port))
 
 
 def broker_refused_amqp(ctx: Ctx) -> None:
@@ -145,6 +157,7 @@ def broker_dns(ctx: Ctx) -> None:
     ctx.stop(w)
     ctx.keep("worker.log")
     ctx.keep("worker.log.out", "worker.stdout")
+    redis_cli_attempt(ctx, "-h", "nonexistent.invalid", "-p", "6379")
 
 
 def redis_wrong_password(ctx: Ctx) -> None:
@@ -187,6 +200,9 @@ def rabbitmq_access_refused(ctx: Ctx) -> None:
 
 def rabbitmq_vhost(ctx: Ctx) -> None:
     _rabbit_refused(ctx, "amqp://guest:guest@127.0.0.1:5672/cpm-missing-vhost", r"cpm-missing-vhost")
+    ctx.save("rabbitmqctl-list_vhosts.txt", ctx.run(["rabbitmqctl", "list_vhosts"]).stdout)
+    ctx.note("`rabbitmqctl-list_vhosts.txt` lists the vhosts of the shared broker at the end of the run; other "
+             "helpers' vhosts may appear in it.")
 
 
 def rabbitmq_permission(ctx: Ctx) -> None:
@@ -418,8 +434,8 @@ def redis_oom(ctx: Ctx) -> None:
 SCENARIOS += [
     Scenario("redis-oom", "The Redis broker and result backend (one redis-server, `--maxmemory 2mb "
              "--maxmemory-policy noeviction`) is filled up to maxmemory while the worker holds three ETA tasks: "
-             "storing their 128 KiB results and publishing a task with a 128 KiB argument fail with `OOM command not allowed when used "
-             "memory > 'maxmemory'`; three earlier tasks succeeded.", redis_oom,
+             "storing their 128 KiB results and publishing a task with a 128 KiB argument fail with `OOM "
+             "command not allowed when used memory > 'maxmemory'`; three earlier tasks succeeded.", redis_oom,
              needs=("redis",)),
 ]
 
@@ -620,7 +636,8 @@ def heartbeat_stall_hang(ctx: Ctx) -> None:
         proxy = ctx.spawn([str(Path(ctx.env()["PATH"].split(":")[0]) / "python"), "stall_proxy.py", str(pport),
                            "5672"], log="proxy.log")
         ctx.wait_for("proxy.log", r"^proxy ")
-        app(ctx, f"amqp://guest:guest@127.0.0.1:{pport}/{STALL_VHOST}", f"redis://127.0.0.1:{port}/0", broker_heartbeat=2)
+        app(ctx, f"amqp://guest:guest@127.0.0.1:{pport}/{STALL_VHOST}", f"redis://127.0.0.1:{port}/0",
+            broker_heartbeat=2)
         w = ctx.worker()
         ctx.wait_ready()
         ctx.python(SEND.format(n=3, k=100))
