@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -71,8 +73,8 @@ def test_explain_joins_evidence_back_to_events(broker_lost: Bundle) -> None:
     fid = broker_lost.findings.filter(pl.col("category") == "broker.connection_refused").item(0, "id")
     rows = broker_lost.explain(fid)
     assert rows.columns == ["source", "line", "ts", "level", "host", "task_id", "message", "text"]
-    assert rows.height == 2
-    assert rows.get_column("level").to_list() == ["ERROR", "ERROR"]
+    assert rows.height == min(10, broker_lost.report().finding(fid).evidence_total)
+    assert set(rows.get_column("level").to_list()) == {"ERROR"}
     assert all("Cannot connect to" in m for m in rows.get_column("message").to_list())
 
 
@@ -102,7 +104,7 @@ def test_tz_turns_timestamps_into_utc(broker_lost: Bundle) -> None:
     assert berlin.tasks.schema["received_at"] == pl.Datetime("ms", "UTC")
     naive = broker_lost.events.get_column("ts").drop_nulls()[0]
     aware = berlin.events.get_column("ts").drop_nulls()[0]
-    assert aware.replace(tzinfo=None) == naive.replace(hour=naive.hour - 1)  # November: UTC+1
+    assert aware == naive.replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
     assert berlin.findings.schema["first_seen"] == pl.Datetime("ms", "UTC")
     assert berlin.report().findings[0].first_seen == broker_lost.report().findings[0].first_seen  # as written
 
