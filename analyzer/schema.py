@@ -11,10 +11,10 @@ from collections.abc import Mapping
 import polars as pl
 
 TS = pl.Datetime("ms")
-STR = pl.String
-INT = pl.Int64
-FLOAT = pl.Float64
-BOOL = pl.Boolean
+STR = pl.String()
+INT = pl.Int64()
+FLOAT = pl.Float64()
+BOOL = pl.Boolean()
 
 EVENTS: Mapping[str, pl.DataType] = {
     "source": STR,  # bundle member the record came from

@@ -52,6 +52,8 @@ REDIS_INFO_FIELD = re.compile(r"^[a-z][a-z0-9_]*:[^\s:]*\r?$", re.M)
 # `Listing queues for vhost / ...` / `Asking node rabbit@localhost to report any known resource alarms`
 RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers|exchanges|permissions|users|vhosts|"
                           r"bindings|policies)|Asking node \S+ to|Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
+# /proc/locks: `1: POSIX  ADVISORY  WRITE 14328 fe:00:2146481 200 200` / `1: -> POSIX  ADVISORY  WRITE 14327 …`
+PROC_LOCKS = re.compile(r"^\d+: (?:-> )?(?:POSIX|FLOCK|OFDLCK|LEASE) ", re.M)
 # `core file size          (blocks, -c) 0`
 ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
 # JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
@@ -59,8 +61,8 @@ JSON_LOG = re.compile(r'^\{.*"(?:levelname|level|levelno|severity)"\s*:.*"(?:mes
 # `[2026-11-28 17:58:37,378: INFO/MainProcess] ...`
 CELERY_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/[^\]]+\] ", re.M)
 # A custom `worker_log_format` that starts with the time: `2026-11-28 19:02:41,686 INFO [MainProcess] …`
-TIMESTAMPED_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3}\S* .*\b(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b",
-                             re.M)
+TIMESTAMPED_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3}\S* "
+                             r".*\b(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b", re.M)
 # The banner alone (a worker.stdout without -f log lines): ` -------------- w1@sample v5.7.0 (collider)`
 CELERY_BANNER = re.compile(r"^ -{5,} \S+@\S+ v\d[\w.]* \(", re.M)
 
@@ -88,6 +90,7 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("redis_info", lambda h: bool(REDIS_INFO_SECTION.search(h)) and len(REDIS_INFO_FIELD.findall(h)) >= 2),
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
     ("ulimit", lambda h: bool(ULIMIT.search(h))),
+    ("proc_locks", lambda h: bool(PROC_LOCKS.search(h))),
     ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
     ("json_log", lambda h: bool(JSON_LOG.search(h))),
     ("celery_log", lambda h: bool(CELERY_LOG.search(h) or CELERY_BANNER.search(h) or TIMESTAMPED_LOG.search(h))),

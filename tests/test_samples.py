@@ -42,7 +42,7 @@ def _cases() -> list[Any]:
         exp = _expected(sample)
         pending: dict[str, str] = exp.get("pending", {})
 
-        def case(key: str, check_id: str) -> Any:
+        def case(key: str, check_id: str, sample: Path = sample, pending: dict[str, str] = pending) -> Any:
             marks = []
             reason = pending.get(key) or pending.get(check_id)
             if reason:
@@ -64,7 +64,8 @@ def _check(sample: Path, check_id: str) -> None:
     bundle, report = _load(sample)
     categories = {f.category for f in report.findings}
     if check_id == "healthy":
-        assert report.healthy is exp["healthy"], f"root causes: {[report.finding(r).category for r in report.root_causes]}"
+        causes = [report.finding(r).category for r in report.root_causes]
+        assert report.healthy is exp["healthy"], f"root causes: {causes}"
     elif check_id == "root_cause":
         want = exp["root_cause"]
         got = report.finding(report.root_causes[0]).category if report.root_causes else None

@@ -49,7 +49,8 @@ TASK_LOGGER_RE = r"^([\w.:-]+)\[([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\]: "
 # `succeeded in 0.0013257759999305563s: 5`
 RUNTIME_RE = r"^succeeded in ([0-9.eE+-]+)s"
 # `… raised unexpected: ZeroDivisionError('division by zero')` / `Task handler raised error: WorkerLostError(`
-EXC_IN_MESSAGE_RE = r"(?:raised unexpected|raised expected|INTERNAL ERROR|raised error|Unrecoverable error): ?([A-Za-z_][\w.]*)\("
+EXC_IN_MESSAGE_RE = (r"(?:raised unexpected|raised expected|INTERNAL ERROR|raised error|Unrecoverable error): ?"
+                     r"([A-Za-z_][\w.]*)\(")
 # `w1@sample ready.`
 READY_RE = r"^(\S+@\S+) ready\.$"
 

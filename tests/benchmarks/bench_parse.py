@@ -117,8 +117,9 @@ def main() -> None:
         mb = size / (1 << 20)
         print(f"generated {mb:.0f} MB in {time.perf_counter() - t:.1f}s ({path})")
         results = {}
-        for name, code in (("celery-postmortem analyze --format json", ANALYZE), ("python re loop (baseline)", RE_LOOP)):
-            total, parse, rss_kb, rows = _run(code, path)
+        runs = (("celery-postmortem analyze --format json", ANALYZE), ("python re loop (baseline)", RE_LOOP))
+        for name, code in runs:
+            total, _parse, rss_kb, rows = _run(code, path)
             results[name] = total
             print(f"{name:42} {total:6.2f}s  {mb / total:7.1f} MB/s  peak RSS {rss_kb / 1024:7.0f} MB "
                   f"({rss_kb * 1024 / size:.2f}x file)  rows {rows}")
