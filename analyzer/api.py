@@ -329,8 +329,10 @@ class Bundle:
 
     def frame_map(self) -> dict[str, pl.DataFrame]:
         """The frames rules run on, timestamps naive as written (whatever `tz` says)."""
-        return {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
-                "waits": self.waits, "cycles": self.cycles}
+        built = {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
+                 "waits": self.waits, "cycles": self.cycles}
+        # diagnostic frames (inspect, workers, redis_info, limits): concatenated as the sources made them
+        return built | {name: self._frame(name) for name in schema.FRAME_SCHEMAS if name not in built}
 
 
 def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,

@@ -101,6 +101,37 @@ CYCLES: Mapping[str, pl.DataType] = {
     "lock_order": pl.List(STR),
 }
 
+# Diagnostic frames: live state and broker/host snapshots, one row per item of a snapshot.
+INSPECT: Mapping[str, pl.DataType] = {  # `celery inspect active|reserved|scheduled`
+    "source": STR, "line": INT, "host": STR, "task_id": STR, "task_name": STR,
+    "state": STR,  # active / reserved / scheduled
+    "time_start": TS, "worker_pid": INT, "acknowledged": BOOL, "redelivered": BOOL, "routing_key": STR,
+    "eta": STR, "args": STR, "captured_at": TS,
+}
+
+WORKERS: Mapping[str, pl.DataType] = {  # `celery inspect stats`
+    "source": STR, "line": INT, "host": STR, "pid": INT, "processes": pl.List(INT), "prefetch_count": INT,
+    "max_concurrency": INT, "uptime": FLOAT, "pool": STR, "total": STR, "captured_at": TS,
+}
+
+REDIS_INFO: Mapping[str, pl.DataType] = {  # `redis-cli INFO`: one row per snapshot
+    "source": STR, "line": INT,
+    "redis_version": STR, "role": STR, "maxmemory_policy": STR, "master_link_status": STR,
+    "connected_clients": INT, "maxclients": INT, "blocked_clients": INT, "rejected_connections": INT,
+    "total_connections_received": INT, "used_memory": INT, "maxmemory": INT, "evicted_keys": INT, "loading": INT,
+    "instantaneous_ops_per_sec": INT,
+    "errorstat_oom": INT, "errorstat_wrongpass": INT, "errorstat_noauth": INT, "errorstat_readonly": INT,
+    "errorstat_loading": INT, "errorstat_masterdown": INT, "errorstat_noperm": INT,
+    "memory_used_ratio": FLOAT,  # used_memory / maxmemory (null when unlimited)
+    "clients_used_ratio": FLOAT,  # connected_clients / maxclients
+}
+
+LIMITS: Mapping[str, pl.DataType] = {  # `ulimit -a`
+    "source": STR, "line": INT, "name": STR, "flag": STR, "unit": STR,
+    "value": INT,  # null for `unlimited`
+    "raw": STR,
+}
+
 FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "events": EVENTS,
     "tasks": TASKS,
@@ -108,6 +139,10 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "frames": FRAMES,
     "waits": WAITS,
     "cycles": CYCLES,
+    "inspect": INSPECT,
+    "workers": WORKERS,
+    "redis_info": REDIS_INFO,
+    "limits": LIMITS,
 }
 
 

@@ -38,17 +38,11 @@ from typing import Any
 
 import polars as pl
 
-INSPECT: dict[str, pl.DataType] = {
-    "source": pl.String(), "line": pl.Int64(), "host": pl.String(), "task_id": pl.String(),
-    "task_name": pl.String(), "state": pl.String(), "time_start": pl.Datetime("ms"), "worker_pid": pl.Int64(),
-    "acknowledged": pl.Boolean(), "redelivered": pl.Boolean(), "routing_key": pl.String(), "eta": pl.String(),
-    "args": pl.String(), "captured_at": pl.Datetime("ms"),
-}
-WORKERS: dict[str, pl.DataType] = {
-    "source": pl.String(), "line": pl.Int64(), "host": pl.String(), "pid": pl.Int64(),
-    "processes": pl.List(pl.Int64()), "prefetch_count": pl.Int64(), "max_concurrency": pl.Int64(),
-    "uptime": pl.Float64(), "pool": pl.String(), "total": pl.String(), "captured_at": pl.Datetime("ms"),
-}
+from analyzer import schema
+
+# the columns are part of the public frame contract
+INSPECT = dict(schema.INSPECT)
+WORKERS = dict(schema.WORKERS)
 
 # `{"w1@sample": [{"id": "6a2b690d-1fb8-4174-a9df-6b4fe37f5716", "name": "proj.reconcile_accounts", …}]}`
 JSON_REPLY_RE = re.compile(r'^\s*\{\s*"[^"@]+@[^"]+":\s*[\[{]')

@@ -10,10 +10,9 @@ One row per snapshot keeps broker-side facts next to each other, so a rule can s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import polars as pl
 
+from analyzer import schema
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import Lines
 
@@ -27,14 +26,7 @@ INT_FIELDS = ("connected_clients", "maxclients", "blocked_clients", "rejected_co
 STR_FIELDS = ("redis_version", "role", "maxmemory_policy", "master_link_status")
 ERRORSTATS = ("OOM", "WRONGPASS", "NOAUTH", "READONLY", "LOADING", "MASTERDOWN", "NOPERM")
 
-SCHEMA: Mapping[str, pl.DataType] = {
-    "source": pl.String(), "line": pl.Int64(),
-    **{f: pl.String() for f in STR_FIELDS},
-    **{f: pl.Int64() for f in INT_FIELDS},
-    **{f"errorstat_{e.lower()}": pl.Int64() for e in ERRORSTATS},
-    "memory_used_ratio": pl.Float64(),  # used_memory / maxmemory (null when unlimited)
-    "clients_used_ratio": pl.Float64(),  # connected_clients / maxclients
-}
+SCHEMA = schema.REDIS_INFO
 
 
 def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:

@@ -1,4 +1,4 @@
-"""Redis INFO snapshots (real `redis-cli INFO` output saved by the broker scenarios)."""
+"""Broker-side and host diagnostics saved by the broker scenarios: `redis-cli INFO`, `ulimit -a`."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ def test_maxclients_snapshot_counts_rejected_connections() -> None:
     assert row["maxclients"] == 3
     assert row["rejected_connections"] and row["rejected_connections"] > 0
     assert row["redis_version"] == "7.0.15"
+
+
+def test_ulimit_snapshot_gives_the_open_files_limit() -> None:
+    from analyzer.sources.ulimit import parse_lines as parse_ulimit
+
+    path = SAMPLES / "fd-exhaustion" / "ulimit.txt"
+    assert sniff(path.read_bytes()[:4096]) == "ulimit"
+    frame, cov = parse_ulimit(read_lines(path), source="ulimit.txt")
+    assert cov.unrecognized == 0
+    limits = dict(frame.select("flag", "value").rows())
+    assert limits["n"] == 64 and limits["c"] == 0 and limits["v"] is None
