@@ -193,12 +193,16 @@ class Bundle:
     @cached_property
     def waits(self) -> pl.DataFrame:
         """Wait-for edges (waiter → resource → holder) reconstructed from dumps and server logs."""
-        return self._frame("waits")
+        from analyzer.analyses import waits
+
+        return waits.from_bundle(self, self._frame("waits"))
 
     @cached_property
     def cycles(self) -> pl.DataFrame:
         """Deadlock cycles in the wait-for graph."""
-        return self._frame("cycles")
+        from analyzer.analyses import cycles
+
+        return cycles.from_waits(self.waits, self._frame("cycles"))
 
     # --- rules and findings -------------------------------------------------------------------
     def _load_rules(self, rule_dirs: Sequence[str | Path], select: Sequence[str], ignore: Sequence[str],
@@ -238,6 +242,7 @@ class Bundle:
             root_causes=roots,
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
+            rules=list(rules),
         )
         if default:
             self._report = report

@@ -6,6 +6,7 @@ it, 2 usage or input error (one line on stderr).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,8 @@ def analyze(
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help="Exit 1 when a finding is at or above: critical, error, warning.")] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colour on or off.")] = None,
+    plots: Annotated[Path | None, typer.Option(
+        "--plots", help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
@@ -49,7 +52,6 @@ def analyze(
     """Analyse a bundle and report root causes, findings and coverage."""
     from analyzer.api import open_bundle
     from analyzer.bundle import BundleError
-    from analyzer.engine.catalogue import load_catalogue
     from analyzer.renderers import RenderOptions, registry, rule_infos
     from analyzer.sources.log_format import LogFormatError
 
@@ -71,10 +73,18 @@ def analyze(
             raise
         raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
-                                                 and "NO_COLOR" not in __import__("os").environ)
-    loaded, _ = load_catalogue(rules or (), select=select or (), ignore=ignore or ())  # for SARIF/JUnit
-    options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(loaded),
-                            fail_on=fail_on or "warning")
+                                                 and "NO_COLOR" not in os.environ)
+    figures: tuple[tuple[str, bytes], ...] = ()
+    if plots is not None or format == "html":
+        from analyzer.plots import png_bytes
+
+        figures = png_bytes(bundle, report)
+        if plots is not None:
+            from analyzer.plots import save_plots
+
+            save_plots(bundle, plots)
+    options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
+                            fail_on=fail_on or "warning", plots=figures)
     text = renderers[format](report, options)
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -83,6 +93,11 @@ def analyze(
     if fail_on is not None:
         worst = max((SEVERITY_RANK[f.severity] for f in report.findings), default=-1)
         raise typer.Exit(1 if worst >= SEVERITY_RANK[fail_on] else 0)
+
+
+from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
+
+app.command("export")(export_command)
 
 
 @app.callback()

@@ -456,3 +456,31 @@ def save_plots(bundle: Any, directory: str | Path, formats: Sequence[str] = ("pn
         fig = plot(bundle)
         written += [save_figure(fig, out / f"{name}.{fmt}", fmt) for fmt in formats]
     return written
+
+
+TITLES = {"timeline": "Incident timeline", "runtimes": "Task runtimes", "gantt": "Stuck and long tasks",
+          "reconnects": "Broker reconnects", "thread_states": "Thread states per dump"}
+
+
+def png_bytes(bundle: Any, report: Any = None) -> tuple[tuple[str, bytes], ...]:
+    """Every plot as (title, PNG bytes), for reports that embed them (HTML).
+
+    Plots with nothing to show are left out, so a log-only bundle does not embed an empty
+    thread-state chart.
+    """
+    import io
+
+    import matplotlib
+
+    empty = {"runtimes": bundle.tasks.height == 0, "gantt": bundle.tasks.height == 0,
+             "thread_states": bundle.threads.height == 0,
+             "reconnects": reconnect_events(bundle.events).height == 0}
+    out = []
+    for name, plot in PLOTS.items():
+        if empty.get(name):
+            continue
+        buf = io.BytesIO()
+        with matplotlib.rc_context(RC):
+            plot(bundle).savefig(buf, format="png", metadata=METADATA["png"])
+        out.append((TITLES.get(name, name), buf.getvalue()))
+    return tuple(out)

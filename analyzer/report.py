@@ -15,6 +15,7 @@ from analyzer.sources.celery_log import Coverage
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle
+    from analyzer.engine.rule import Rule
 
 SCHEMA = "celery-postmortem/report@1"
 
@@ -42,6 +43,7 @@ class Report:
     root_causes: list[str]
     summary: Summary
     rule_errors: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # the rules that ran (SARIF/JUnit list them all)
 
     @property
     def healthy(self) -> bool:
