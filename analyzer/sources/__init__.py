@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.bundle import Member, Problem
-from analyzer.sources import celery_log, json_log, redis_info, server_logs
+from analyzer.sources import celery_log, innodb_status, json_log, proc_locks, redis_info, server_logs, ulimit
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import read_lines
 from analyzer.sources.log_format import LogFormat
@@ -74,12 +74,19 @@ def _redis_info(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"redis_info": frame}, [cov])
 
 
+def _ulimit(member: Member, opts: Options) -> SourceResult:
+    frame, cov = ulimit.parse_lines(read_lines(_data(member)), source=member.name)
+    return SourceResult({"limits": frame}, [cov])
+
+
 PARSERS: dict[str, Parser] = {
     "celery_log": _celery_log,
     "json_log": _json_log,
     "rabbitmq_log": _rabbitmq_log,
     "postgres_log": _postgres_log,
     "redis_info": _redis_info,
+    "mysql_innodb_status": innodb_status.adapter,
+    "proc_locks": proc_locks.adapter,
 }
 
 

@@ -1,0 +1,303 @@
+"""Deadlock cycles in the wait-for graph (`waits`), with the lock order that would break them.
+
+Graph: one node per waiter/holder id, an edge waiter → holder per `waits` row with a holder
+(parallel edges for several resources collapse; their resources are kept).  `strongly_connected`
+is Tarjan's algorithm; `elementary_cycles` enumerates every elementary cycle inside each
+component by a bounded depth-first search from each node over larger nodes only (each cycle is
+found once, rooted at its smallest node; `MAX_CYCLES` bounds the work).  A self-loop (a thread
+waiting for a mutex it owns) is a cycle of one.  Node ids already merge what several dumps of
+one process say, so the same cycle seen in gdb, py-bt and py-spy is one row with all evidence.
+
+Per cycle (`CYCLES` contract, then `CYCLES_EXTRA`): `members` (ids, rotated to start at the
+smallest), `resources` (`resources[i]` is what `members[i]` waits for, held by `members[i+1]`),
+`kind` (`lock` for threading.Lock/RLock, `mutex`, `fcntl`, `flock`, `db`, or `mixed`), `evidence`
+(every `source:line` of its edges) and `lock_order`: a proposed global order of its resources.
+
+`lock_order`: every thread that holds H and waits for W took H before W (a *held → waited* pair;
+the whole `waits` frame counts, not only this cycle).  Within a cycle these pairs are cyclic, so
+the least-supported pair is dropped (fewest distinct members observed doing it, then lowest
+confidence, then the pair that goes *against* sorted order, so ties give the sorted order) until
+the pairs are acyclic; the order is the topological sort with the smallest id first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import polars as pl
+
+from analyzer.schema import CYCLES, conform
+
+N = TypeVar("N", bound=Hashable)
+MAX_CYCLES = 1000
+MAX_LENGTH = 32
+
+CYCLES_EXTRA: dict[str, pl.DataType] = {
+    "members_text": pl.String(),  # `w1@sample/12466/12504 "ledger-writer", …`
+    "resources_text": pl.String(),
+    "lock_order_text": pl.String(),  # `lock:0x…700 → lock:0x…940`
+    "cycle_text": pl.String(),  # `A waits for R1 held by B; B waits for R2 held by A`
+    "confidence": pl.Float64(),  # weakest edge
+    "inferred": pl.Boolean(),  # any edge inferred
+    # JSON list, per member: id, name, host, pid, tid, task_id, holds [{resource, frame}], waits_for
+    "detail": pl.String(),
+    "source": pl.String(),  # first evidence (findings cite source:line)
+    "line": pl.Int64(),
+    "ts": pl.Datetime("ms"),
+    "host": pl.String(),
+    "task_id": pl.String(),  # a member's task, when known
+    "task_ids": pl.List(pl.String()),
+    "message": pl.String(),  # same as cycle_text (evidence text of findings)
+}
+CYCLES_FULL: dict[str, pl.DataType] = {**CYCLES, **CYCLES_EXTRA}
+
+
+# --- graph algorithms (pure, on small edge sets) ------------------------------------------------
+def strongly_connected(nodes: Iterable[N], edges: Iterable[tuple[N, N]]) -> list[list[N]]:
+    """Tarjan's SCCs (iterative), each sorted, the list sorted by its first node."""
+    adj: dict[N, list[N]] = {n: [] for n in nodes}
+    for a, b in edges:
+        adj.setdefault(a, []).append(b)
+        adj.setdefault(b, [])
+    for k in adj:
+        adj[k] = sorted(set(adj[k]), key=_k)
+    index: dict[N, int] = {}
+    low: dict[N, int] = {}
+    on_stack: set[N] = set()
+    stack: list[N] = []
+    out: list[list[N]] = []
+    counter = 0
+    for root in sorted(adj, key=_k):
+        if root in index:
+            continue
+        work: list[tuple[N, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            recurse = False
+            for j in range(i, len(adj[v])):
+                w = adj[v][j]
+                if w not in index:
+                    work.append((v, j + 1))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if recurse:
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(sorted(comp, key=_k))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return sorted(out, key=lambda c: _k(c[0]))
+
+
+def _k(n: Any) -> tuple[str, str]:
+    return (type(n).__name__, f"{n:>20}" if isinstance(n, int) else str(n))
+
+
+def elementary_cycles(nodes: Iterable[N], edges: Iterable[tuple[N, N]], *, limit: int = MAX_CYCLES,
+                      max_length: int = MAX_LENGTH) -> list[list[N]]:
+    """Every elementary cycle (no repeated node), rooted at its smallest node, in sorted order."""
+    edge_list = list(edges)
+    adj: dict[N, set[N]] = {}
+    for a, b in edge_list:
+        adj.setdefault(a, set()).add(b)
+    found: list[list[N]] = []
+    for comp in strongly_connected(nodes, edge_list):
+        members = set(comp)
+        rank = {n: i for i, n in enumerate(comp)}
+        if len(comp) == 1:
+            n = comp[0]
+            if n in adj.get(n, set()):
+                found.append([n])
+            continue
+        for start in comp:
+            if n_self := (start in adj.get(start, set())):
+                found.append([start])
+            del n_self
+            path = [start]
+            on_path = {start}
+            iters = [iter(sorted((w for w in adj.get(start, ()) if w in members and rank[w] >= rank[start]), key=_k))]
+            while iters and len(found) < limit:
+                nxt = next(iters[-1], None)
+                if nxt is None:
+                    iters.pop()
+                    on_path.discard(path.pop())
+                    continue
+                if nxt == start:
+                    if len(path) > 1:
+                        found.append(list(path))
+                    continue
+                if nxt in on_path or rank[nxt] < rank[start] or len(path) >= max_length:
+                    continue
+                path.append(nxt)
+                on_path.add(nxt)
+                iters.append(iter(sorted((w for w in adj.get(nxt, ()) if w in members), key=_k)))
+            if len(found) >= limit:
+                break
+    return sorted(found, key=lambda c: (len(c), [_k(n) for n in c]))
+
+
+# --- lock order -------------------------------------------------------------------------------
+def acquisition_pairs(waits: pl.DataFrame) -> dict[tuple[str, str], tuple[set[str], float]]:
+    """(held, waited) → (members observed taking held before waited, best confidence)."""
+    pairs: dict[tuple[str, str], tuple[set[str], float]] = {}
+    rows = waits.filter(pl.col("holder").is_not_null()).select("waiter", "resource", "holder", "confidence").rows()
+    held_by: dict[str, list[tuple[str, float]]] = {}
+    for _, res, holder, conf in rows:
+        held_by.setdefault(holder, []).append((res, conf))
+    for waiter, res, _, conf in rows:
+        for h, hconf in held_by.get(waiter, []):
+            if h == res:
+                continue
+            who, best = pairs.get((h, res), (set(), 0.0))
+            who.add(waiter)
+            pairs[(h, res)] = (who, max(best, min(conf, hconf)))
+    return pairs
+
+
+def lock_order(resources: Sequence[str], pairs: Mapping[tuple[str, str], tuple[set[str], float]]) -> list[str]:
+    """A total order of `resources` consistent with the best-supported acquisition pairs."""
+    res = sorted(set(resources))
+    edges = {(a, b): (len(w), c) for (a, b), (w, c) in pairs.items() if a in res and b in res and a != b}
+    while True:
+        cyc = elementary_cycles(res, list(edges), limit=1)
+        if not cyc:
+            break
+        c = cyc[0]
+        ring = [(c[i], c[(i + 1) % len(c)]) for i in range(len(c))]
+        # least support, then lowest confidence, then the pair against sorted order (a > b), largest first
+        drop = min(ring, key=lambda e: (edges[e][0], edges[e][1], not (e[0] > e[1]), [-ord(ch) for ch in e[0]]))
+        del edges[drop]
+    indeg = {r: 0 for r in res}
+    for _, b in edges:
+        indeg[b] += 1
+    order: list[str] = []
+    ready = sorted(r for r in res if indeg[r] == 0)
+    while ready:
+        r = ready.pop(0)
+        order.append(r)
+        for a, b in sorted(edges):
+            if a == r:
+                indeg[b] -= 1
+                if indeg[b] == 0:
+                    ready.append(b)
+                    ready.sort()
+    return order
+
+
+# --- cycles frame -----------------------------------------------------------------------------
+def _cycle_kind(kinds: set[str]) -> str:
+    norm = {"rlock": "lock"}.get
+    ks = {norm(k, k) for k in kinds}
+    return ks.pop() if len(ks) == 1 else "mixed"
+
+
+def _split_id(member: str) -> dict[str, Any]:
+    parts = member.split("/")
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return {"host": None if parts[0] == "?" else parts[0], "pid": int(parts[1]), "tid": int(parts[2])}
+    if member.startswith("pid:") and member[4:].isdigit():
+        return {"host": None, "pid": int(member[4:]), "tid": None}
+    return {"host": None, "pid": None, "tid": None}
+
+
+def build(waits: pl.DataFrame) -> pl.DataFrame:
+    """The `cycles` frame from a `waits` frame (extra waits columns are used when present)."""
+    if waits.is_empty():
+        return conform(pl.DataFrame(schema=CYCLES_FULL), CYCLES)
+    w = waits.filter(pl.col("holder").is_not_null())
+    rows = w.to_dicts()
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        by_pair.setdefault((r["waiter"], r["holder"]), []).append(r)
+    nodes = sorted({r["waiter"] for r in rows} | {r["holder"] for r in rows})
+    pairs = acquisition_pairs(w)
+    out = []
+    for cyc in elementary_cycles(nodes, list(by_pair)):
+        ring = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
+        edge_rows = [sorted(by_pair[e], key=lambda r: (-r["confidence"], r["resource"])) for e in ring]
+        resources = [er[0]["resource"] for er in edge_rows]
+        all_rows = [r for er in edge_rows for r in er]
+        evidence: list[str] = sorted({ev for r in all_rows for ev in (r.get("all_evidence") or [r["evidence"]])
+                                      if ev}, key=_ev_key)
+        kind = _cycle_kind({r["kind"] for r in all_rows})
+        order = lock_order(resources, pairs)
+        names: dict[str, str | None] = {}
+        tasks: dict[str, str] = {}
+        hosts: dict[str, str] = {}
+        frames_wait: dict[tuple[str, str], str | None] = {}
+        holds: dict[str, list[dict[str, Any]]] = {m: [] for m in cyc}
+        for r in all_rows:
+            names.setdefault(r["waiter"], r.get("waiter_name"))
+            names.setdefault(r["holder"], r.get("holder_name"))
+            if r.get("task_id"):
+                tasks.setdefault(r["waiter"], r["task_id"])
+            if r.get("holder_task_id"):
+                tasks.setdefault(r["holder"], r["holder_task_id"])
+            if r.get("host"):
+                hosts.setdefault(r["waiter"], r["host"])
+            frames_wait.setdefault((r["waiter"], r["resource"]), r.get("waiter_frame"))
+            entry = {"resource": r["resource"], "frame": r.get("holder_frame")}
+            if entry not in holds[r["holder"]]:
+                holds[r["holder"]].append(entry)
+        detail = []
+        for m, res in zip(cyc, resources, strict=True):
+            ids = _split_id(m)
+            detail.append({"id": m, "name": names.get(m), "host": ids["host"] or hosts.get(m), "pid": ids["pid"],
+                           "tid": ids["tid"], "task_id": tasks.get(m), "holds": holds[m],
+                           "waits_for": {"resource": res, "frame": frames_wait.get((m, res))}})
+        label = {m: (f'{m} "{names[m]}"' if names.get(m) else m) for m in cyc}
+        text = "; ".join(f"{label[a]} waits for {res} held by {label[b]}"
+                         for (a, b), res in zip(ring, resources, strict=True))
+        first = evidence[0] if evidence else ""
+        src, _, ln = first.rpartition(":")
+        ts_vals = [r["ts"] for r in all_rows if r.get("ts") is not None]
+        host_vals = sorted({h for h in (hosts.get(m) or _split_id(m)["host"] for m in cyc) if h})
+        task_vals = sorted({t for t in tasks.values() if t})
+        out.append({
+            "members": list(cyc), "resources": resources, "kind": kind, "evidence": evidence, "lock_order": order,
+            "members_text": ", ".join(label[m] for m in cyc), "resources_text": ", ".join(resources),
+            "lock_order_text": " → ".join(order), "cycle_text": text,
+            "confidence": min(er[0]["confidence"] for er in edge_rows),
+            "inferred": any(er[0]["inferred"] for er in edge_rows),
+            "detail": json.dumps(detail, sort_keys=True), "source": src or None,
+            "line": int(ln) if ln.isdigit() else None, "ts": min(ts_vals) if ts_vals else None,
+            "host": next((h for h in host_vals if "@" in h), host_vals[0] if host_vals else None),
+            "task_id": task_vals[0] if task_vals else None, "task_ids": task_vals, "message": text,
+        })
+    out.sort(key=lambda r: (r["kind"], r["members"], r["resources"]))
+    for i, r in enumerate(out, 1):
+        r["cycle"] = i
+    if not out:
+        return conform(pl.DataFrame(schema=CYCLES_FULL), CYCLES)
+    return conform(pl.DataFrame(out, schema=CYCLES_FULL), CYCLES)
+
+
+def _ev_key(ev: str) -> tuple[str, int]:
+    src, _, ln = ev.rpartition(":")
+    return (src, int(ln)) if ln.isdigit() else (ev, 0)
+
+
+def from_waits(waits: pl.DataFrame, extra: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`build`, plus `cycles` rows that sources produced themselves (`extra`)."""
+    df = build(waits)
+    if extra is not None and extra.height:
+        df = pl.concat([df, conform(extra, CYCLES)], how="diagonal_relaxed")
+    return df

@@ -1,0 +1,617 @@
+"""The wait-for graph: one row per edge *waiter → resource → holder*, from every kind of evidence.
+
+`build(frames)` is a pure function of parsed frames (`threads`, `frames`, `gdb_values`,
+`events`, `proc_locks`, `innodb_locks`, `inspect`, `workers`); `from_bundle(bundle)` gathers
+them.  Edges, by kind (`WAITS.kind`):
+
+``mutex``  pthread mutexes in gdb dumps.  The waiter is the thread in ``pthread_mutex_lock``
+    (`threads.wait_on` / `wait_symbol`); the holder is `threads.mutex_owner` (GDB/MI) or the
+    ``__owner`` of a ``print`` value in the same gdb output (`gdb_values`).  gdb does not echo
+    which expression a ``$N`` was, so the struct values are matched to the waited mutexes only
+    when exactly one assignment is consistent (an owner never waits on its own mutex); then the
+    edge is proven (confidence 1.0).  Otherwise the C frames of the waiter naming *other* mutex
+    symbols in their arguments (``hold_then_take (first=0x… <mutex_b>, …)``) are taken as held:
+    `inferred`, 0.6.
+``lock`` / ``rlock``  Python locks.  What a thread waits on is proven by gdb
+    (``lock_PyThread_acquire_lock (self=ADDR)``, ``rlock_acquire``) or py-bt (``<built-in method
+    __enter__ of _thread.lock object at remote ADDR>``); without them, a py-bt code line
+    ``with NAME:`` / ``NAME.acquire(`` naming a lock in py-spy ``--locals`` of the same frame
+    (joined by pid, tid, file and line) gives it (inferred, 0.8).  Holders come from py-spy
+    ``--locals``: a lock in the *same frame* where a thread is blocked acquiring another one is
+    held by it (nested ``with``; inferred, 0.6, or 0.7 when a py-bt code line confirms that frame
+    is at the inner ``with``/``acquire``); a lock in any other frame of a thread not waiting on it
+    is a weaker candidate (0.4), used only when there is no better one.  An RLock repr that shows
+    ``owner=IDENT`` names its holder (proven).  Threads are joined across tools by pid + tid.
+``fcntl`` / ``flock``  `/proc/locks`: each ``N: ->`` request waits for lock ``N`` (proven). When
+    the bundle also has an EDEADLK (``Resource deadlock avoided``) record, the kernel refused a
+    request that would have closed a cycle: the holder of a waited range requested a range held
+    by the waiter (same inode).  That closing edge is `inferred` (0.7) and carries the EDEADLK
+    record as evidence; its task is the refused one.
+``db``  PostgreSQL ``Process A waits for MODE on OBJ; blocked by process B.`` lines (server log
+    records and driver tracebacks in worker logs, deduplicated, proven) and InnoDB ``LATEST
+    DETECTED DEADLOCK`` (a waiting lock of transaction T waits for the granted lock of another
+    transaction on the same record / table; for two-transaction reports that omit the holder's
+    locks, the other transaction, inferred 0.9).
+
+Ids: threads ``host/pid/tid``, processes ``pid:N``, PostgreSQL backends ``pg:N``, InnoDB
+transactions ``mysql:trx N``.  Resources: ``mutex:ADDR <sym>``, ``lock:ADDR``,
+``fcntl:DEV:INODE:START-END``, ``pg:transaction 732``, ``mysql:db.table INDEX heap N``.
+
+TODO (processes): a prefork parent and child blocked on each other's pipes would be a ``pipe``
+edge; no real sample shows it yet, so it is not built.  Thread joins (``Thread.join`` waiting
+for a thread that waits for a lock the joiner holds) are not edges yet either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from itertools import permutations
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from analyzer.schema import WAITS, conform
+
+if TYPE_CHECKING:
+    from analyzer.api import Bundle
+
+# Columns after the contract's (conform keeps them in this order).
+WAITS_EXTRA: dict[str, pl.DataType] = {
+    "source": pl.String(),  # first evidence, split (findings' evidence and `explain` use source/line)
+    "line": pl.Int64(),
+    "ts": pl.Datetime("ms"),
+    "host": pl.String(),
+    "task_id": pl.String(),  # of the waiter, when known
+    "holder_task_id": pl.String(),
+    "waiter_name": pl.String(),
+    "holder_name": pl.String(),
+    "waiter_frame": pl.String(),  # where the waiter waits (`take (proj.py:31): with second:`)
+    "holder_frame": pl.String(),  # where the holder took / holds the resource, when known
+    "via": pl.String(),  # how the edge was derived
+    "all_evidence": pl.List(pl.String()),
+}
+WAITS_FULL: dict[str, pl.DataType] = {**WAITS, **WAITS_EXTRA}
+
+MUTEX_CALLS = ("pthread_mutex_lock", "___pthread_mutex_lock", "__pthread_mutex_lock", "__GI___pthread_mutex_lock",
+               "pthread_mutex_timedlock", "__pthread_mutex_lock_full", "lll_mutex_lock_optimized")
+LOCK_REPR_RE = re.compile(r"<(?:locked |unlocked )?_?thread\.(lock|RLock|_RLock)(?: object)?"
+                          r"(?: owner=(\d+))?(?: count=\d+)?(?: object)? at (0x[0-9a-f]+)>")
+MUTEX_ARG_RE = re.compile(r"(\w+)=(?:\w+@entry=)?(0x[0-9a-f]+) <(\w+)>")
+WITH_RE = re.compile(r"^\s*(?:async\s+)?with\s+([\w.]+)\s*(?:as\s+\w+\s*)?[:,]|\b([\w.]+)\.acquire\(")
+PG_EDGE_RE = re.compile(r"Process (\d+) waits for (\w+) on (.+?); blocked by process (\d+)\.")
+PG_QUERY_RE = re.compile(r"^\s*Process (\d+): (.+)$", re.M)
+EDEADLK_RE = re.compile(r"Resource deadlock avoided")
+
+
+@dataclass
+class Edge:
+    waiter: str
+    resource: str
+    holder: str | None
+    kind: str
+    confidence: float
+    inferred: bool
+    evidence: list[str]
+    via: str
+    ts: Any = None
+    host: str | None = None
+    task_id: str | None = None
+    holder_task_id: str | None = None
+    waiter_name: str | None = None
+    holder_name: str | None = None
+    waiter_frame: str | None = None
+    holder_frame: str | None = None
+    extra_evidence: list[str] = field(default_factory=list)
+
+
+def _ev(source: Any, line: Any) -> str:
+    return f"{source}:{line}"
+
+
+def _frame(name: str, frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    df = frames.get(name)
+    return df if df is not None else pl.DataFrame()
+
+
+def _cols(df: pl.DataFrame, *names: str) -> bool:
+    return not df.is_empty() and all(n in df.columns for n in names)
+
+
+# --- identities ---------------------------------------------------------------------------------
+@dataclass
+class ProcessInfo:
+    host: dict[int, str] = field(default_factory=dict)
+    task: dict[int, str] = field(default_factory=dict)
+
+
+def process_info(inspect: pl.DataFrame, workers: pl.DataFrame, threads: pl.DataFrame) -> ProcessInfo:
+    """pid → node name and pid → active task id, from `celery inspect active/stats` and dumps."""
+    info = ProcessInfo()
+    if _cols(workers, "host", "pid"):
+        for row in workers.iter_rows(named=True):
+            if row["pid"] is not None and row["host"]:
+                info.host.setdefault(int(row["pid"]), row["host"])
+            for p in row.get("processes") or []:
+                if p is not None and row["host"]:
+                    info.host.setdefault(int(p), row["host"])
+    if _cols(inspect, "worker_pid", "host", "task_id", "state"):
+        active = inspect.filter((pl.col("state") == "active") & pl.col("worker_pid").is_not_null())
+        for row in active.sort("source", "line").iter_rows(named=True):
+            pid = int(row["worker_pid"])
+            if row["host"]:
+                info.host.setdefault(pid, row["host"])
+            info.task.setdefault(pid, row["task_id"])
+    if _cols(threads, "pid", "host"):
+        for pid, host in threads.filter(pl.col("host").is_not_null() & pl.col("pid").is_not_null()) \
+                .select("pid", "host").unique().sort("pid", "host").rows():
+            info.host.setdefault(int(pid), host)
+    return info
+
+
+def thread_id(info: ProcessInfo, pid: int, tid: int) -> str:
+    return f"{info.host.get(pid, '?')}/{pid}/{tid}"
+
+
+# --- threads: pthread mutexes and Python locks ---------------------------------------------------
+def _thread_names(threads: pl.DataFrame) -> dict[tuple[int, int], str]:
+    """Best thread name per (pid, tid): a Python name (py-spy) over gdb's comm."""
+    names: dict[tuple[int, int], str] = {}
+    if not _cols(threads, "pid", "tid", "name", "tool"):
+        return names
+    rank = {"py-spy": 0, "py-spy-json": 0, "gdb-mi": 1, "gdb": 2, "gdb-py-bt": 2, "core": 2}
+    rows = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null() & pl.col("name").is_not_null())
+    for pid, tid, name, _tool in sorted(rows.select("pid", "tid", "name", "tool").rows(),
+                                       key=lambda r: (rank.get(r[3], 3), r[2])):
+        names.setdefault((int(pid), int(tid)), name)
+    return names
+
+
+def _frame_label(function: Any, file: Any, line: Any, code: Any = None) -> str:
+    base = str(file).rsplit("/", 1)[-1] if file else "?"
+    label = f"{function} ({base}:{line})" if line is not None else f"{function} ({base})"
+    return f"{label}: {code.strip()}" if code else label
+
+
+def _lock_frames(frames: pl.DataFrame) -> list[dict[str, Any]]:
+    """Frames whose py-spy --locals hold Python lock objects, with the locks by local name."""
+    if not _cols(frames, "locals", "pid", "tid"):
+        return []
+    sub = frames.filter(pl.col("locals").is_not_null() & pl.col("pid").is_not_null() & pl.col("tid").is_not_null()
+                        & pl.col("locals").str.contains("thread.", literal=True))
+    out = []
+    for row in sub.sort("source", "src_line").iter_rows(named=True):
+        try:
+            loc = json.loads(row["locals"])
+        except (ValueError, TypeError):
+            continue
+        locks: dict[str, tuple[str, str, str | None]] = {}
+        for name, rep in loc.items():
+            m = LOCK_REPR_RE.search(str(rep)) if isinstance(rep, str) else None
+            if m:
+                kind = "rlock" if "RLock" in m.group(1) else "lock"
+                locks[name] = (m.group(3), kind, m.group(2))
+        if locks:
+            out.append({**row, "locks": locks})
+    return out
+
+
+def _code_lines(frames: pl.DataFrame) -> dict[tuple[int, int, str, int], str]:
+    """(pid, tid, file basename, line) → source text, from gdb py-bt frames."""
+    if not _cols(frames, "code", "pid", "tid", "file", "line"):
+        return {}
+    sub = frames.filter(pl.col("code").is_not_null() & pl.col("pid").is_not_null() & pl.col("line").is_not_null())
+    out: dict[tuple[int, int, str, int], str] = {}
+    for pid, tid, file, line, code in sub.select("pid", "tid", "file", "line", "code").rows():
+        out.setdefault((int(pid), int(tid), str(file).rsplit("/", 1)[-1], int(line)), code)
+    return out
+
+
+def _with_target(code: str | None) -> str | None:
+    if not code:
+        return None
+    m = WITH_RE.search(code)
+    if not m:
+        return None
+    return (m.group(1) or m.group(2)).rsplit(".", 1)[-1]
+
+
+def _mutex_owners(threads: pl.DataFrame, gdb_values: pl.DataFrame) -> dict[tuple[str, str], tuple[int, str]]:
+    """(source, mutex address) → (owner LWP, evidence) from gdb `print` struct values."""
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    if not _cols(gdb_values, "source", "line", "owner") or not _cols(threads, "wait_call", "wait_on"):
+        return out
+    mt = threads.filter(pl.col("wait_call").is_in(list(MUTEX_CALLS)) & pl.col("wait_on").is_not_null())
+    for (source,), grp in mt.group_by(["source"], maintain_order=True):
+        waiters: dict[str, set[int]] = {}
+        for addr, tid in grp.select("wait_on", "tid").rows():
+            waiters.setdefault(addr, set()).add(int(tid) if tid is not None else -1)
+        vals = gdb_values.filter((pl.col("source") == source) & pl.col("owner").is_not_null()
+                                 & (pl.col("owner") > 0)).sort("line")
+        owners = [(int(o), int(ln)) for o, ln in vals.select("owner", "line").rows()]
+        mutexes = sorted(waiters)
+        if not owners or len(owners) != len(mutexes) or len(mutexes) > 6:
+            continue
+        consistent = []
+        for perm in permutations(range(len(owners))):
+            if all(owners[perm[i]][0] not in waiters[m] or len(mutexes) == 1 for i, m in enumerate(mutexes)):
+                consistent.append(perm)
+        if len(consistent) != 1:
+            continue
+        for i, m in enumerate(mutexes):
+            owner, line = owners[consistent[0][i]]
+            out[(str(source), m)] = (owner, _ev(source, line))
+    return out
+
+
+def _arg_holds(arg_frames: pl.DataFrame, row: Mapping[str, Any], addr: str, who: str, name: str | None,
+               task: str | None) -> list[Edge]:
+    """Mutexes other than the waited one named in a blocked thread's C frame arguments: held (inferred)."""
+    out: list[Edge] = []
+    if arg_frames.is_empty():
+        return out
+    for fr in arg_frames.filter(pl.col("thread_key") == row["thread_key"]).sort("depth").iter_rows(named=True):
+        for arg, a, sym in MUTEX_ARG_RE.findall(fr["args"]):
+            if a != addr and arg not in ("mutex", "futex", "futex_word"):
+                out.append(Edge("", f"mutex:{a} <{sym}>", who, "mutex", 0.6, True, [_ev(fr["source"], fr["src_line"])],
+                                "gdb frame arguments", holder_name=name, holder_task_id=task,
+                                holder_frame=_frame_label(fr["function"], fr["file"], fr["line"]) + f" `{arg}`"))
+    return out
+
+
+def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.DataFrame,
+                 info: ProcessInfo) -> list[Edge]:
+    if not _cols(threads, "pid", "tid", "wait_call", "wait_on"):
+        return []
+    names = _thread_names(threads)
+    owners = _mutex_owners(threads, gdb_values)
+    th = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null()).sort("source", "line")
+    edges: list[Edge] = []
+
+    def tid_of(pid: int, tid: int) -> str:
+        return thread_id(info, pid, tid)
+
+    def mk(pid: int, tid: int, resource: str, holder: tuple[int, int] | None, kind: str, conf: float,
+           inferred: bool, ev: list[str], via: str, wframe: str | None = None, hframe: str | None = None) -> Edge:
+        return Edge(tid_of(pid, tid), resource, tid_of(*holder) if holder else None, kind, conf, inferred, ev, via,
+                    host=info.host.get(pid), task_id=info.task.get(pid),
+                    holder_task_id=info.task.get(holder[0]) if holder else None,
+                    waiter_name=names.get((pid, tid)), holder_name=names.get(holder) if holder else None,
+                    waiter_frame=wframe, holder_frame=hframe)
+
+    # pthread mutexes
+    mut = th.filter(pl.col("wait_call").is_in(list(MUTEX_CALLS)) & pl.col("wait_on").is_not_null())
+    holds: list[Edge] = []
+    arg_frames = frames.filter(pl.col("args").is_not_null() & pl.col("args").str.contains(" <", literal=True)) \
+        if _cols(frames, "args", "thread_key") else pl.DataFrame()
+    for row in mut.iter_rows(named=True):
+        pid, tid, addr, sym = int(row["pid"]), int(row["tid"]), row["wait_on"], row.get("wait_symbol")
+        res = f"mutex:{addr} <{sym}>" if sym else f"mutex:{addr}"
+        ev = [_ev(row["source"], row["line"])]
+        owner = row.get("mutex_owner")
+        got = owners.get((str(row["source"]), addr))
+        holds.extend(_arg_holds(arg_frames, row, addr, tid_of(pid, tid), names.get((pid, tid)), info.task.get(pid)))
+        if owner is not None and owner > 0:
+            edges.append(mk(pid, tid, res, (pid, int(owner)), "mutex", 1.0, False, ev, "gdb mutex __owner"))
+            continue
+        if got is not None:
+            edges.append(mk(pid, tid, res, (pid, got[0]), "mutex", 1.0, False, [*ev, got[1]],
+                            "gdb print mutex __owner"))
+            continue
+        edges.append(mk(pid, tid, res, None, "mutex", 1.0, False, ev, "gdb pthread_mutex_lock"))
+    edges.extend(holds)
+
+    # Python locks: what each thread waits on
+    waits_on: dict[tuple[int, int], dict[str, Any]] = {}
+    py = th.filter(~pl.col("wait_call").is_in(list(MUTEX_CALLS)) & pl.col("wait_on").is_not_null()
+                   & pl.col("wait_call").str.contains(r"(?i)lock|acquire|__enter__"))
+    py = py.filter(~pl.col("wait_call").str.contains("tstate_lock"))
+    tool_rank = {"gdb-py-bt": 0, "gdb": 1, "gdb-mi": 1, "core": 1}
+    for row in sorted(py.iter_rows(named=True), key=lambda r: (tool_rank.get(r["tool"], 5), r["source"], r["line"])):
+        key = (int(row["pid"]), int(row["tid"]))
+        kind = "rlock" if "rlock" in str(row["wait_call"]).lower() else "lock"
+        w = waits_on.setdefault(key, {"addr": row["wait_on"], "kind": kind, "ev": [], "proven": True})
+        if w["addr"] == row["wait_on"]:
+            w["ev"].append(_ev(row["source"], row["line"]))
+            if kind == "rlock":
+                w["kind"] = "rlock"
+    lock_frames = _lock_frames(frames)
+    code = _code_lines(frames)
+    kind_of: dict[str, str] = {}
+    rlock_owner: dict[str, tuple[str, str]] = {}
+    for lf in lock_frames:
+        for addr, kind, owner in lf["locks"].values():
+            kind_of.setdefault(addr, kind)
+            if owner:
+                rlock_owner[addr] = (owner, _ev(lf["source"], lf["src_line"]))
+    # a py-bt `with NAME:` line naming a lock local identifies the wait when no tool gave an address
+    blocked_frame: dict[tuple[int, int], dict[str, Any]] = {}
+    for lf in lock_frames:
+        key = (int(lf["pid"]), int(lf["tid"]))
+        fkey = (key[0], key[1], str(lf["file"]).rsplit("/", 1)[-1], int(lf["line"] or -1))
+        target = _with_target(code.get(fkey))
+        wo = waits_on.get(key)
+        if wo is not None and any(a == wo["addr"] for a, _, _ in lf["locks"].values()):
+            blocked_frame.setdefault(key, {**lf, "confirmed": target is not None
+                                           and target in lf["locks"] and lf["locks"][target][0] == wo["addr"]})
+        elif wo is None and target is not None and target in lf["locks"]:
+            addr, kind, _ = lf["locks"][target]
+            waits_on[key] = {"addr": addr, "kind": kind, "ev": [_ev(lf["source"], lf["src_line"])], "proven": False}
+            blocked_frame[key] = {**lf, "confirmed": True}
+    ident_to_thread: dict[int, tuple[int, int]] = {}
+    if "thread_ident" in th.columns:
+        for pid, tid, ident in th.filter(pl.col("thread_ident").is_not_null()).select("pid", "tid", "thread_ident") \
+                .unique().rows():
+            with contextlib.suppress(ValueError):
+                ident_to_thread[int(ident, 16)] = (int(pid), int(tid))
+    # candidate holders of each waited lock
+    waited = {w["addr"] for w in waits_on.values()}
+    cands: dict[str, list[tuple[float, tuple[int, int], str, str]]] = {}
+    for key, bf in sorted(blocked_frame.items()):
+        w = waits_on[key]
+        for lname, (addr, _, _) in sorted(bf["locks"].items()):
+            if addr != w["addr"] and addr in waited:
+                conf = 0.7 if bf["confirmed"] else 0.6
+                label = _frame_label(bf["function"], bf["file"], bf["line"]) + f" holds `{lname}`"
+                cands.setdefault(addr, []).append((conf, key, _ev(bf["source"], bf["src_line"]), label))
+    for lf in lock_frames:
+        key = (int(lf["pid"]), int(lf["tid"]))
+        for lname, (addr, _, _) in sorted(lf["locks"].items()):
+            if addr not in waited or any(c[1] == key for c in cands.get(addr, [])):
+                continue
+            if waits_on.get(key, {}).get("addr") == addr:
+                continue
+            if str(lf.get("role")) == "stdlib":
+                continue
+            label = _frame_label(lf["function"], lf["file"], lf["line"]) + f" has `{lname}`"
+            cands.setdefault(addr, []).append((0.4, key, _ev(lf["source"], lf["src_line"]), label))
+    for key, w in sorted(waits_on.items()):
+        pid, tid = key
+        addr, kind = w["addr"], kind_of.get(w["addr"], w["kind"])
+        res = f"lock:{addr}"
+        bfw = blocked_frame.get(key)
+        wframe = None
+        if bfw is not None:
+            fkey = (pid, tid, str(bfw["file"]).rsplit("/", 1)[-1], int(bfw["line"] or -1))
+            wframe = _frame_label(bfw["function"], bfw["file"], bfw["line"], code.get(fkey))
+        base_conf = 1.0 if w["proven"] else 0.8
+        owner = rlock_owner.get(addr)
+        holder_key = ident_to_thread.get(int(owner[0])) if owner else None
+        if holder_key is not None and owner is not None:
+            edges.append(mk(pid, tid, res, holder_key, kind, base_conf, not w["proven"], [*w["ev"], owner[1]],
+                            "RLock owner", wframe))
+            continue
+        cs = [c for c in cands.get(addr, []) if c[1] != key and c[1][0] == pid]
+        best = max((c[0] for c in cs), default=None)
+        cs = [c for c in cs if c[0] == best]
+        if not cs:
+            edges.append(mk(pid, tid, res, None, kind, base_conf, not w["proven"], w["ev"],
+                            "gdb/py-bt lock wait" if w["proven"] else "py-bt with + py-spy locals", wframe))
+            continue
+        for conf, hkey, hev, hlabel in sorted(cs, key=lambda c: c[1]):
+            c = min(base_conf, conf if len(cs) == 1 else conf / 2)
+            edges.append(mk(pid, tid, res, hkey, kind, round(c, 2), True, [*w["ev"], hev],
+                            "lock wait + py-spy locals of the holder", wframe, hlabel))
+    return edges
+
+
+# --- file locks -------------------------------------------------------------------------------
+def _range(start: Any, end: Any) -> str:
+    return f"{start}-{'EOF' if end is None else end}"
+
+
+def _overlap(a0: int, a1: int | None, b0: int, b1: int | None) -> bool:
+    return (a1 is None or b0 <= a1) and (b1 is None or a0 <= b1)
+
+
+def file_lock_edges(proc_locks: pl.DataFrame, events: pl.DataFrame) -> list[Edge]:
+    if not _cols(proc_locks, "lock_id", "blocked", "pid", "dev", "inode"):
+        return []
+    edges: list[Edge] = []
+    kinds = {"POSIX": "fcntl", "OFDLCK": "fcntl", "FLOCK": "flock", "LEASE": "lease"}
+    for (source,), snap in proc_locks.group_by(["source"], maintain_order=True):
+        held = snap.filter(~pl.col("blocked")).sort("line")
+        by_id = {r["lock_id"]: r for r in held.iter_rows(named=True)}
+        waiting: set[int] = set()
+        for w in snap.filter(pl.col("blocked")).sort("line").iter_rows(named=True):
+            h = by_id.get(w["lock_id"])
+            if h is None:
+                continue
+            kind = kinds.get(h["lock_class"], "fcntl")
+            res = f"{kind}:{h['dev']}:{h['inode']}:{_range(h['start'], h['end'])}"
+            waiting.add(int(w["pid"]))
+            edges.append(Edge(f"pid:{w['pid']}", res, f"pid:{h['pid']}", kind, 1.0, False,
+                              [_ev(source, w["line"]), _ev(source, h["line"])], "/proc/locks"))
+        # EDEADLK: the refused request closed a cycle through a waiter of this snapshot
+        if not edges or not _cols(events, "text", "source", "line"):
+            continue
+        refused = events.filter(pl.col("text").str.contains(EDEADLK_RE.pattern)).sort("ts", "source", "line",
+                                                                                        nulls_last=True)
+        if refused.is_empty():
+            continue
+        r = refused.row(0, named=True)
+        for e in [e for e in edges if e.kind == "fcntl" and e.evidence[0].startswith(f"{source}:")]:
+            holder_pid = int(e.holder.split(":")[1]) if e.holder else None
+            waiter_pid = int(e.waiter.split(":")[1])
+            if holder_pid is None or holder_pid in waiting:
+                continue
+            _, dev_inode_range = e.resource.split(":", 1)
+            dev_inode = dev_inode_range.rsplit(":", 1)[0]
+            for h in held.filter(pl.col("pid") == waiter_pid).iter_rows(named=True):
+                if f"{h['dev']}:{h['inode']}" != dev_inode:
+                    continue
+                res = f"fcntl:{h['dev']}:{h['inode']}:{_range(h['start'], h['end'])}"
+                if res == e.resource:
+                    continue
+                edges.append(Edge(f"pid:{holder_pid}", res, f"pid:{waiter_pid}", "fcntl", 0.7, True,
+                                  [_ev(r["source"], r["line"]), _ev(source, h["line"])],
+                                  "EDEADLK: refused request closing the cycle", ts=r.get("ts"),
+                                  host=r.get("host"), task_id=r.get("task_id"),
+                                  waiter_frame=str(r.get("message") or "")[:200]))
+    return edges
+
+
+# --- databases --------------------------------------------------------------------------------
+def pg_edges(events: pl.DataFrame) -> list[Edge]:
+    if not _cols(events, "text", "source", "line"):
+        return []
+    sub = events.filter(pl.col("text").str.contains("waits for ", literal=True)
+                        & pl.col("text").str.contains("; blocked by process ", literal=True))
+    edges: dict[tuple[str, str, str], Edge] = {}
+    for row in sub.sort("ts", "source", "line", nulls_last=True).iter_rows(named=True):
+        text: str = row["text"]
+        queries = {int(p): q.strip() for p, q in PG_QUERY_RE.findall(text)}
+        first = None
+        for m in PG_EDGE_RE.finditer(text):
+            a, mode, obj, b = m.group(1), m.group(2), m.group(3), m.group(4)
+            first = first or a
+            line = int(row["line"]) + text.count("\n", 0, m.start())
+            key = (f"pg:{a}", f"pg:{obj}", f"pg:{b}")
+            # the backend that reports the deadlock is the first waiter; the task that got the error ran it
+            task = row.get("task_id") if a == first else None
+            e = edges.get(key)
+            if e is None:
+                edges[key] = Edge(key[0], key[1], key[2], "db", 1.0, False, [_ev(row["source"], line)],
+                                  f"PostgreSQL deadlock report ({mode})", ts=row.get("ts"), host=row.get("host"),
+                                  task_id=task, waiter_frame=queries.get(int(a)), holder_frame=queries.get(int(b)))
+            else:
+                ev = _ev(row["source"], line)
+                if ev not in e.evidence:
+                    e.evidence.append(ev)
+                e.task_id = e.task_id or task
+                e.waiter_frame = e.waiter_frame or queries.get(int(a))
+                e.holder_frame = e.holder_frame or queries.get(int(b))
+                if row.get("host") and "@" in str(row.get("host")) and not (e.host and "@" in e.host):
+                    e.host = row.get("host")
+    return list(edges.values())
+
+
+def innodb_edges(locks: pl.DataFrame) -> list[Edge]:
+    if not _cols(locks, "trx_id", "waiting"):
+        return []
+    edges: list[Edge] = []
+
+    def res(r: Mapping[str, Any]) -> str:
+        if r["lock_type"] == "TABLE":
+            return f"mysql:{r['db']}.{r['table']} table"
+        return f"mysql:{r['db']}.{r['table']} {r['index']} heap {r['heap_no']}"
+
+    for (source,), grp in locks.group_by(["source"], maintain_order=True):
+        rows = grp.sort("line").to_dicts()
+        block_of = {}
+        for r in rows:
+            if r["waiting"]:
+                block_of[r["trx_id"]] = r
+        trxs = sorted({r["trx_id"] for r in rows}, key=lambda t: int(t))
+        for w in [r for r in rows if r["waiting"]]:
+            holders = [r for r in rows if not r["waiting"] and r["trx_id"] != w["trx_id"] and res(r) == res(w)]
+            inferred = False
+            if not holders and len(trxs) == 2:
+                other = next(t for t in trxs if t != w["trx_id"])
+                holders, inferred = [{**w, "trx_id": other, "line": w["line"]}], True
+            for h in holders:
+                hb = block_of.get(h["trx_id"], {})
+                edges.append(Edge(f"mysql:trx {w['trx_id']}", res(w), f"mysql:trx {h['trx_id']}", "db",
+                                  0.9 if inferred else 1.0, inferred,
+                                  [_ev(source, w["line"]), _ev(source, h["line"])],
+                                  "InnoDB LATEST DETECTED DEADLOCK" + (" (victim)" if w["rolled_back"] else ""),
+                                  host="mysql", waiter_name=f"thread id {w['thread_id']}" if w["thread_id"] else None,
+                                  holder_name=f"thread id {hb['thread_id']}" if hb.get("thread_id") else None,
+                                  waiter_frame=w["query"], holder_frame=hb.get("query")))
+    return edges
+
+
+# --- assembly ---------------------------------------------------------------------------------
+def _merge(edges: Iterable[Edge]) -> list[Edge]:
+    """One edge per (waiter, resource, holder, kind), all evidence kept, best confidence."""
+    out: dict[tuple[str, str, str | None, str], Edge] = {}
+    for e in edges:
+        key = (e.waiter, e.resource, e.holder, e.kind)
+        if key not in out:
+            out[key] = e
+            continue
+        m = out[key]
+        for ev in e.evidence:
+            if ev not in m.evidence:
+                m.evidence.append(ev)
+        if e.confidence > m.confidence:
+            m.confidence, m.inferred, m.via = e.confidence, e.inferred, e.via
+        for attr in ("task_id", "holder_task_id", "waiter_name", "holder_name", "waiter_frame", "holder_frame",
+                     "host", "ts"):
+            if getattr(m, attr) is None and getattr(e, attr) is not None:
+                setattr(m, attr, getattr(e, attr))
+    return list(out.values())
+
+
+def _complete_holds(edges: list[Edge]) -> list[Edge]:
+    """Fold "X holds R" facts (edges with an empty waiter) into the waits on R; drop them."""
+    holds = [e for e in edges if e.waiter == ""]
+    rest = [e for e in edges if e.waiter != ""]
+    out = []
+    for e in rest:
+        same = [h for h in holds if h.resource == e.resource and h.holder == e.holder]
+        if e.holder is not None and same and e.holder_frame is None:
+            e.holder_frame = same[0].holder_frame
+        if e.holder is None:
+            hs = sorted({h.holder for h in holds if h.resource == e.resource and h.holder and h.holder != e.waiter})
+            if len(hs) == 1:
+                h = next(h for h in holds if h.resource == e.resource and h.holder == hs[0])
+                e.holder, e.confidence, e.inferred, e.via = hs[0], min(e.confidence, h.confidence), True, h.via
+                e.holder_name, e.holder_frame, e.holder_task_id = h.holder_name, h.holder_frame, h.holder_task_id
+                e.evidence = [*e.evidence, *(x for x in h.evidence if x not in e.evidence)]
+        out.append(e)
+    return out
+
+
+def build(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+    """The `waits` frame (contract columns, then `WAITS_EXTRA`) from parsed frames."""
+    threads, fr = _frame("threads", frames), _frame("frames", frames)
+    events = _frame("events", frames)
+    info = process_info(_frame("inspect", frames), _frame("workers", frames), threads)
+    edges = [*thread_edges(threads, fr, _frame("gdb_values", frames), info),
+             *file_lock_edges(_frame("proc_locks", frames), events),
+             *pg_edges(events), *innodb_edges(_frame("innodb_locks", frames))]
+    edges = _merge(_complete_holds(_merge(edges)))
+    rows = []
+    for e in edges:
+        ev = sorted(e.evidence, key=_ev_key)
+        src, _, ln = ev[0].rpartition(":") if ev else ("", "", "")
+        rows.append({"waiter": e.waiter, "resource": e.resource, "holder": e.holder, "kind": e.kind,
+                     "confidence": e.confidence, "inferred": e.inferred, "evidence": ev[0] if ev else None,
+                     "source": src or None, "line": int(ln) if ln.isdigit() else None, "ts": e.ts, "host": e.host,
+                     "task_id": e.task_id, "holder_task_id": e.holder_task_id, "waiter_name": e.waiter_name,
+                     "holder_name": e.holder_name, "waiter_frame": e.waiter_frame, "holder_frame": e.holder_frame,
+                     "via": e.via, "all_evidence": ev})
+    if not rows:
+        return conform(pl.DataFrame(schema=WAITS_FULL), WAITS)
+    df = pl.DataFrame(rows, schema=WAITS_FULL)
+    return conform(df, WAITS).sort("kind", "waiter", "resource", "holder", nulls_last=True)
+
+
+def _ev_key(ev: str) -> tuple[str, int]:
+    src, _, ln = ev.rpartition(":")
+    return (src, int(ln)) if ln.isdigit() else (ev, 0)
+
+
+FRAME_NAMES = ("threads", "frames", "gdb_values", "proc_locks", "innodb_locks", "inspect", "workers")
+
+
+def bundle_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
+    """The frames `build` reads, gathered from a bundle's parsed members (events as the rules see them)."""
+    out: dict[str, pl.DataFrame] = {"events": bundle._events}
+    for name in FRAME_NAMES:
+        parts = [r.frames[name] for r in bundle._parsed if name in r.frames and r.frames[name].height]
+        if parts:
+            out[name] = pl.concat(parts, how="diagonal_relaxed")
+    return out
+
+
+def from_bundle(bundle: Bundle, extra: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`build` over a bundle, plus `waits` rows that sources produced themselves (`extra`)."""
+    df = build(bundle_frames(bundle))
+    if extra is not None and extra.height:
+        df = pl.concat([df, conform(extra, WAITS)], how="diagonal_relaxed")
+    return df
