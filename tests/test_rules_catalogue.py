@@ -17,8 +17,10 @@ from tests.conftest import SAMPLES
 
 RULES, ERRORS = load_rules(default_rule_dir())
 
-# Categories no log line shows: they come from thread dumps, wait-for graphs or broker-side data.
-NOT_IN_LOGS = {"lock.wait", "io.blocking", "deadlock.lock_cycle", "deadlock.fork"}
+# Categories with no rule yet, each with the reason (kept explicit so the gap is visible).
+NO_RULE_YET = {
+    "deadlock.fork": "no real sample of a forked child parked on a lock taken before fork yet",
+}
 
 
 def test_catalogue_loads_without_errors() -> None:
@@ -67,6 +69,7 @@ def test_stable_rules_name_samples() -> None:
     assert [r.id for r in RULES if r.status == "stable" and not r.samples] == []
 
 
-def test_every_log_visible_category_has_a_rule() -> None:
+def test_every_category_has_a_rule_or_a_stated_gap() -> None:
     covered = {r.category for r in RULES}
-    assert sorted(set(CATEGORIES) - NOT_IN_LOGS - covered) == []
+    assert sorted(set(CATEGORIES) - set(NO_RULE_YET) - covered) == []
+    assert sorted(set(NO_RULE_YET) & covered) == [], "a gap was closed: remove it from NO_RULE_YET"
