@@ -11,11 +11,12 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from harness import Ctx, Scenario, ScenarioError, free_port, wait_port
+from harness import BIN, Ctx, Scenario, ScenarioError, free_port, wait_port
 
 # --- a private RabbitMQ node -----------------------------------------------------------------------
 
@@ -238,3 +239,60 @@ SCENARIOS.append(Scenario(
     "restarted, a leaking task pushes the child past --max-memory-per-child, which billiard logs "
     "(`child process exiting after exceeding memory limit`) before replacing the child.",
     worker_memory, needs=("redis",)))
+
+
+# --- clock drift between gossiping workers ---------------------------------------------------------
+
+DRIFT_APP = """
+    from celery import Celery
+    from celery.utils.log import get_task_logger
+
+    app = Celery("proj", broker="redis://127.0.0.1:{port}/0", backend="redis://127.0.0.1:{port}/1")
+    app.conf.broker_connection_retry_on_startup = True
+    log = get_task_logger(__name__)
+
+    @app.task
+    def add(x, y):
+        log.info("adding %s + %s", x, y)
+        return x + y
+"""
+
+SKEW = "+120s"
+
+
+def clock_drift(ctx: Ctx) -> None:
+    faketime = shutil.which("faketime")
+    if not faketime:
+        raise ScenarioError("faketime is not installed (apt-get install faketime)")
+    port = ctx.redis()
+    ctx.write("proj.py", DRIFT_APP.format(port=port))
+    w1 = ctx.worker("-E")
+    ctx.wait_ready()
+    argv = [faketime, "-f", SKEW, str(BIN / "celery"), "-A", "proj", "worker", "-P", "prefork", "-c", "2",
+            "--loglevel=INFO", "-n", "w2@sample", "-f", "worker2.log", "-E"]
+    w2 = ctx.spawn(argv, log="worker2.log.out", env=ctx.env(FAKETIME_DONT_FAKE_MONOTONIC="1"))
+    ctx.wait_ready("worker2.log")
+    ctx.wait_for("worker.log", r"Substantial drift from w2@sample", timeout=30)
+    ctx.wait_for("worker2.log", r"Substantial drift from w1@sample", timeout=30)
+    ctx.python("""
+        from proj import add
+        rs = [add.delay(i, i) for i in range(4)]
+        print([r.get(timeout=20) for r in rs])
+    """)
+    ctx.stop(w2)
+    ctx.stop(w1)
+    ctx.keep("worker.log")
+    ctx.keep("worker.log.out", "worker.stdout")
+    ctx.keep("worker2.log")
+    ctx.keep("worker2.log.out", "worker2.stdout")
+    ctx.note(f"Both workers run with events (`-E`) and gossip (on by default) against one private redis-server; "
+             f"`w2@sample` runs under libfaketime (`faketime -f '{SKEW}'`, FAKETIME_DONT_FAKE_MONOTONIC=1), so "
+             f"its wall clock, its log timestamps and its event timestamps are {SKEW[1:]} ahead of `w1@sample`'s. "
+             "Four `add` tasks were sent after both logged the drift; which worker ran which varies by run.")
+
+
+SCENARIOS.append(Scenario(
+    "clock-drift",
+    "Two gossiping workers whose clocks disagree by 120 s (the second under libfaketime): each logs "
+    "`Substantial drift from <other> may mean clocks are out of sync`; tasks still run.",
+    clock_drift, needs=("redis",)))
