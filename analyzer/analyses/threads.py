@@ -22,7 +22,9 @@ State decision for one thread (first that applies):
    matches `STATE_BY_FRAME`; an ``io_wait`` whose candidate frames include a database driver
    becomes ``db_wait``.
 3. a hint from the innermost Python frame's locals (`STATE_BY_LOCAL_REPR`, py-spy --locals),
-   because py-spy without ``--native`` does not show the C call a thread blocks in.
+   because py-spy without ``--native`` does not show the C call a thread blocks in. A lock in
+   the locals is kept as ``lock_wait`` only when another thread of the dump waits at the same
+   frame with the same lock (`_confirm_lock_hints`): the holder has the lock in its locals too.
 4. ``running`` when the tool says the thread was on CPU (py-spy ``active``/``active+gil``).
 5. ``unknown``.
 
@@ -180,6 +182,30 @@ def _locals_hint() -> pl.Expr:
     return expr
 
 
+# a lock object in py-spy locals: `second: <_thread.lock at 0x7f921f5db700>`
+LOCK_LOCAL_RE = r"<(?:_thread\.(?:lock|RLock)|RLock) at (0x[0-9a-f]+)>"
+
+
+def _confirm_lock_hints(t: pl.DataFrame) -> pl.DataFrame:
+    """Keep a ``lock_wait`` hint from locals only when another thread of the same dump stands at
+    the same innermost frame with the same lock in its locals (waiters queue at one line; the
+    holder of the lock also has it in its locals, elsewhere, and must not look like a waiter).
+    In samples/lock-wait-many five readers wait at `wait_for_index (proj.py:35)` while the
+    holder runs `hold_and_work (proj.py:31)`: only the readers keep the hint.
+    """
+    hinted = t.filter(pl.col("_hint") == "lock_wait")
+    if hinted.is_empty():
+        return t
+    locks = (hinted.select("thread_key", "dump", "top", pl.col("_top_locals").str.extract_all(LOCK_LOCAL_RE)
+                           .alias("_addr"))
+             .explode("_addr").drop_nulls("_addr")
+             .with_columns(pl.col("_addr").str.extract(LOCK_LOCAL_RE, 1)))
+    shared = locks.with_columns(pl.col("thread_key").n_unique().over("dump", "top", "_addr").alias("_n"))
+    ok = shared.filter(pl.col("_n") >= 2).select("thread_key").unique()
+    keep = pl.col("thread_key").is_in(ok["thread_key"].implode())
+    return t.with_columns(pl.when((pl.col("_hint") != "lock_wait") | keep).then(pl.col("_hint")).alias("_hint"))
+
+
 # `mutex=0x7f84314a0040 <mutex_a>` / `futex=futex@entry=0x55d31986a060 <a>` / `self=0x7f921f5db700`
 WAIT_ADDR_RE = r"(?:mutex|futex|futex_word|self|lock)=(?:\w+@entry=)?(0x[0-9a-f]+)(?: <([^>]+)>)?"
 
@@ -247,6 +273,7 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     idle = pl.col("_idle").fill_null(False) & ~pl.col("_task").fill_null(False)
     io_db = (pl.col("_fstate") == "io_wait") & pl.col("_db").fill_null(False)
     t = t.with_columns(hint.alias("_hint"))
+    t = _confirm_lock_hints(t)
     t = t.with_columns(
         pl.when(idle).then(pl.lit("idle"))
         .when(io_db).then(pl.lit("db_wait"))

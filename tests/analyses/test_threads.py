@@ -163,3 +163,11 @@ def test_idle_prefork_worker_is_idle_not_stuck(tmp_path):
     child = threads.filter((pl.col("pid") != proc.pid) & (pl.col("tid") == pl.col("pid"))).row(0, named=True)
     assert main["state"] == "idle", main["signature"]
     assert child["state"] == "idle", child["signature"]
+
+
+def test_lock_in_locals_marks_the_queued_waiters_not_the_holder():
+    path = sample("lock-wait-many/pyspy-locals.txt")
+    threads, _, _ = pyspy.parse_text(path.read_bytes(), source=path.name)
+    states = dict(zip(threads["name"], threads["state"], strict=True))
+    assert states["index-builder"] == "unknown"  # holds the lock and works: not a waiter
+    assert {states[f"reader-{i}"] for i in range(5)} == {"lock_wait"}
