@@ -219,16 +219,15 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
         frames = frames.with_columns(pl.lit(None, dtype=pl.Boolean).alias("native"))
     frames = frames.with_columns(pl.col("native").cast(pl.Boolean), pl.col("function").cast(pl.String),
                                  pl.col("file").cast(pl.String))
-    # every regex runs once per distinct (function, file, native); a null `native` is decided here
-    pairs = frames.select("function", "file", "native").unique()
-    pairs = pairs.with_columns(pl.col("native").alias("_native_in"),
-                               pl.coalesce(pl.col("native"), _native_expr()).alias("native"))
-    attrs = _pair_attributes(pairs).rename({"native": "_native"}).rename({"_native_in": "native"})
+    # every regex runs once per distinct (function, file, native), keyed by a hash of the three;
+    # a null `native` is decided here
+    frames = frames.with_columns(pl.struct("function", "file", "native").hash().alias("_pair"))
+    pairs = frames.select("_pair", "function", "file", "native").unique("_pair")
+    pairs = pairs.with_columns(pl.coalesce(pl.col("native"), _native_expr()).alias("native"))
+    attrs = _pair_attributes(pairs).drop("function", "file")
     # parsers emit each thread's frames innermost first; group_by keeps that order within groups.
     # `_k` (a hash of thread_key) keeps the many groupings on integers rather than strings.
-    fr = frames.join(attrs, on=["function", "file", "native"], how="left", nulls_equal=True,
-                     maintain_order="left")
-    fr = fr.drop("native").rename({"_native": "native"})
+    fr = frames.drop("native").join(attrs, on="_pair", how="left", maintain_order="left")
     fr = fr.with_columns(pl.col("thread_key").hash().alias("_k"))
 
     app = (pl.col("role") == "app") & ~pl.col("native")

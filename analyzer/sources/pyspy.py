@@ -61,6 +61,9 @@ LOCALS_LINE = "        Locals:"
 # `            ledger_lock: <_thread.lock at 0x7f921f5db700>`
 LOCAL_RE = r"^ {12}([^:\s][^:]*): (.*)$"
 SEPARATOR_RE = r"^[-─━]{10,}$"
+SHAPES = ("blank", "frame", "local", "args", "locals", "thread", "process", "python", "parent", "signal",
+          "separator", "unknown")
+SHAPE_ENUM = pl.Enum(SHAPES)
 
 SAMPLES = [
     "samples/deadlock-lock/pyspy-12466.txt",
@@ -148,21 +151,24 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     # Dumps repeat themselves (a pool's threads share most frames), so shapes and frame fields
     # are computed once per distinct line text and joined back.
     uniq = _validate(df.select("text").unique().with_columns(_shape(pl.col("text")).alias("k")))
-    uniq = uniq.with_columns(_frame_fields(uniq))
+    uniq = uniq.with_columns(*_frame_fields(uniq), pl.col("k").cast(SHAPE_ENUM))
+    has_locals = bool(uniq.select((pl.col("k") == "local").any()).item())
     df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g")).join(
         uniq, on="text", how="left", maintain_order="left")
     g = pl.col("_g")
     is_ = {k: pl.col("k") == k for k in ("process", "thread", "frame", "local", "args", "locals")}
     fc = is_["frame"].cast(pl.Int64).cum_sum()
+    local_cols = [
+        pl.when(is_["frame"]).then(g).forward_fill().alias("_frm_g"),
+        pl.when(is_["args"] | is_["locals"]).then(g).forward_fill().alias("_sect_g"),
+    ] if has_locals else [pl.lit(None, dtype=pl.Int64).alias("_frm_g"), pl.lit(None, dtype=pl.Int64).alias("_sect_g")]
     df = df.with_columns(
         pl.when(pl.col("line") == 1).then(g).forward_fill().alias("_src_g"),
         pl.when(is_["process"]).then(g).forward_fill().alias("_proc_g"),
         pl.when(is_["thread"]).then(g).forward_fill().alias("_thr_g"),
-        pl.when(is_["frame"]).then(g).forward_fill().alias("_frm_g"),
-        pl.when(is_["args"] | is_["locals"]).then(g).forward_fill().alias("_sect_g"),
+        *local_cols,
         fc.alias("_fc"),
         pl.when(is_["thread"]).then(fc).forward_fill().alias("_fc_thr"),
-        is_["process"].cast(pl.Int64).cum_sum().alias("_pc"),
     )
     src_start = pl.col("_src_g").fill_null(0)
     df = df.with_columns(
