@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from analyzer import schema
+from analyzer.advice import advise
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose
@@ -234,15 +235,17 @@ class Bundle:
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
         ordered, roots = diagnose(findings)
+        kinds = {i.name: i.kind for i in self.inputs}
         report = Report(
             inputs=self.coverage,
-            kinds={i.name: i.kind for i in self.inputs},
+            kinds=kinds,
             problems=self.problems,
             findings=ordered,
             root_causes=roots,
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
+            advice={f.id: advise(f, kinds.values()) for f in ordered if f.id in roots},
         )
         if default:
             self._report = report

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from analyzer.advice import Advice
 from analyzer.bundle import Problem
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
@@ -44,6 +45,7 @@ class Report:
     summary: Summary
     rule_errors: list[str] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)  # the rules that ran (SARIF/JUnit list them all)
+    advice: dict[str, Advice] = field(default_factory=dict)  # root-cause id → what to check and collect
 
     @property
     def healthy(self) -> bool:
@@ -68,6 +70,7 @@ class Report:
             "summary": self.summary.to_dict(),
             "root_causes": list(self.root_causes),
             "findings": [f.to_dict() for f in self.findings],
+            "advice": {fid: a.to_dict() for fid, a in self.advice.items()},
         }
 
     def findings_frame(self) -> pl.DataFrame:

@@ -104,6 +104,15 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
         out.append("<p><strong>What to do</strong></p><ol>")
         out.extend(f"<li>{_e(r)}</li>" for r in f.remediation)
         out.append("</ol>")
+    advice = report.advice.get(f.id) if root else None
+    if advice and advice.tree:
+        steps = " → ".join(f"{_e(step)} <em>{_e(status)}</em>" for step, _, status in advice.tree)
+        out.append(f"<p><strong>Broker decision tree:</strong> {steps}</p>")
+        out.append("<pre>" + _e("\n".join(advice.checks)) + "</pre>")
+    if advice and advice.missing:
+        out.append("<p><strong>To confirm, collect</strong></p><ul>")
+        out.extend(f"<li>{_e(a.what)}: <code>{_e(a.command)}</code></li>" for a in advice.missing)
+        out.append("</ul>")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence, open_=root)
     if f.references:
         out.append('<p class="muted">References: ' + "; ".join(_e(r) for r in f.references) + "</p>")

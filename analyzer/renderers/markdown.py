@@ -113,6 +113,15 @@ def _root(report: Report, rank: int, fid: str, opts: RenderOptions) -> list[str]
         out += ["**What to do:**", ""]
         out += [f"{n}. {escape_keep_code(r)}" for n, r in enumerate(f.remediation, 1)]
         out.append("")
+    advice = report.advice.get(fid)
+    if advice and advice.tree:
+        marks = {"passed": "✓", "failed here": "✗ **failed here**", "not reached": "not reached"}
+        out += ["**Broker decision tree:** " + " → ".join(f"{step} {marks[status]}" for step, _, status in advice.tree),
+                "", fence("\n".join(advice.checks)), ""]
+    if advice and advice.missing:
+        out += ["**To confirm, collect:**", ""]
+        out += [f"- {escape(a.what)}: {code(a.command)}" for a in advice.missing]
+        out.append("")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence)
     if f.references:
         out += ["References: " + "; ".join(escape(r) for r in f.references), ""]

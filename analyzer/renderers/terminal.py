@@ -49,6 +49,18 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
     if f.remediation:
         lines.append(Text("what to do:", style="bold"))
         lines.extend(Text(f"  • {r}") for r in f.remediation)
+    advice = report.advice.get(fid)
+    if advice and advice.tree:
+        marks = {"passed": "✓", "failed here": "✗", "not reached": "·"}
+        path = "  →  ".join(f"{marks[status]} {step}" for step, _, status in advice.tree)
+        lines.append(Text("broker decision tree:", style="bold"))
+        lines.append(Text(f"  {path}"))
+        lines.extend(Text(f"  $ {c}", style="cyan") for c in advice.checks)
+    if advice and advice.missing:
+        lines.append(Text("to confirm, collect:", style="bold"))
+        for a in advice.missing:
+            lines.append(Text(f"  {a.what}"))
+            lines.append(Text(f"    $ {a.command}", style="cyan"))
     style = SEVERITY_STYLE.get(f.severity, "")
     return Panel(Group(*lines), title=f"[{style}]{f.id} {escape(f.severity)}[/] {escape(f.title)}",
                  title_align="left")

@@ -1,0 +1,164 @@
+"""What to check next for each root cause: the broker decision tree and the evidence advisor.
+
+Two tables, both data:
+
+- `BROKER_TREE`: the classic broker troubleshooting order — is the network reachable, are the
+  credentials valid, are resource limits hit, does TLS verify, is the connection healthy. A
+  broker root cause sits on one step; the steps before it passed (the broker got far enough to
+  say so), the ones after were not reached. Each step names the checks that confirm it.
+- `EVIDENCE`: per category, artifacts that would confirm or refute the diagnosis and the exact
+  command that collects each, with the bundle kind that already holds it — an artifact the
+  bundle already has is not asked for again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from analyzer.findings import Finding
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    question: str
+    categories: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
+BROKER_TREE: tuple[Step, ...] = (
+    Step("network", "Is the broker reachable?",
+         ("broker.connection_refused", "broker.dns", "broker.timeout"),
+         ("getent hosts BROKER_HOST  # does the name resolve?",
+          "nc -vz BROKER_HOST PORT  # does anything accept connections?",
+          "rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node",
+          "redis-cli -h BROKER_HOST -p PORT PING")),
+    Step("credentials", "Are the credentials and permissions valid?",
+         ("broker.auth", "broker.permission"),
+         ("rabbitmqctl authenticate_user USER PASSWORD",
+          "rabbitmqctl list_user_permissions USER  # and list_vhosts",
+          "redis-cli -h BROKER_HOST -p PORT --user USER --pass '***' PING")),
+    Step("resources", "Is a resource limit hit?",
+         ("broker.fd_exhaustion", "broker.memory", "broker.max_clients"),
+         ("ulimit -n  # in the worker's environment; cat /proc/WORKER_PID/limits",
+          "redis-cli -h BROKER_HOST -p PORT INFO memory  # used_memory vs maxmemory",
+          "redis-cli -h BROKER_HOST -p PORT INFO clients  # connected_clients vs maxclients",
+          "rabbitmq-diagnostics alarms")),
+    Step("tls", "Does TLS verify?",
+         ("broker.tls",),
+         ("openssl s_client -connect BROKER_HOST:PORT -servername BROKER_HOST  # certificate chain and name",)),
+    Step("connection", "Does the connection stay healthy?",
+         ("broker.heartbeat", "broker.connection_lost", "broker.ack_timeout", "broker.readonly_replica"),
+         ("rabbitmqctl list_connections name state timeout  # negotiated heartbeat",
+          "grep -E 'missed heartbeats|closing AMQP connection' /var/log/rabbitmq/*.log",
+          "redis-cli -h BROKER_HOST -p PORT INFO replication  # role:master?")),
+)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    what: str
+    command: str
+    kinds: tuple[str, ...] = ()  # bundle kinds that already hold it
+
+
+EVIDENCE: dict[str, tuple[Artifact, ...]] = {
+    "worker.lost": (
+        Artifact("kernel log: was the child killed by the OOM killer?",
+                 "dmesg -T | grep -i -E 'killed process|out of memory'"),
+        Artifact("the worker's memory limit", "systemctl show -p MemoryMax celery-worker  # or the container limit"),
+    ),
+    "worker.crash": (
+        Artifact("a core file of the crashed child (then `gdb python CORE -batch -ex 'thread apply all bt'`)",
+                 "coredumpctl list; coredumpctl dump PID -o core.PID", ("core", "gdb", "gdb_mi")),
+        Artifact("the child's faulthandler output (worker stderr)", "journalctl -u celery-worker | grep -A40 "
+                 "'Fatal Python error'", ("faulthandler",)),
+    ),
+    "worker.oom": (
+        Artifact("kernel log", "dmesg -T | grep -i -E 'killed process|out of memory'"),
+    ),
+    "task.stuck": (
+        Artifact("a thread dump of the pool child running the task",
+                 "py-spy dump --pid PID --locals  # twice, a few seconds apart", ("pyspy", "pyspy_json", "gdb")),
+        Artifact("what the worker is running now", "celery -A APP inspect active --json", ("inspect_json",)),
+    ),
+    "io.blocking": (
+        Artifact("the socket's peer", "ss -tnp | grep PID"),
+        Artifact("a second dump to prove the stack does not move", "py-spy dump --pid PID --locals",
+                 ("pyspy", "pyspy_json")),
+    ),
+    "lock.wait": (
+        Artifact("lock objects of every thread (who holds what)", "py-spy dump --pid PID --locals"),
+    ),
+    "deadlock.lock_cycle": (
+        Artifact("native lock owners", "gdb -p PID -batch -ex 'thread apply all bt' -ex 'info threads'", ("gdb",)),
+    ),
+    "deadlock.database": (
+        Artifact("the server's deadlock report with both queries",
+                 "grep -A8 'deadlock detected' /var/log/postgresql/*.log  # MySQL: SHOW ENGINE INNODB STATUS\\G",
+                 ("postgres_log", "mysql_innodb_status")),
+    ),
+    "deadlock.edeadlk": (
+        Artifact("who holds which byte range", "cat /proc/locks", ("proc_locks",)),
+    ),
+    "broker.max_clients": (
+        Artifact("broker client counts", "redis-cli -h BROKER_HOST -p PORT INFO clients", ("redis_info",)),
+    ),
+    "broker.memory": (
+        Artifact("broker memory", "redis-cli -h BROKER_HOST -p PORT INFO memory; rabbitmq-diagnostics alarms",
+                 ("redis_info", "rabbitmq_cli")),
+    ),
+    "broker.fd_exhaustion": (
+        Artifact("the worker's descriptor limit and use", "cat /proc/WORKER_PID/limits; ls /proc/WORKER_PID/fd | wc -l",
+                 ("ulimit",)),
+    ),
+    "broker.heartbeat": (
+        Artifact("the broker's view", "grep -E 'missed heartbeats' /var/log/rabbitmq/*.log", ("rabbitmq_log",)),
+    ),
+    "broker.auth": (
+        Artifact("the broker's reason (clients only see ACCESS_REFUSED)",
+                 "grep -E 'login refused|invalid credentials' /var/log/rabbitmq/*.log", ("rabbitmq_log",)),
+    ),
+    "db.too_many_connections": (
+        Artifact("who holds the connections", "psql -c \"select usename, application_name, state, count(*) from "
+                 "pg_stat_activity group by 1,2,3 order by 4 desc\"", ("postgres_log",)),
+    ),
+    "db.pool_exhausted": (
+        Artifact("pool settings vs concurrency", "celery -A APP inspect stats --json  # pool.max-concurrency",
+                 ("inspect_json",)),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Advice:
+    finding: str
+    tree: tuple[tuple[str, str, str], ...] = ()  # (step, question, passed | failed here | not reached)
+    checks: tuple[str, ...] = ()
+    missing: tuple[Artifact, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {}
+        if self.tree:
+            d["decision_tree"] = [{"step": s, "question": q, "status": st} for s, q, st in self.tree]
+        if self.checks:
+            d["checks"] = list(self.checks)
+        if self.missing:
+            d["collect"] = [{"what": a.what, "command": a.command} for a in self.missing]
+        return d
+
+
+def advise(finding: Finding, kinds: Iterable[str]) -> Advice:
+    """The decision-tree position and the evidence to collect for one (root-cause) finding."""
+    have = set(kinds)
+    tree: list[tuple[str, str, str]] = []
+    checks: tuple[str, ...] = ()
+    failed_at = next((i for i, s in enumerate(BROKER_TREE) if finding.category in s.categories), None)
+    if failed_at is not None:
+        for i, step in enumerate(BROKER_TREE):
+            status = "passed" if i < failed_at else "failed here" if i == failed_at else "not reached"
+            tree.append((step.name, step.question, status))
+        checks = BROKER_TREE[failed_at].checks
+    missing = tuple(a for a in EVIDENCE.get(finding.category, ()) if not (set(a.kinds) & have))
+    return Advice(finding.id, tuple(tree), checks, missing)
