@@ -26,7 +26,7 @@ from analyzer import schema
 from analyzer.advice import advise
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
-from analyzer.diagnosis import diagnose
+from analyzer.diagnosis import diagnose, with_cycles
 from analyzer.engine.errors import EngineError
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
@@ -234,7 +234,7 @@ class Bundle:
         rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
-        ordered, roots = diagnose(findings)
+        ordered, roots = diagnose(with_cycles(findings, self.cycles))
         kinds = {i.name: i.kind for i in self.inputs}
         report = Report(
             inputs=self.coverage,

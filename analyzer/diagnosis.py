@@ -10,6 +10,8 @@ causes, and a bundle with no root cause is healthy.
 
 from __future__ import annotations
 
+import polars as pl
+
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
 
@@ -44,6 +46,31 @@ def _before(a: Finding, b: Finding) -> bool:
     if a.first_seen is None or b.last_seen is None:
         return True
     return a.first_seen <= b.last_seen
+
+
+# Log-level deadlock findings and the cycle kind that shows the same incident in full.
+CYCLE_KINDS = {"deadlock.edeadlk": ("fcntl",), "deadlock.database": ("db",)}
+
+
+def with_cycles(findings: list[Finding], cycles: pl.DataFrame) -> list[Finding]:
+    """Give a log-level deadlock finding (EDEADLK, a database deadlock) the cycle behind it.
+
+    The log line says only that the kernel or the server broke a deadlock; the wait-for graph
+    (from /proc/locks, the PostgreSQL DETAIL lines, InnoDB's report) says between whom and on
+    what, and in which order to take the locks. One finding per incident, with both.
+    """
+    if cycles.is_empty():
+        return findings
+    for f in findings:
+        kinds = CYCLE_KINDS.get(f.category)
+        if not kinds:
+            continue
+        rows = cycles.filter(pl.col("kind").is_in(list(kinds))).sort("cycle")
+        if rows.is_empty():
+            continue
+        texts = [f"{c} (lock order: {o})" for c, o in rows.select("cycle_text", "lock_order_text").rows()]
+        f.summary = f"{f.summary} Cycle: {'; '.join(texts)}."
+    return findings
 
 
 def diagnose(findings: list[Finding]) -> tuple[list[Finding], list[str]]:

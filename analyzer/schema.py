@@ -99,6 +99,8 @@ CYCLES: Mapping[str, pl.DataType] = {
     "kind": STR,
     "evidence": pl.List(STR),
     "lock_order": pl.List(STR),
+    "cycle_text": STR,  # "A waits for R1 held by B; B waits for R2 held by A", for messages
+    "lock_order_text": STR,  # "R1 → R2"
 }
 
 # Diagnostic frames: live state and broker/host snapshots, one row per item of a snapshot.
