@@ -95,7 +95,7 @@ def test_unknown_column_is_located_in_a_basic_string_with_escapes() -> None:
         (('severity = "error"', 'severity = "fatal"'), "severity 'fatal' must be one of", 3),
         (('category = "broker.auth"', 'category = "broker.nope"'), "unknown category 'broker.nope'", 2),
         (('title = "Broker rejects credentials"', 'title = "x"\ncolor = "red"'), "unknown key 'color'", 5),
-        (('on = "events"', 'on = "redis_info"'), "unknown frame 'redis_info'", 7),
+        (('on = "events"', 'on = "rabbitmq_queues"'), "unknown frame 'rabbitmq_queues'", 7),
         (('message = "{count} refusals on {hosts}"', 'message = "{nosuch}"'), "unknown field {nosuch}", 9),
         (('what = "The broker refused the login."\n', ""), "missing required key 'what'", None),
         (('id = "CP-X001"', 'id = "CP X001"'), "must start with a letter", 1),
@@ -174,22 +174,22 @@ def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
 
 def test_extra_frames_via_schemas_argument_and_registry() -> None:
     text = (
-        GOOD.replace('on = "events"', 'on = "redis_info"')
+        GOOD.replace('on = "events"', 'on = "rabbitmq_queues"')
         .replace("""'message ~ "ACCESS_REFUSED"'""", "'used_memory >= maxmemory and maxmemory > 0'")
         .replace("{hosts}", "{used_memory}")
     )
     schema = {"source": pl.String(), "line": pl.Int64(), "used_memory": pl.Int64(), "maxmemory": pl.Int64()}
-    rule, errors = parse_rule(text, schemas={**FRAME_SCHEMAS, "redis_info": schema})
+    rule, errors = parse_rule(text, schemas={**FRAME_SCHEMAS, "rabbitmq_queues": schema})
     assert errors == [] and rule is not None
-    assert "redis_info" not in frame_schemas()
-    register_frame("redis_info", schema)
+    assert "rabbitmq_queues" not in frame_schemas()
+    register_frame("rabbitmq_queues", schema)
     try:
         rule, errors = parse_rule(text)
         assert errors == []
     finally:
         from analyzer.engine import schemas
 
-        schemas._EXTRA.pop("redis_info", None)
+        schemas._EXTRA.pop("rabbitmq_queues", None)
 
 
 def test_builtin_frames_cannot_be_replaced() -> None:
