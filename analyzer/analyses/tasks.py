@@ -102,11 +102,18 @@ def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame, task_events: pl.DataFr
                                                                                      "received_at")
     last_proc = (task_events.filter(pl.col("process").is_not_null() & (pl.col("process") != "MainProcess"))
                  .group_by("task_id").agg(pl.col("process").last().alias("_proc"), pl.col("ts").max().alias("_last")))
-    by_proc = (unfinished.join(last_proc, on="task_id").join(exits, on=["host", "_proc"])
-               .filter(pl.col("_last") <= pl.col("_exit_ts")).select("task_id", "_exit_ts"))
-    lone = (unfinished.join(last_proc, on="task_id", how="anti").join(exits, on="host")
-            .filter(pl.col("received_at") <= pl.col("_exit_ts"))
-            .filter(pl.len().over("_exit_ts") == 1).select("task_id", "_exit_ts"))
+    exits = exits.drop_nulls(["_exit_ts"]).sort("_exit_ts")
+    # the first exit of the same child after the task's last line (an as-of join, not a cross product)
+    by_proc = (unfinished.join(last_proc, on="task_id").drop_nulls(["_last"]).sort("_last")
+               .join_asof(exits, left_on="_last", right_on="_exit_ts", by=["host", "_proc"], strategy="forward", check_sortedness=False)
+               .drop_nulls(["_exit_ts"]).select("task_id", "_exit_ts"))
+    # a host whose only unfinished task never logged from a child: that task was in the child that died
+    quiet = unfinished.join(last_proc, on="task_id", how="anti")
+    lone_hosts = unfinished.group_by("host").len().filter(pl.col("len") == 1).select("host")
+    lone = (quiet.join(lone_hosts, on="host").drop_nulls(["received_at"]).sort("received_at")
+            .join_asof(exits.select("host", "_exit_ts"), left_on="received_at", right_on="_exit_ts", by="host",
+                       strategy="forward", check_sortedness=False)
+            .drop_nulls(["_exit_ts"]).select("task_id", "_exit_ts"))
     lost = pl.concat([by_proc, lone]).group_by("task_id").agg(pl.col("_exit_ts").min())
     if lost.is_empty():
         return tasks

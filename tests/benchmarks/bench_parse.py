@@ -73,13 +73,22 @@ ANALYZE = """
 import sys, resource, time
 t = time.perf_counter()
 from analyzer import open_bundle
+from analyzer.engine.catalogue import load_catalogue
+from analyzer.engine.evaluate import evaluate
 from analyzer.renderers import RenderOptions, registry
 b = open_bundle(sys.argv[1])
+n = b.events.height
+t_events = time.perf_counter() - t
+b.tasks
+t_tasks = time.perf_counter() - t - t_events
+rules, _ = load_catalogue()
+t0 = time.perf_counter()
+evaluate(rules, b.frame_map())
+t_rules = time.perf_counter() - t0
 rep = b.report()
-t_parse = time.perf_counter() - t
 out = registry()["json"](rep, RenderOptions())
-total = time.perf_counter() - t
-print(total, t_parse, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, b.events.height)
+total = time.perf_counter() - t - t_rules  # the report ran the rules again: count them once
+print(total, t_events, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n, t_tasks, t_rules, len(rules))
 """
 
 RE_LOOP = """
@@ -95,14 +104,14 @@ with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
             rows.append(m.groups())
             n += 1
 total = time.perf_counter() - t
-print(total, total, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n)
+print(total, total, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n, 0, 0, 0)
 """
 
 
-def _run(code: str, path: Path) -> tuple[float, float, int, int]:
+def _run(code: str, path: Path) -> list[float]:
     out = subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True,
                          cwd=ROOT).stdout.split()
-    return float(out[0]), float(out[1]), int(out[2]), int(out[3])
+    return [float(x) for x in out]
 
 
 def main() -> None:
@@ -119,10 +128,15 @@ def main() -> None:
         results = {}
         runs = (("celery-postmortem analyze --format json", ANALYZE), ("python re loop (baseline)", RE_LOOP))
         for name, code in runs:
-            total, _parse, rss_kb, rows = _run(code, path)
+            total, t_events, rss_kb, rows, t_tasks, t_rules, n_rules = _run(code, path)
             results[name] = total
             print(f"{name:42} {total:6.2f}s  {mb / total:7.1f} MB/s  peak RSS {rss_kb / 1024:7.0f} MB "
-                  f"({rss_kb * 1024 / size:.2f}x file)  rows {rows}")
+                  f"({rss_kb * 1024 / size:.2f}x file)  rows {rows:.0f}")
+            if n_rules:
+                print(f"{'  of which: parse to events':42} {t_events:6.2f}s  {mb / t_events:7.1f} MB/s")
+                print(f"{'            tasks frame':42} {t_tasks:6.2f}s")
+                print(f"{'            rule evaluation':42} {t_rules:6.2f}s  ({n_rules:.0f} rules, "
+                      f"{mb / t_rules:.1f} MB/s)")
         a, b = results.values()
         print(f"speed-up over the re loop: {b / a:.1f}x")
         print(json.dumps({"mb": round(mb), "cpus": os.cpu_count()}))
