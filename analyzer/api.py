@@ -55,17 +55,17 @@ def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
     (a worker's log file beside its stdout banner), else the file's stem."""
     if events.is_empty() or events.get_column("host").null_count() == 0:
         return events
-    named = (events.filter(pl.col("host").is_not_null())
-             .select(pl.col("source").map_elements(_folder, return_dtype=pl.String).alias("_folder"), "host")
-             .unique().group_by("_folder").agg(pl.col("host").sort()).filter(pl.col("host").list.len() == 1)
-             .select("_folder", pl.col("host").list.first().alias("_folder_host")))
-    sources = events.select("source").unique().with_columns(
-        pl.col("source").map_elements(_folder, return_dtype=pl.String).alias("_folder"),
-        pl.col("source").map_elements(_stem, return_dtype=pl.String).alias("_stem"),
-    ).join(named, on="_folder", how="left")
-    return (events.join(sources, on="source", how="left", maintain_order="left")
-            .with_columns(pl.coalesce("host", "_folder_host", "_stem").alias("host"))
-            .drop("_folder", "_stem", "_folder_host"))
+    pairs = events.select("source", "host").unique().rows()  # few: one or two per input
+    named: dict[str, set[str]] = {}
+    for src, host in pairs:
+        if host is not None:
+            named.setdefault(_folder(src), set()).add(host)
+    fill = {}
+    for src in {src for src, _ in pairs}:
+        hosts = named.get(_folder(src), set())
+        fill[src] = next(iter(hosts)) if len(hosts) == 1 else _stem(src)
+    return events.with_columns(pl.coalesce(
+        "host", pl.col("source").replace_strict(fill, default=None, return_dtype=pl.String)).alias("host"))
 
 
 @dataclass(frozen=True)

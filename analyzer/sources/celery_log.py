@@ -105,7 +105,8 @@ def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
     rest = text.str.slice(26)
     slash = rest.str.find("/", literal=True)
     close = rest.str.find("]", literal=True)
-    return heads.with_columns(
+    return heads.select(
+        "line", "stream",
         (seconds + pl.duration(milliseconds=millis)).alias("ts"),
         rest.str.slice(0, slash).alias("level"),
         rest.str.slice(slash + 1, close - slash - 1).alias("process"),
@@ -165,7 +166,8 @@ def fold(df: pl.DataFrame, starts: pl.DataFrame, *, per_stream: bool = False) ->
     rec = pl.when(pl.col("_start")).then(pl.col("line")).forward_fill()
     df = df.with_columns((rec.over(pl.col("stream").fill_null("")) if per_stream else rec).alias("_rec"))
     cont = df.filter(~pl.col("_start") & pl.col("_rec").is_not_null())
-    starts = starts.join(df.select("line", "_rec"), on="line", how="left").sort("line")
+    # a start row's record is its own line: no join needed
+    starts = starts.with_columns(pl.col("line").alias("_rec")).sort("line")
     if not cont.height:
         return df, starts.with_columns(pl.col("line").alias("end_line"), pl.col("message").alias("text"),
                                        pl.lit(None, dtype=pl.String).alias("exc_type"))
@@ -185,12 +187,16 @@ def fold(df: pl.DataFrame, starts: pl.DataFrame, *, per_stream: bool = False) ->
         pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
         pl.col("line").max().alias("end_line"),
     ).join(exc, on="_rec", how="left")
-    starts = starts.join(folded, on="_rec", how="left").with_columns(
+    # the folded text is built for the records that have continuation lines only, then stacked on
+    # (a join of the wide `starts` frame would copy every string column)
+    multi = (starts.select("_rec", "message").join(folded, on="_rec", how="inner")
+             .select("_rec", "end_line", "exc_type",
+                     pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont")).alias("_text")))
+    aligned = starts.select("_rec").join(multi, on="_rec", how="left", maintain_order="left").drop("_rec")
+    starts = starts.hstack(aligned).with_columns(
         pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
-        pl.when(pl.col("_cont").is_not_null())
-        .then(pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont")))
-        .otherwise(pl.col("message")).alias("text"),
-    ).drop("_cont")
+        pl.coalesce(pl.col("_text"), pl.col("message")).alias("text"),
+    ).drop("_text")
     return df, starts
 
 
@@ -241,18 +247,15 @@ def _attribute_hosts(ev: pl.DataFrame, source: str) -> pl.DataFrame:
     A null host is settled at bundle level (`analyzer.api.settle_hosts`): a log that never got
     to `ready.` takes the node name its own stdout banner gives, else its file stem."""
     named = ev.filter(pl.col("kind").is_in(["ready", "banner"])).select(
-        pl.col("stream"),
+        pl.col("stream").fill_null(""),
         pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(READY_RE, 1))
         .otherwise(pl.col("message").str.extract(BANNER_RE, 1)).alias("_named"),
         (pl.col("kind") == "banner").alias("_is_banner"),
     ).drop_nulls("_named").sort("_is_banner").group_by("stream", maintain_order=True).first()
+    by_stream = dict(named.select("stream", "_named").rows())
     hostname = [pl.col("_hostname")] if "_hostname" in ev.columns else []
-    if named.height:
-        ev = ev.join(named.select("stream", "_named"), on="stream", how="left", nulls_equal=True,
-                     maintain_order="left")
-    else:
-        ev = ev.with_columns(pl.lit(None, dtype=pl.String).alias("_named"))
-    return ev.with_columns(pl.coalesce(*hostname, pl.col("_named"), pl.col("stream")).alias("host"))
+    named_host = pl.col("stream").fill_null("").replace_strict(by_stream, default=None, return_dtype=pl.String)
+    return ev.with_columns(pl.coalesce(*hostname, named_host, pl.col("stream")).alias("host"))
 
 
 def parse(data: bytes | Path, *, source: str, log_formats: list[LogFormat] | None = None) -> Parsed:
