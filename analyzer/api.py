@@ -168,7 +168,38 @@ class Bundle:
 
     @cached_property
     def _threads(self) -> pl.DataFrame:
-        return self._frame("threads")
+        """Threads of every dump, made comparable across inputs.
+
+        Each parser numbers buckets within its own input; here faulthandler threads (pthread_t
+        only) first get the pid/tid of the gdb/py-spy thread with the same ident
+        (`threads.fill_native_ids`), threads of a dump that names no node get the host whose
+        `inspect stats` / `inspect active` lists their pid (`threads.fill_hosts`), then buckets
+        are renumbered over the whole bundle at level ``exact`` (same normalised signature:
+        function names *and* file basenames), so bucket 1 is the largest group of identical
+        stacks in the incident, whichever dump they came from. ``exact`` rather than
+        ``functions``: the signature already reduces files to basenames (tools agree on
+        those), and dropping them would merge e.g. ``run@threading.py`` with an application's
+        ``run@job.py``; tools that name frames differently (gdb bt vs py-spy) stay apart at
+        any level.
+        """
+        from analyzer.analyses import threads as thread_analysis
+
+        threads = self._frame("threads")
+        if threads.is_empty() or "thread_ident" not in threads.columns:
+            return threads
+        dtypes = threads.schema
+        threads = thread_analysis.fill_native_ids(threads)
+        threads = thread_analysis.fill_hosts(threads, self._frame("workers"), self._frame("inspect"))
+        if "signature" in threads.columns:
+            threads = thread_analysis.bucket_threads(threads, "exact")
+        return threads.select(pl.col(name).cast(dtype) for name, dtype in dtypes.items())
+
+    @cached_property
+    def _stuck(self) -> pl.DataFrame:
+        from analyzer.analyses import threads as thread_analysis
+
+        return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self.frames, self._events,
+                                           self._tasks, self._frame("workers"))
 
     # --- frames (public) -----------------------------------------------------------------------
     @cached_property
@@ -190,6 +221,15 @@ class Bundle:
     def frames(self) -> pl.DataFrame:
         """One row per stack frame of every dumped thread (`depth` 0 = innermost)."""
         return self._frame("frames")
+
+    @cached_property
+    def stuck(self) -> pl.DataFrame:
+        """One row per task seen running and never finished: where it is stuck, since when, on what.
+
+        `celery inspect active` entries joined to the thread dumps of their `worker_pid` and to
+        their log lines, plus tasks the logs leave STARTED; see `analyses.threads.stuck_frame`.
+        """
+        return self._localize(self._stuck)
 
     @cached_property
     def waits(self) -> pl.DataFrame:
@@ -338,7 +378,7 @@ class Bundle:
     def frame_map(self) -> dict[str, pl.DataFrame]:
         """The frames rules run on, timestamps naive as written (whatever `tz` says)."""
         built = {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
-                 "waits": self.waits, "cycles": self.cycles}
+                 "waits": self.waits, "cycles": self.cycles, "stuck": self._stuck}
         # diagnostic frames (inspect, workers, redis_info, limits): concatenated as the sources made them
         return built | {name: self._frame(name) for name in schema.FRAME_SCHEMAS if name not in built}
 

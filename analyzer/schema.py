@@ -134,6 +134,28 @@ LIMITS: Mapping[str, pl.DataType] = {  # `ulimit -a`
     "raw": STR,
 }
 
+# One row per task seen running and never finished (`analyses.threads.stuck_frame`).
+STUCK: Mapping[str, pl.DataType] = {
+    "task_id": STR,
+    "task_name": STR,
+    "host": STR,  # node name
+    "pid": INT,  # pool process running it (inspect `worker_pid`); null when only the log saw it
+    "tid": INT,  # native id of the thread running it in the dumps of that pid
+    "time_start": TS,  # when it started (inspect `time_start` shifted to log time, else the log's start)
+    "running_for_s": FLOAT,  # seconds from time_start to the (estimated) capture time
+    "verdict": STR,  # stuck (same stack in successive dumps) / progressing (stack changed) / unknown
+    "state": STR,  # lock_wait / io_wait / db_wait / sleep / running / unknown (its thread in the dumps)
+    "waits_on": STR,  # the call or lock it waits in: `sock_recv`, `lock_PyThread_acquire_lock 0x7f…`
+    "app_frame": STR,  # innermost application frame as ``file:line function``
+    "bucket": INT,  # stack bucket of its thread (`threads.bucket`, numbered over the bundle)
+    "dumps": INT,  # how many thread dumps show its thread
+    "source": STR,  # evidence: the inspect output listing it, else the file of its last log record
+    "line": INT,  # line of that inspect entry / log record
+    "ts": TS,  # time of that evidence (inspect: the estimated capture time), for ranking
+    "text": STR,  # the evidence as text: the log record, or the inspect entry summarised
+    "summary": STR,  # the row in words, for finding messages: "in pid 15096 has run 12 s at capture, …"
+}
+
 FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "events": EVENTS,
     "tasks": TASKS,
@@ -141,6 +163,7 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "frames": FRAMES,
     "waits": WAITS,
     "cycles": CYCLES,
+    "stuck": STUCK,
     "inspect": INSPECT,
     "workers": WORKERS,
     "redis_info": REDIS_INFO,

@@ -43,7 +43,7 @@ from typing import Literal
 import polars as pl
 
 from analyzer.analyses import stack_rules as R
-from analyzer.schema import FRAMES, THREADS, conform, empty
+from analyzer.schema import FRAMES, STUCK, THREADS, conform, empty
 
 STATES = ("lock_wait", "io_wait", "db_wait", "sleep", "running", "idle", "unknown")
 ROLES = ("app", "celery", "stdlib", "third_party", "native")
@@ -389,20 +389,38 @@ COMPARE_SCHEMA: dict[str, pl.DataType] = {
     "pid": pl.Int64(), "tid": pl.Int64(), "dumps": pl.Int64(), "sources": pl.List(pl.String()),
     "tools": pl.List(pl.String()), "states": pl.List(pl.String()), "compared": pl.List(pl.String()),
     "first_dump": pl.String(), "last_dump": pl.String(), "signature": pl.String(), "verdict": pl.String(),
-    "top": pl.String(),
+    "top": pl.String(), "same_stack": pl.Int64(),
 }
 
 
-def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
-    """Threads (same pid and tid) seen in two or more dumps from different sources.
+def _python_keys(frames: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
+    """`thread_key` → `_cmp`: the stack without native frames (signature tokens of the Python
+    frames, then the innermost Python frame with its line), for the threads in `keys`."""
+    fr = frames.filter(pl.col("thread_key").is_in(keys.implode()) & ~pl.col("native").fill_null(False))
+    fr = fr.sort("thread_key", "depth")
+    return fr.group_by("thread_key").agg(pl.concat_str(
+        pl.concat_str(_mask_function(), pl.lit("@"), _basename()).str.join(SIG_SEP), pl.lit("|"),
+        pl.concat_str(pl.col("function").first(), pl.lit(" ("), _basename().first(), pl.lit(":"),
+                      pl.col("line").first().cast(pl.String).fill_null("?"), pl.lit(")"))).alias("_pycmp"))
+
+
+def compare_dumps(threads: pl.DataFrame, frames: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Threads (same pid and tid) seen in two or more dumps.
 
     Signatures (plus the innermost frame's line, from `top`) are compared only between dumps of
     one tool family (`TOOL_FAMILY`: py-spy text
     and JSON name frames alike; gdb bt and py-bt do not). `verdict`: ``progressing`` when some
     family saw the signature change, ``stuck`` when some family saw it twice or more and none saw
     it change, ``not_comparable`` when every family saw it once (say one py-spy and one gdb dump).
-    `compared` lists the families that had two or more dumps. Order within a row is `captured_at`
+    `compared` lists the families that had two or more dumps; `same_stack` is the largest number
+    of dumps of one family that showed the same stack. Order within a row is `captured_at`
     order when known, else source name order. One row per (pid, tid), sorted.
+
+    Successive dumps are distinct `dump` ids (two files, or two dumps in one file such as
+    repeated faulthandler tracebacks). With `frames` given, native frames are left out of the
+    comparison (signature tokens and innermost line of the Python frames only), so a
+    ``py-spy dump --native`` compares with a plain ``py-spy dump`` of the same thread (in
+    samples/deadlock-pthread the two differ only by the libc/libpython frames on top).
     """
     base = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null())
     if base.is_empty():
@@ -413,13 +431,22 @@ def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
     # inside the same function counts as progressing
     top = pl.col("top").fill_null("").str.replace(r" \((?:[^()]*/)?", " (")  # file as basename
     base = base.with_columns(pl.concat_str(pl.col("signature"), pl.lit("|"), top).alias("_cmp"))
-    fam = (base.group_by("pid", "tid", "_fam").agg(pl.col("source").n_unique().alias("_n"),
-                                                   pl.col("_cmp").n_unique().alias("_nsig"))
+    repeated = pl.col("dump").n_unique().over("pid", "tid", "_fam") >= 2
+    if frames is not None and not frames.is_empty() and "thread_key" in base.columns:
+        keys = base.filter(repeated)["thread_key"]
+        if not keys.is_empty():
+            py = _python_keys(frames, keys)
+            base = base.join(py, on="thread_key", how="left", maintain_order="left").with_columns(
+                pl.when(repeated).then(pl.coalesce("_pycmp", "_cmp")).otherwise(pl.col("_cmp")).alias("_cmp")
+            ).drop("_pycmp")
+    fam = (base.group_by("pid", "tid", "_fam", "_cmp").agg(pl.col("dump").n_unique().alias("_same"))
+           .group_by("pid", "tid", "_fam").agg(pl.col("_same").sum().alias("_n"), pl.len().alias("_nsig"),
+                                               pl.col("_same").max().alias("_same"))
            .filter(pl.col("_n") >= 2)
            .group_by("pid", "tid").agg(pl.col("_fam").sort().alias("compared"),
-                                       (pl.col("_nsig") > 1).any().alias("_changed")))
+                                       (pl.col("_nsig") > 1).any().alias("_changed"),
+                                       pl.col("_same").max().cast(pl.Int64).alias("same_stack")))
     g = base.group_by("pid", "tid").agg(
-        pl.col("source").n_unique().alias("_nsrc"),
         pl.col("dump").n_unique().cast(pl.Int64).alias("dumps"),
         pl.col("source").unique(maintain_order=True).alias("sources"),
         pl.col("tool").unique(maintain_order=True).alias("tools"),
@@ -428,7 +455,7 @@ def compare_dumps(threads: pl.DataFrame) -> pl.DataFrame:
         pl.col("dump").last().alias("last_dump"),
         pl.col("signature").last().alias("signature"),
         pl.col("top").last().alias("top"),
-    ).filter(pl.col("_nsrc") >= 2).join(fam, on=["pid", "tid"], how="left")
+    ).filter(pl.col("dumps") >= 2).join(fam, on=["pid", "tid"], how="left")
     g = g.with_columns(
         pl.when(pl.col("_changed").is_null()).then(pl.lit("not_comparable"))
         .when(pl.col("_changed")).then(pl.lit("progressing"))
@@ -451,9 +478,33 @@ def fill_native_ids(threads: pl.DataFrame) -> pl.DataFrame:
              .filter(pl.col("_n") == 1).drop("_n"))
     if known.is_empty():
         return threads
-    t = threads.join(known, on="thread_ident", how="left")
+    t = threads.join(known, on="thread_ident", how="left", maintain_order="left")
     return t.with_columns(pl.coalesce("pid", "_pid").alias("pid"), pl.coalesce("tid", "_tid").alias("tid")) \
         .drop("_pid", "_tid")
+
+
+def fill_hosts(threads: pl.DataFrame, workers: pl.DataFrame | None = None,
+               inspect: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Give threads whose dump names no node (py-spy, gdb, faulthandler never do) the host of
+    their pid: the worker whose `inspect stats` lists the pid as its main process or a pool
+    child, else whose `inspect active` runs a task in it. A pid claimed by two hosts (pids of
+    different machines can collide) is left alone.
+    """
+    if threads.is_empty() or threads.get_column("host").null_count() == 0:
+        return threads
+    parts: list[pl.DataFrame] = []
+    if workers is not None and not workers.is_empty():
+        parts.append(workers.select("host", pl.concat_list(pl.col("pid"), pl.col("processes")).alias("pid"))
+                     .explode("pid"))
+    if inspect is not None and not inspect.is_empty():
+        parts.append(inspect.select("host", pl.col("worker_pid").alias("pid")))
+    if not parts:
+        return threads
+    owners = (pl.concat(parts).drop_nulls().unique().group_by("pid")
+              .agg(pl.col("host").first().alias("_host"), pl.col("host").n_unique().alias("_n"))
+              .filter(pl.col("_n") == 1).drop("_n"))
+    return (threads.join(owners, on="pid", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("host", "_host").alias("host")).drop("_host"))
 
 
 def first_app_frames(frames: pl.DataFrame) -> pl.DataFrame:
@@ -470,22 +521,28 @@ STUCK_SCHEMA: dict[str, pl.DataType] = {
     "running_for_s": pl.Float64(), "dumps": pl.Int64(), "dump": pl.String(), "thread": pl.String(),
     "state": pl.String(), "waits_on": pl.String(), "bucket": pl.Int64(), "app_frame": pl.String(),
     "verdict": pl.String(), "log_lines": pl.Int64(), "last_log": pl.String(), "source": pl.String(),
-    "line": pl.Int64(),
+    "line": pl.Int64(), "wait_detail": pl.String(), "same_stack": pl.Int64(),
 }
 # which dump describes a task's thread best: decided by frames, with an address, richest tool
 _FROM_RANK = {"frames": 0, "idle": 1, "locals": 2, "status": 3, "none": 4}
 _TOOL_RANK = {"gdb-py-bt": 0, "gdb": 1, "core": 1, "gdb-mi": 1, "py-spy": 2, "py-spy-json": 2, "faulthandler": 3}
 
 
-def _waits_on(th: dict[str, object]) -> str | None:
-    state = th.get("state")
-    if state is None:
-        return None
+def _wait_detail(th: dict[str, object]) -> str | None:
+    """What a thread waits in: wait call, address/symbol, mutex owner (``None`` when nothing is known)."""
     call, addr, sym = th.get("wait_call"), th.get("wait_on"), th.get("wait_symbol")
     what = " ".join(str(x) for x in (call, addr, f"<{sym}>" if sym else None) if x)
     owner = th.get("mutex_owner")
     if owner is not None:
         what += f" (held by LWP {owner})"
+    return what or None
+
+
+def _waits_on(th: dict[str, object]) -> str | None:
+    state = th.get("state")
+    if state is None:
+        return None
+    what = _wait_detail(th)
     return f"{state}: {what}" if what else str(state)
 
 
@@ -503,7 +560,8 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
     `log_lines` counts log records carrying the task id; `last_log` is the latest one.
 
     `running_for_s` = reference − time_start, the reference being, first that exists: the
-    inspect row's `captured_at` (``reference_kind="captured_at"``); the host's first log record
+    inspect row's `captured_at` (``reference_kind="captured_at"``); the latest `captured_at` of
+    the dumps showing the task's thread (``"dump"``); the host's first log record
     plus `stats.uptime` (``"uptime"``: whole seconds, stats taken beside `active`); the host's
     latest log record (``"last_log"``: a lower bound, a hung worker stops logging). Two
     inspect snapshots carry the same `time_start`, so their difference says nothing beyond "still
@@ -523,7 +581,7 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
         schema={"thread_key": pl.String(), "app_frame": pl.String()})
     task_keys = (frames.filter(pl.col("function").fill_null("").str.contains(R.TASK_FRAME))["thread_key"]
                  .unique().to_list()) if has_frames else []
-    verdicts = compare_dumps(threads) if not threads.is_empty() else None
+    verdicts = compare_dumps(threads, frames) if not threads.is_empty() else None
     rows: list[dict[str, object]] = []
     for task in active.iter_rows(named=True):
         pid, host = task.get("worker_pid"), task.get("host")
@@ -535,7 +593,18 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
         if start is not None and not rec.is_empty():
             offset = round((rec.item(0, 0) - start).total_seconds() / 900.0) * 900.0
             start = start + timedelta(seconds=offset)
+        cand = threads.filter(pl.col("pid") == pid) if pid is not None and not threads.is_empty() else threads.clear()
+        picks: list[dict[str, object]] = []
+        for _, grp in cand.group_by("dump", maintain_order=True):
+            running_thr = grp.filter(pl.col("thread_key").is_in(task_keys))
+            pick = running_thr if not running_thr.is_empty() else grp.filter(pl.col("tid") == pid)
+            if not pick.is_empty():
+                picks.append(pick.row(0, named=True))
         ref, ref_kind = task.get("captured_at"), ("captured_at" if task.get("captured_at") else None)
+        if ref is None:
+            shot = [t for th in picks if isinstance(t := th.get("captured_at"), datetime)]
+            if shot:
+                ref, ref_kind = max(shot), "dump"
         if ref is None and workers is not None and not workers.is_empty() and not hev.is_empty():
             w = workers.filter(pl.col("host") == host).drop_nulls("uptime")
             first_ts = hev.select(pl.col("ts").min()).item()
@@ -556,13 +625,6 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
             "log_lines": tev.height, "last_log": last_log, "source": task.get("source"), "line": task.get("line"),
             "dumps": 0,
         }
-        cand = threads.filter(pl.col("pid") == pid) if pid is not None and not threads.is_empty() else threads.clear()
-        picks: list[dict[str, object]] = []
-        for _, grp in cand.group_by("dump", maintain_order=True):
-            running_thr = grp.filter(pl.col("thread_key").is_in(task_keys))
-            pick = running_thr if not running_thr.is_empty() else grp.filter(pl.col("tid") == pid)
-            if not pick.is_empty():
-                picks.append(pick.row(0, named=True))
         if picks:
             picks.sort(key=lambda th: (_FROM_RANK.get(str(th.get("state_from")), 9),
                                        th.get("wait_on") is None, _TOOL_RANK.get(str(th.get("tool")), 9),
@@ -576,15 +638,167 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
                     if not a.is_empty():
                         app_frame = a["app_frame"][0]
                         break
-            verdict = None
+            verdict, same = None, None
             if verdicts is not None and th.get("tid") is not None:
                 v = verdicts.filter((pl.col("pid") == pid) & (pl.col("tid") == th["tid"]))
-                verdict = v["verdict"][0] if not v.is_empty() else None
+                if not v.is_empty():
+                    verdict, same = v["verdict"][0], v["same_stack"][0]
             row.update({"tid": th.get("tid"), "dump": th.get("dump"), "thread": th.get("name"),
                         "state": th.get("state"), "waits_on": _waits_on(th), "bucket": th.get("bucket"),
-                        "app_frame": app_frame, "dumps": len(picks), "verdict": verdict})
+                        "app_frame": app_frame, "dumps": len(picks), "verdict": verdict,
+                        "wait_detail": _wait_detail(th), "same_stack": same})
         rows.append(row)
     return pl.from_dicts(rows, schema=STUCK_SCHEMA) if rows else pl.DataFrame(schema=STUCK_SCHEMA)
+
+
+FINISHED_STATES = ("SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED", "LOST")
+STUCK_STATES = ("lock_wait", "io_wait", "db_wait", "sleep", "running")
+
+
+def _fmt_seconds(value: float) -> str:
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def _summary(row: dict[str, object]) -> str:
+    """The row in words, for a finding message (``{task_name}[{task_id}]`` goes before it)."""
+    parts: list[str] = []
+    head = f"in pid {row['pid']}" if row.get("pid") is not None else "in an unknown pool process"
+    running = row.get("running_for_s")
+    if isinstance(running, float):
+        head += f" has run {_fmt_seconds(running)} s at capture"
+    if row.get("evidence") == "log":
+        ran = f", had run {_fmt_seconds(running)} s at capture" if isinstance(running, float) else ""
+        return (f"started {row['time_start']}{ran} and has no outcome in the logs; "
+                "no inspect output lists it, so no thread dump could be joined")
+    parts.append(head)
+    dumps = int(str(row.get("dumps") or 0))
+    if not dumps:
+        parts.append("no thread dump of that pid")
+        return ", ".join(parts)
+    verdict, where = row.get("verdict"), row.get("app_frame")
+    word = {"stuck": "stuck in", "progressing": "progressing, last seen in"}.get(str(verdict), "at")
+    if where:
+        parts.append(f"{word} {where}")
+    state, waits = row.get("state"), row.get("waits_on")
+    if waits:
+        parts.append(f"waiting on {waits} ({state})")
+    elif state and state != "unknown":
+        parts.append(f"state {state}")
+    text = ", ".join(parts)
+    if verdict == "stuck":
+        text += f"; same stack in {row.get('same_stack') or dumps} dumps"
+    elif verdict == "progressing":
+        text += f"; the stack changed between dumps ({dumps} dumps)"
+    elif dumps == 1:
+        text += "; one dump, so stuck cannot be told from progressing"
+    else:
+        text += f"; {dumps} dumps of different tools, not comparable"
+    return text
+
+
+def _last_records(events: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
+    """Latest log record of each task id in `ids`: `task_id, _src, _line, _ts, _text`."""
+    if events.is_empty() or ids.is_empty():
+        return pl.DataFrame(schema={"task_id": pl.String(), "_src": pl.String(), "_line": pl.Int64(),
+                                    "_ts": pl.Datetime("ms"), "_text": pl.String()})
+    text = pl.col("text") if "text" in events.columns else pl.col("message")
+    return (events.filter(pl.col("task_id").is_in(ids.implode()))
+            .sort("ts", "source", "line", nulls_last=True)
+            .group_by("task_id").agg(pl.col("source").last().alias("_src"), pl.col("line").last().alias("_line"),
+                                     pl.col("ts").last().alias("_ts"), text.last().alias("_text")))
+
+
+def _host_capture(events: pl.DataFrame, workers: pl.DataFrame | None) -> pl.DataFrame:
+    """Estimated capture time per host: first log record + `stats.uptime` when stats were taken,
+    else the host's last log record. `host, _ref`."""
+    if events.is_empty():
+        return pl.DataFrame(schema={"host": pl.String(), "_ref": pl.Datetime("ms")})
+    span = events.drop_nulls("ts").group_by("host").agg(pl.col("ts").min().alias("_first"),
+                                                         pl.col("ts").max().alias("_last"))
+    if workers is not None and not workers.is_empty():
+        up = workers.drop_nulls("uptime").group_by("host").agg(pl.col("uptime").last())
+        span = span.join(up, on="host", how="left")
+    else:
+        span = span.with_columns(pl.lit(None, dtype=pl.Float64).alias("uptime"))
+    return span.select("host", pl.coalesce(
+        pl.col("_first") + pl.duration(milliseconds=(pl.col("uptime") * 1000).round(0).cast(pl.Int64)),
+        pl.col("_last")).alias("_ref"))
+
+
+def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFrame, events: pl.DataFrame,
+                tasks: pl.DataFrame, workers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The `stuck` frame (`analyzer.schema.STUCK`): one row per task seen running and never finished.
+
+    Two origins, one row per task id:
+
+    - inspect: every task ``celery inspect active`` lists whose id has no outcome in the logs
+      (`tasks.state` not SUCCESS/FAILURE/RETRY/REVOKED/REJECTED/LOST), joined by `stuck_tasks`
+      to the dumps of its `worker_pid` (the thread running ``trace_task``, else the main thread)
+      and to its log lines. Evidence (`source`, `line`) is the inspect entry; `ts` the estimated
+      capture time.
+    - log: every other task the `tasks` frame leaves STARTED (a pool child logged for it, no
+      outcome followed). Logs do not name the pool pid, so no dump is joined: `pid`, `tid`,
+      `app_frame`, `bucket` are null, `state` and `verdict` ``unknown``. Evidence is the task's
+      last log record.
+
+    Capture time (for `running_for_s`), first that exists: the inspect output's `captured_at`;
+    the latest `captured_at` of the dumps showing the task; the host's first log record plus
+    `celery inspect stats` ``uptime`` (stats are taken beside ``inspect active`` and the first
+    record is the worker's start, so this is the snapshot time to within a second); the host's
+    last log record (a lower bound: a hung worker stops logging). py-spy, gdb and faulthandler
+    text dumps carry no time of their own, so in the samples it is the uptime estimate.
+
+    `verdict`: `compare_dumps` for the task's thread — ``stuck`` (same Python stack in
+    successive dumps of one tool family), ``progressing`` (it changed) — else ``unknown`` (one
+    dump, or dumps of tools whose frames cannot be compared, or none). `state` is the thread's
+    (``idle`` and a missing dump become ``unknown``); `waits_on` the call, address and mutex
+    owner it waits in; `summary` the row in words for finding messages.
+    """
+    schema = dict(STUCK)
+    finished = (tasks.filter(pl.col("state").is_in(FINISHED_STATES))["task_id"]
+                if not tasks.is_empty() else pl.Series("task_id", [], dtype=pl.String))
+    st = stuck_tasks(inspect, threads, frames, events, workers)
+    st = st.filter(~pl.col("task_id").is_in(finished.implode()))
+    ids = pl.concat([st["task_id"], tasks.filter(pl.col("state") == "STARTED")["task_id"]]) \
+        if not tasks.is_empty() else st["task_id"]
+    last = _last_records(events, ids.unique())
+    rows: list[dict[str, object]] = []
+    for r in st.iter_rows(named=True):
+        state = r.get("state") if r.get("state") in STUCK_STATES else "unknown"
+        verdict = r.get("verdict") if r.get("verdict") in ("stuck", "progressing") else "unknown"
+        entry = (f"celery inspect active: {r['host']} {r['task_name']}[{r['task_id']}] worker_pid={r['pid']}"
+                 f" time_start={r['time_start']}")
+        rows.append({
+            "task_id": r["task_id"], "task_name": r["task_name"], "host": r["host"], "pid": r["pid"],
+            "tid": r["tid"], "time_start": r["time_start"], "running_for_s": r["running_for_s"],
+            "verdict": verdict, "state": state, "waits_on": r["wait_detail"], "app_frame": r["app_frame"],
+            "bucket": r["bucket"], "dumps": r["dumps"], "source": r["source"], "line": r["line"],
+            "ts": r["reference"] or r["time_start"], "text": entry, "evidence": "inspect",
+            "same_stack": r["same_stack"],
+        })
+    log_only = tasks.filter((pl.col("state") == "STARTED") & ~pl.col("task_id").is_in(st["task_id"].implode())) \
+        if not tasks.is_empty() else tasks
+    if not log_only.is_empty():
+        refs = _host_capture(events, workers)
+        lo = (log_only.select("task_id", "task_name", "host", "started_at", "source", "line")
+              .join(last, on="task_id", how="left", maintain_order="left")
+              .join(refs, on="host", how="left", maintain_order="left"))
+        for r in lo.iter_rows(named=True):
+            ref, start = r.get("_ref"), r.get("started_at")
+            running = (ref - start).total_seconds() if isinstance(ref, datetime) and isinstance(start, datetime) \
+                else None
+            rows.append({
+                "task_id": r["task_id"], "task_name": r["task_name"], "host": r["host"], "time_start": start,
+                "running_for_s": running, "verdict": "unknown", "state": "unknown", "dumps": 0,
+                "source": r["_src"] or r["source"], "line": r["_line"] or r["line"], "ts": r["_ts"] or start,
+                "text": r["_text"], "evidence": "log",
+            })
+    for row in rows:
+        row["summary"] = _summary(row)
+    if not rows:
+        return empty(schema)
+    out = pl.from_dicts([{k: row.get(k) for k in schema} for row in rows], schema=schema)
+    return out.sort("ts", "source", "line", nulls_last=True)
 
 
 def locals_json(pairs: Sequence[tuple[str, str | None]]) -> str | None:

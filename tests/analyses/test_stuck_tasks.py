@@ -1,0 +1,106 @@
+"""The `stuck` frame: inspect active ↔ thread dumps of that pid ↔ log lines, and its task.stuck finding."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import polars as pl
+import pytest
+
+import analyzer
+from analyzer.analyses import threads as T
+from analyzer.api import Bundle
+from analyzer.schema import STUCK
+from tests.conftest import SAMPLES
+
+
+@cache
+def _bundle(name: str) -> Bundle:
+    return analyzer.open_bundle(SAMPLES / name)
+
+
+def _stuck(name: str) -> list[dict[str, object]]:
+    return _bundle(name).frame_map()["stuck"].to_dicts()
+
+
+def test_contract_and_public_property() -> None:
+    b = _bundle("hang-socket-read")
+    assert dict(b.frame_map()["stuck"].schema) == dict(STUCK)
+    assert b.stuck.columns == list(STUCK)
+
+
+def test_socket_hang_row_says_where_since_when_and_on_what() -> None:
+    [r] = _stuck("hang-socket-read")
+    assert r["task_name"] == "proj.fetch_rates" and r["host"] == "w1@sample"
+    assert r["pid"] == r["tid"] == 15096
+    assert r["verdict"] == "stuck" and r["state"] == "io_wait" and r["waits_on"] == "sock_recv"
+    assert r["app_frame"] == "proj.py:37 fetch_rates"
+    # two inspect snapshots: the evidence is the later one; capture time from stats uptime
+    assert (r["source"], r["line"]) == ("inspect-active-2.json", 1)
+    assert isinstance(r["running_for_s"], float) and 20 < r["running_for_s"] < 40
+    # gdb bt, three py-spy dumps and the faulthandler dump (pid filled from its pthread id)
+    assert r["dumps"] == 5
+    assert "same stack in 3 dumps" in str(r["summary"]) and "waiting on sock_recv (io_wait)" in str(r["summary"])
+
+
+def test_inspect_without_dumps_is_unknown_with_a_running_time() -> None:
+    [r] = _stuck("task-never-finishes")
+    assert r["pid"] == 14253 and r["tid"] is None and r["dumps"] == 0
+    assert r["verdict"] == "unknown" and r["state"] == "unknown" and r["app_frame"] is None
+    assert isinstance(r["running_for_s"], float) and r["running_for_s"] > 0
+    assert "no thread dump of that pid" in str(r["summary"])
+
+
+@pytest.mark.parametrize("name", ["deadlock-lock", "deadlock-rlock", "deadlock-pthread", "lock-wait-many"])
+def test_lock_samples_are_stuck_in_lock_wait(name: str) -> None:
+    [r] = _stuck(name)
+    assert r["verdict"] == "stuck" and r["state"] == "lock_wait"
+    assert r["waits_on"] and r["app_frame"] and "proj.py:" in str(r["app_frame"])
+    assert r["bucket"] is not None and int(str(r["dumps"])) >= 2
+
+
+def test_native_and_plain_pyspy_dumps_compare_on_python_frames() -> None:
+    # deadlock-pthread has `py-spy dump` and `py-spy dump --native` of the same child: the
+    # native frames on top differ, the Python stack does not
+    b = _bundle("deadlock-pthread")
+    without = T.compare_dumps(b.threads).filter(pl.col("pid") == pl.col("tid"), pl.col("pid") == 13651)
+    with_frames = T.compare_dumps(b.threads, b.frames).filter(pl.col("pid") == pl.col("tid"), pl.col("pid") == 13651)
+    assert without["verdict"].to_list() == ["progressing"]
+    assert with_frames["verdict"].to_list() == ["stuck"]
+
+
+def test_finished_and_log_only_tasks() -> None:
+    # a finished task never appears; a STARTED one without inspect output comes from the log
+    assert _stuck("healthy") == []
+    rows = _stuck("backend-failure")
+    assert rows and all(r["source"] == "worker.log" and r["pid"] is None for r in rows)
+    assert all(r["verdict"] == "unknown" and r["dumps"] == 0 and "no inspect output" in str(r["summary"])
+               for r in rows)
+
+
+def test_bundle_threads_fill_ids_hosts_and_number_buckets_bundle_wide() -> None:
+    t = _bundle("hang-socket-read").threads
+    fh = t.filter(pl.col("tool") == "faulthandler")
+    assert fh["pid"].to_list() == [15096] and fh["tid"].to_list() == [15096]
+    assert t["host"].to_list() == ["w1@sample"] * t.height
+    # one numbering for the bundle: the three identical py-spy stacks share bucket 1
+    spy = t.filter(pl.col("tool") == "py-spy")
+    assert spy["bucket"].to_list() == [1, 1, 1] and spy["bucket_size"].to_list() == [3, 3, 3]
+    assert sorted(t["bucket"].unique().to_list()) == [1, 2, 3]
+
+
+def test_task_stuck_finding_carries_the_detail() -> None:
+    report = _bundle("hang-socket-read").report()
+    [f] = [f for f in report.findings if f.category == "task.stuck"]
+    assert f.rule == "CP-S010"
+    assert f.summary.startswith("w1@sample: task proj.fetch_rates[0d0b48f4-8c79-4c6d-ba88-83d1f0f289ab] in pid 15096 "
+                                "has run ")
+    assert "stuck in proj.py:37 fetch_rates, waiting on sock_recv (io_wait); same stack in 3 dumps" in f.summary
+    assert f.evidence[0].source == "inspect-active-2.json"
+
+
+def test_example_text_alone_builds_a_stuck_row() -> None:
+    # what rule examples go through: one in-memory artifact
+    text = (SAMPLES / "task-never-finishes" / "inspect-active.json").read_text()
+    st = Bundle.from_text(text, name="example").frame_map()["stuck"]
+    assert st["task_name"].to_list() == ["proj.sync_forever"] and st["pid"].to_list() == [14253]
