@@ -14,7 +14,7 @@ so findings' `first_seen` in `report()` stay as the logs wrote them, while `.fin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -126,8 +126,20 @@ class Bundle:
 
     @cached_property
     def _parsed(self) -> list[SourceResult]:
-        return [parse_member(m, i.kind, self.options) for m, i in zip(self.contents.members, self.inputs,
-                                                                           strict=True)]
+        return self.parse()
+
+    def parse(self, on_member: Callable[[int, int, Input], None] | None = None) -> list[SourceResult]:
+        """Parse every member now (frames are otherwise built on first use); `on_member(i, n, input)`
+        is called before each one, for a progress bar over a large bundle."""
+        if "_parsed" in self.__dict__:
+            return self.__dict__["_parsed"]  # type: ignore[no-any-return]
+        results = []
+        for i, (m, inp) in enumerate(zip(self.contents.members, self.inputs, strict=True)):
+            if on_member is not None:
+                on_member(i, len(self.inputs), inp)
+            results.append(parse_member(m, inp.kind, self.options))
+        self.__dict__["_parsed"] = results
+        return results
 
     @property
     def problems(self) -> list[Problem]:

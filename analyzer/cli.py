@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.categories import SEVERITIES, SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from analyzer.api import Bundle, Input
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
@@ -65,6 +68,8 @@ def analyze(
             raise _fail(f"{p}: no such file or directory")
     try:
         bundle = open_bundle(paths, log_formats=log_format or ())
+        if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
+            _parse_with_progress(bundle)
         report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
     except (BundleError, LogFormatError) as exc:
         raise _fail(str(exc)) from None
@@ -98,6 +103,22 @@ def analyze(
 from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
 
 app.command("export")(export_command)
+
+
+def _parse_with_progress(bundle: Bundle) -> None:
+    """A transient progress bar on stderr while a large bundle is read (terminal output only)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("bundle", total=len(bundle.inputs))
+
+        def step(i: int, n: int, inp: Input) -> None:
+            progress.update(task, completed=i, description=inp.name)
+
+        bundle.parse(step)
+        progress.update(task, completed=len(bundle.inputs))
 
 
 @app.callback()
