@@ -24,30 +24,38 @@ STATE_OF_KIND: dict[str, str] = {
 FINISHING = ("succeeded", "failed", "hard_time_limit", "revoked", "rejected", "ignored")
 
 
+# the columns `build` reads; the wide text columns are never sorted or grouped
+_USED = ("task_id", "task_name", "host", "ts", "kind", "process", "runtime_s", "exc_type", "source", "line")
+_NULLS_LAST = 2**63 - 1
+
+
 def build(events: pl.DataFrame) -> pl.DataFrame:
-    ev = events.filter(pl.col("task_id").is_not_null())
-    if ev.is_empty():
-        return empty(TASKS)
+    ev = events.lazy().select(_USED).filter(pl.col("task_id").is_not_null())
     ev = ev.sort("ts", "source", "line", nulls_last=True)
     kind = pl.col("kind")
+    ts = pl.col("ts")
     in_child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
     settling = kind.is_in(list(STATE_OF_KIND))
     started_evidence = in_child | kind.is_in(["soft_time_limit", "hard_time_limit", "started", "succeeded",
                                               "failed", "retried"])
+    # plain when/then + min/max/last(ignore_nulls) aggregations: no per-group `filter`
     out = ev.group_by("task_id").agg(
-        pl.col("task_name").drop_nulls().first(),
-        pl.col("host").drop_nulls().first(),
-        pl.col("ts").filter(kind == "received").min().alias("received_at"),
-        pl.col("ts").filter(started_evidence).min().alias("_first_child"),
-        pl.col("ts").filter(kind.is_in(list(FINISHING))).max().alias("finished_at"),
-        kind.filter(settling).last().alias("_last_settling"),
-        pl.col("runtime_s").drop_nulls().last().alias("runtime_s"),
+        pl.col("task_name").first(ignore_nulls=True),
+        pl.col("host").first(ignore_nulls=True),
+        pl.when(kind == "received").then(ts).min().alias("received_at"),
+        pl.when(started_evidence).then(ts).min().alias("_first_child"),
+        pl.when(kind.is_in(list(FINISHING))).then(ts).max().alias("finished_at"),
+        pl.when(settling).then(kind).last(ignore_nulls=True).alias("_last_settling"),
+        pl.col("runtime_s").last(ignore_nulls=True),
         (kind == "retried").sum().cast(pl.Int64).alias("retries"),
-        pl.col("exc_type").filter(kind.is_in(["failed", "hard_time_limit", "retried", "soft_time_limit"]))
-        .drop_nulls().last().alias("exc_type"),
+        pl.when(kind.is_in(["failed", "hard_time_limit", "retried", "soft_time_limit"])).then(pl.col("exc_type"))
+        .last(ignore_nulls=True).alias("exc_type"),
         started_evidence.any().alias("_started"),
         pl.col("source").first(),
         pl.col("line").first(),
+        # for `_mark_lost`: the pool child a task last logged from, and when
+        pl.when(in_child).then(pl.col("process")).last(ignore_nulls=True).alias("_proc"),
+        pl.when(in_child).then(ts).max().alias("_last"),
     )
     state = (
         pl.when(pl.col("_last_settling").is_not_null())
@@ -73,16 +81,25 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
-    out = _mark_lost(out, events, ev)
-    out = out.sort(["received_at", "started_at", "task_id"], nulls_last=True)
-    return conform(out, TASKS).select(TASKS.keys())
+    tasks = out.collect(engine="in-memory")
+    if tasks.is_empty():
+        return empty(TASKS)
+    tasks = _mark_lost(tasks, events).drop("_proc", "_last")
+    # received_at, started_at (nulls last), task_id: integer keys sort several times faster than
+    # a multi-column sort of nullable datetimes
+    order = tasks.select(pl.arg_sort_by(
+        pl.col("received_at").to_physical().fill_null(_NULLS_LAST),
+        pl.col("started_at").to_physical().fill_null(_NULLS_LAST),
+        pl.col("task_id"),
+    )).to_series()
+    return conform(tasks[order], TASKS).select(TASKS.keys())
 
 
 # `Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'` (billiard/pool.py)
 EXITED_RE = r"^Process '([^']+)' pid:\d+ exited with '([^']+)'"
 
 
-def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame, task_events: pl.DataFrame) -> pl.DataFrame:
+def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Unfinished tasks whose pool child died are LOST, not merely STARTED.
 
     Celery 5 logs the loss without a task id (`Task handler raised error: WorkerLostError(…)`), so
@@ -98,26 +115,31 @@ def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame, task_events: pl.DataFr
         "host", pl.col("ts").alias("_exit_ts"), pl.col("message").str.extract(EXITED_RE, 1).alias("_proc"))
     if exits.is_empty():
         return tasks
-    unfinished = tasks.filter(pl.col("state").is_in(["STARTED", "RECEIVED"])).select("task_id", "host",
-                                                                                     "received_at")
-    last_proc = (task_events.filter(pl.col("process").is_not_null() & (pl.col("process") != "MainProcess"))
-                 .group_by("task_id").agg(pl.col("process").last().alias("_proc"), pl.col("ts").max().alias("_last")))
+    # `_row` (the task's position) instead of its id: joining back on an integer is much cheaper
+    unfinished = tasks.with_row_index("_row").filter(pl.col("state").is_in(["STARTED", "RECEIVED"])).select(
+        "_row", "host", "received_at", "_proc", "_last")
+    # `_proc` / `_last`: the pool child each task last logged from and its last line there (null: none)
     exits = exits.drop_nulls(["_exit_ts"]).sort("_exit_ts")
     # the first exit of the same child after the task's last line (an as-of join, not a cross product)
-    by_proc = (unfinished.join(last_proc, on="task_id").drop_nulls(["_last"]).sort("_last")
-               .join_asof(exits, left_on="_last", right_on="_exit_ts", by=["host", "_proc"], strategy="forward", check_sortedness=False)
-               .drop_nulls(["_exit_ts"]).select("task_id", "_exit_ts"))
+    by_proc = (unfinished.filter(pl.col("_proc").is_not_null()).drop_nulls(["_last"]).sort("_last")
+               .join_asof(exits, left_on="_last", right_on="_exit_ts", by=["host", "_proc"], strategy="forward",
+                          check_sortedness=False)
+               .drop_nulls(["_exit_ts"]).select("_row", "_exit_ts"))
     # a host whose only unfinished task never logged from a child: that task was in the child that died
-    quiet = unfinished.join(last_proc, on="task_id", how="anti")
+    quiet = unfinished.filter(pl.col("_proc").is_null()).drop("_proc", "_last")
     lone_hosts = unfinished.group_by("host").len().filter(pl.col("len") == 1).select("host")
     lone = (quiet.join(lone_hosts, on="host").drop_nulls(["received_at"]).sort("received_at")
             .join_asof(exits.select("host", "_exit_ts"), left_on="received_at", right_on="_exit_ts", by="host",
                        strategy="forward", check_sortedness=False)
-            .drop_nulls(["_exit_ts"]).select("task_id", "_exit_ts"))
-    lost = pl.concat([by_proc, lone]).group_by("task_id").agg(pl.col("_exit_ts").min())
+            .drop_nulls(["_exit_ts"]).select("_row", "_exit_ts"))
+    # one row per task: `by_proc` and `lone` are disjoint (a child line or none) and as-of joins
+    # give each task at most one exit
+    lost = pl.concat([by_proc, lone])
     if lost.is_empty():
         return tasks
-    return tasks.join(lost, on="task_id", how="left").with_columns(
+    exit_ts = (pl.Series("_exit_ts", [None], dtype=lost.schema["_exit_ts"]).extend_constant(None, tasks.height - 1)
+               .scatter(lost["_row"], lost["_exit_ts"]))
+    return tasks.with_columns(exit_ts).with_columns(
         pl.when(pl.col("_exit_ts").is_not_null()).then(pl.lit("LOST")).otherwise(pl.col("state")).alias("state"),
         pl.coalesce("finished_at", "_exit_ts").alias("finished_at"),
         pl.when(pl.col("_exit_ts").is_not_null()).then(pl.coalesce("exc_type", pl.lit("WorkerLostError")))
