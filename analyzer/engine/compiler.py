@@ -324,3 +324,205 @@ def _window(window: Duration) -> str:
 def literal_pattern(pattern: str) -> bool:
     """True when a `~` pattern has no regex syntax, so a plain substring search does the job."""
     return not (_REGEX_META & set(pattern))
+
+
+# -- prefilters -----------------------------------------------------------------------------------
+# A prefilter is a cheap necessary condition for a row-local rule: a disjunction of leaves, each a
+# literal substring of a text column (`Needle`) or a cheap expression.  Rows failing every rule's
+# prefilter cannot match any of those rules, so `evaluate` runs the full conditions (regexes) only
+# on the rows that pass.  `None` means "no cheap necessary condition" (the rule needs every row).
+
+Needle = tuple[str, str]  # (text column, literal it must contain)
+Leaf = Needle | pl.Expr
+
+
+def is_row_local(node: Condition) -> bool:
+    """True when the condition looks at each row alone (no `count`, `followed by`, `first`, `burst`)."""
+    match node:
+        case Count() | FollowedBy() | FirstLast() | Burst():
+            return False
+        case Not(operand=operand):
+            return is_row_local(operand)
+        case And(operands=operands) | Or(operands=operands):
+            return all(is_row_local(o) for o in operands)
+        case _:
+            return True
+
+
+def prefilter(node: Condition, schema: Schema) -> list[Leaf] | None:
+    """Leaves whose OR every row matching the row-local `node` satisfies; None when there are none."""
+    return _Prefilter(schema).leaves(node)
+
+
+def prefilter_expr(leaves: list[Leaf]) -> pl.Expr:
+    """One boolean expression for the OR of `leaves`: one multi-literal scan per text column."""
+    needles: dict[str, list[str]] = {}
+    exprs: list[pl.Expr] = []
+    for leaf in leaves:
+        if isinstance(leaf, tuple):
+            needles.setdefault(leaf[0], [])
+            if leaf[1] not in needles[leaf[0]]:
+                needles[leaf[0]].append(leaf[1])
+        else:
+            exprs.append(leaf)
+    for column, texts in needles.items():
+        exprs.append(pl.col(column).str.contains_any(texts).fill_null(False))
+    return pl.any_horizontal(exprs) if exprs else pl.lit(False)
+
+
+class _Prefilter(_Compiler):
+    def leaves(self, node: Condition) -> list[Leaf] | None:
+        match node:
+            case Const(value=value):
+                return None if value else []
+            case Contains(column=column, text=text, negate=False) if self.schema.get(column.name) == pl.String:
+                return [(column.name, text)]
+            case Match(column=column, negate=False) if self.schema.get(column.name) == pl.String:
+                needles = None if node.ignore_case else required_literals(node.pattern)
+                if needles is None:  # any match needs a value
+                    return [pl.col(column.name).is_not_null()]
+                return [(column.name, text) for text in needles]
+            case Compare(op="==", left=left, right=Literal()) if left.name not in RANKED_COLUMNS:
+                return [self.compile(node)]
+            case InList(column=column, negate=False) if column.name not in RANKED_COLUMNS:
+                return [self.compile(node)]
+            case IsNull(negate=True):
+                return [self.compile(node)]
+            case Or(operands=operands):
+                out: list[Leaf] = []
+                for operand in operands:
+                    sub = self.leaves(operand)
+                    if sub is None:
+                        return None
+                    out.extend(sub)
+                return out
+            case And(operands=operands):
+                # any operand's leaves are necessary: take the most selective-looking one
+                options = [sub for sub in (self.leaves(o) for o in operands) if sub is not None]
+                return min(options, key=_leaf_cost) if options else None
+            case _:
+                return None
+
+
+def _leaf_cost(leaves: list[Leaf]) -> int:
+    # a literal or an equality is selective; `is not null` (a regex we could not read) hardly is
+    return sum(1 if isinstance(leaf, tuple) else 2 for leaf in leaves) + (
+        100 * sum(1 for leaf in leaves if not isinstance(leaf, tuple) and "is_not_null" in str(leaf)))
+
+
+def required_literals(pattern: str) -> list[str] | None:
+    """Literals one of which any match of `pattern` contains (one per top-level alternative), or None.
+
+    Conservative: inline flags (`(?i)`, …) give None; groups and classes are skipped (their content
+    is not required), a char followed by `?`, `*` or `{` is optional; escapes of letters and digits
+    (`\\d`, `\\b`, `\\n`) end a literal run.  Each alternative contributes its longest run.
+    """
+    if "(?" in pattern:
+        return None
+    alternatives: list[str] = []
+    runs: list[str] = []
+    run: list[str] = []
+
+    def end_run() -> None:
+        if run:
+            runs.append("".join(run))
+            run.clear()
+
+    def end_alternative() -> bool:
+        end_run()
+        if not runs:
+            return False
+        alternatives.append(max(runs, key=len))
+        runs.clear()
+        return True
+
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                return None
+            nxt = pattern[i + 1]
+            if nxt.isalnum() or nxt in "<>":
+                end_run()
+            else:
+                run.append(nxt)
+            i += 2
+            continue
+        if c in "?*{":
+            if run:
+                run.pop()
+            end_run()
+            if c == "{":
+                close = pattern.find("}", i)
+                if close < 0:
+                    return None
+                i = close + 1
+                continue
+        elif c == "+":
+            end_run()
+        elif c == "|":
+            if not end_alternative():
+                return None
+        elif c == "(":
+            end_run()
+            i = _skip_group(pattern, i)
+            if i < 0:
+                return None
+            continue
+        elif c == "[":
+            end_run()
+            i = _skip_class(pattern, i)
+            if i < 0:
+                return None
+            continue
+        elif c in ".^$)]}":
+            end_run()
+        else:
+            run.append(c)
+        i += 1
+    if not end_alternative():
+        return None
+    return alternatives
+
+
+def _skip_class(pattern: str, i: int) -> int:
+    """Index after the `[...]` class starting at `i`, or -1."""
+    j = i + 1
+    if j < len(pattern) and pattern[j] == "^":
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    while j < len(pattern):
+        if pattern[j] == "\\":
+            j += 2
+            continue
+        if pattern[j] == "[":
+            return -1  # nested classes: do not try
+        if pattern[j] == "]":
+            return j + 1
+        j += 1
+    return -1
+
+
+def _skip_group(pattern: str, i: int) -> int:
+    """Index after the `(...)` group starting at `i` (and its quantifier does not matter), or -1."""
+    depth, j = 0, i
+    while j < len(pattern):
+        c = pattern[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _skip_class(pattern, j)
+            if j < 0:
+                return -1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    return -1

@@ -22,6 +22,7 @@ import polars as pl
 
 from analyzer.findings import Evidence, Finding
 
+from .compiler import Leaf, is_row_local, prefilter, prefilter_expr
 from .errors import EngineError, EvaluationError
 from .rule import Example, Rule
 from .schemas import Schema, frame_schemas
@@ -109,13 +110,30 @@ def evaluate(
             continue
         frame_rules = by_frame[name]
         frame = sort_frame(_conform(df, frame_rules, schemas.get(name)))
-        masks = _masks(frame, frame_rules, errors)
+        # Row-local rules with a cheap necessary condition run on the (few) rows passing the OR of
+        # those conditions; the filter keeps row order, so their hits are the same rows in the same
+        # order.  Temporal rules and rules without one see the whole frame.
+        leaves: list[Leaf] = []
+        local: list[Rule] = []
+        whole: list[Rule] = []
         for rule in frame_rules:
-            if rule.id not in masks:
-                continue
-            hits = frame.filter(masks[rule.id])
-            if hits.height:
-                findings.extend(_findings(rule, hits, max_evidence=max_evidence, max_tasks=max_tasks))
+            found = prefilter(rule.condition, frame.schema) if is_row_local(rule.condition) else None
+            if found is None:
+                whole.append(rule)
+            else:
+                local.append(rule)
+                leaves.extend(found)
+        parts = [(frame, whole)] if whole else []
+        if local:
+            parts.append((frame.filter(prefilter_expr(leaves)), local))
+        for part, part_rules in parts:
+            masks = _masks(part, part_rules, errors)
+            for rule in part_rules:
+                if rule.id not in masks:
+                    continue
+                hits = part.filter(masks[rule.id])
+                if hits.height:
+                    findings.extend(_findings(rule, hits, max_evidence=max_evidence, max_tasks=max_tasks))
     findings.sort(key=lambda f: f.rule)  # stable: groups stay in key order within a rule
     return findings
 
