@@ -24,6 +24,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.advice import advise
+from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose, with_cycles
@@ -391,6 +392,7 @@ class Bundle:
         """The frames rules run on, timestamps naive as written (whatever `tz` says)."""
         built = {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
                  "waits": self.waits, "cycles": self.cycles, "stuck": self._stuck}
+        built["fork_waits"] = fork_locks.build(self._threads, self.frames, self._frame("workers"))
         # diagnostic frames (inspect, workers, redis_info, limits): concatenated as the sources made them
         return built | {name: self._frame(name) for name in schema.FRAME_SCHEMAS if name not in built}
 

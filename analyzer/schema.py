@@ -156,6 +156,32 @@ STUCK: Mapping[str, pl.DataType] = {
     "summary": STR,  # the row in words, for finding messages: "in pid 15096 has run 12 s at capture, …"
 }
 
+# One row per single-threaded process parked on a Python lock nobody in it can release
+# (`analyses.fork_locks.build`): the fork-while-locked hang.
+FORK_WAITS: Mapping[str, pl.DataType] = {
+    "source": STR,  # the dump showing the waiting thread
+    "line": INT,  # line of its thread header there
+    "tool": STR,
+    "ts": TS,  # capture time of that dump when known
+    "host": STR,  # node name (of the holder's process when the forked pid is unknown to inspect)
+    "pid": INT,  # the parked process
+    "tid": INT,
+    "name": STR,  # its thread's name (py-spy's Python name when dumped by py-spy too)
+    "lock": STR,  # address of the lock object it waits on (`0x7f…`)
+    "lock_kind": STR,  # lock / rlock
+    "frame": STR,  # where it waits, from py-spy --locals: `export_report (proj.py:43) `cache_lock``
+    "threads": INT,  # threads of its process in the dumps (1)
+    "process_role": STR,  # per `inspect stats`: worker / pool / other; null without stats
+    "holder_pid": INT,  # a live thread of another process with the same lock address in its locals
+    "holder_tid": INT,
+    "holder_name": STR,
+    "holder_frame": STR,
+    "holder_evidence": STR,  # "source:line" of that frame
+    "verdict": STR,  # held in another process / no holder in its process
+    "summary": STR,  # the row in words, for finding messages
+    "text": STR,  # the evidence: the waiting thread as its dump shows it (tool, wait call, address)
+}
+
 FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "events": EVENTS,
     "tasks": TASKS,
@@ -164,6 +190,7 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "waits": WAITS,
     "cycles": CYCLES,
     "stuck": STUCK,
+    "fork_waits": FORK_WAITS,
     "inspect": INSPECT,
     "workers": WORKERS,
     "redis_info": REDIS_INFO,
