@@ -778,27 +778,44 @@ def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
         })
     log_only = tasks.filter((pl.col("state") == "STARTED") & ~pl.col("task_id").is_in(st["task_id"].implode())) \
         if not tasks.is_empty() else tasks
-    if not log_only.is_empty():
-        refs = _host_capture(events, workers)
-        lo = (log_only.select("task_id", "task_name", "host", "started_at", "source", "line")
-              .join(last, on="task_id", how="left", maintain_order="left")
-              .join(refs, on="host", how="left", maintain_order="left"))
-        for r in lo.iter_rows(named=True):
-            ref, start = r.get("_ref"), r.get("started_at")
-            running = (ref - start).total_seconds() if isinstance(ref, datetime) and isinstance(start, datetime) \
-                else None
-            rows.append({
-                "task_id": r["task_id"], "task_name": r["task_name"], "host": r["host"], "time_start": start,
-                "running_for_s": running, "verdict": "unknown", "state": "unknown", "dumps": 0,
-                "source": r["_src"] or r["source"], "line": r["_line"] or r["line"], "ts": r["_ts"] or start,
-                "text": r["_text"], "evidence": "log",
-            })
     for row in rows:
         row["summary"] = _summary(row)
-    if not rows:
+    parts = [pl.from_dicts([{k: row.get(k) for k in schema} for row in rows], schema=schema)] if rows else []
+    if not log_only.is_empty():
+        parts.append(_log_only_rows(log_only, last, _host_capture(events, workers), schema))
+    if not parts:
         return empty(schema)
-    out = pl.from_dicts([{k: row.get(k) for k in schema} for row in rows], schema=schema)
-    return out.sort("ts", "source", "line", nulls_last=True)
+    return pl.concat(parts, how="vertical_relaxed").sort("ts", "source", "line", nulls_last=True)
+
+
+def _log_only_rows(log_only: pl.DataFrame, last: pl.DataFrame, refs: pl.DataFrame,
+                   schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`stuck` rows for tasks only the logs show (STARTED, no outcome), built in bulk: a big log
+    can leave many of them."""
+    running = (pl.col("_ref") - pl.col("started_at")).dt.total_milliseconds() / 1000.0
+    ran = pl.when(running.is_not_null()).then(
+        pl.concat_str(pl.lit(", had run "),
+                      pl.when(running < 10).then(running.round(1).cast(pl.String))
+                      .otherwise(running.round(0).cast(pl.Int64).cast(pl.String)),
+                      pl.lit(" s at capture"))).otherwise(pl.lit(""))
+    lo = (log_only.select("task_id", "task_name", "host", "started_at", "source", "line")
+          .join(last, on="task_id", how="left", maintain_order="left")
+          .join(refs, on="host", how="left", maintain_order="left"))
+    out = lo.select(
+        "task_id", "task_name", "host",
+        pl.col("started_at").alias("time_start"),
+        running.alias("running_for_s"),
+        pl.lit("unknown").alias("verdict"), pl.lit("unknown").alias("state"),
+        pl.lit(0, dtype=pl.Int64).alias("dumps"),
+        pl.coalesce("_src", "source").alias("source"), pl.coalesce("_line", "line").alias("line"),
+        pl.coalesce("_ts", "started_at").alias("ts"),
+        pl.col("_text").alias("text"), pl.lit("log").alias("evidence"),
+        pl.concat_str(pl.lit("started "), pl.col("started_at").cast(pl.String).fill_null("None"), ran,
+                      pl.lit(" and has no outcome in the logs; no inspect output lists it, so no thread dump "
+                             "could be joined")).alias("summary"),
+    )
+    return out.with_columns([pl.lit(None, dtype=dt).alias(k) for k, dt in schema.items() if k not in out.columns]
+                            ).select(list(schema)).cast(schema)  # type: ignore[arg-type]
 
 
 def locals_json(pairs: Sequence[tuple[str, str | None]]) -> str | None:
