@@ -219,6 +219,15 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
     df = df.with_columns(start.alias("_start"))
     df, starts = fold(df, starts=pl.concat([heads.with_columns(pl.lit(False).alias("_pseudo")), pseudo],
                                            how="diagonal_relaxed"), per_stream=lines.had_prefix)
+    # 2. coverage: lines before a stream's first record are preamble; blank ones are fine. Done
+    # now so the frame of all lines can be let go before the records are classified.
+    unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
+    cov = Coverage.of(source, kind, df, unrec, lines.invalid_utf8)
+    if lines.had_prefix:
+        cov.notes.append("container log prefixes removed (docker compose / kubectl)")
+    del df, heads, others, pseudo, unrec
+
+    # 3. the records: lifecycle kinds, task ids, hosts
     starts = starts.with_columns(
         pl.when(pl.col("_pseudo") & pl.col("text").str.starts_with(" -") & pl.col("text").str.contains(BANNER_RE))
         .then(pl.lit("banner")).otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
@@ -232,12 +241,6 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
     ev = _attribute_hosts(ev, source)
     ev = ev.with_columns(pl.lit(source).alias("source"))
     events = conform(ev, EVENTS).select(EVENTS.keys())
-
-    # 3. coverage: lines before a stream's first record are preamble; blank ones are fine
-    unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
-    cov = Coverage.of(source, kind, df, unrec, lines.invalid_utf8)
-    if lines.had_prefix:
-        cov.notes.append("container log prefixes removed (docker compose / kubectl)")
     return Parsed(events, cov)
 
 
