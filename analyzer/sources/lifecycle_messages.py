@@ -67,13 +67,17 @@ def _task_family(rows: pl.DataFrame) -> pl.DataFrame:
     for prefix, kind in reversed(_TASK_VERBS):
         verb_kind = pl.when(after.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(verb_kind)
     runtime = after.str.slice(13, after.str.find("s:", literal=True) - 13).cast(pl.Float64, strict=False)
-    return rows.select(
-        "_i",
+    out = rows.select(
+        "_i", "_after",
         verb_kind.alias("_k"),
         msg.str.slice(5, pl.col("_b") - 5).alias("_n"),
         msg.str.slice(pl.col("_b") + 1, pl.col("_c") - pl.col("_b") - 1).alias("_t"),
         pl.when(after.str.starts_with("succeeded in ")).then(runtime).alias("_r"),
     )
+    # the exception class of a failure, from `raised unexpected: ZeroDivisionError(...)`: failures only
+    failed = out.filter(pl.col("_k") == "failed").select("_i", pl.col("_after").str.extract(EXC_IN_MESSAGE_RE, 1)
+                                                          .alias("_e"))
+    return out.drop("_after").join(failed, on="_i", how="left", maintain_order="left")
 
 
 def _task_logger_family(rows: pl.DataFrame) -> pl.DataFrame:
@@ -137,18 +141,21 @@ def classify(ev: pl.DataFrame) -> pl.DataFrame:
         rare = rare | msg.str.starts_with(prefix)
     rare = rare | msg.str.ends_with(" ready.")
     child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
-    logger_line = child & ~is_task & msg.str.contains("]: ", literal=True)
-    has_exc = msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error") | \
-        msg.str.contains("INTERNAL ERROR", literal=True)
+    # every test here is a prefix or an equality; substring scans run on the small subsets below
     flags = base.with_columns(is_task.alias("_task"), (rare & ~is_task).alias("_rare"),
-                              logger_line.alias("_logger"), has_exc.alias("_exc"))
+                              (child & ~is_task).alias("_logger"),
+                              (~is_task & pl.col("level").is_in(["WARNING", "ERROR", "CRITICAL"])).alias("_exc"))
     parts = [
         _task_family(flags.filter(pl.col("_task"))),
         _task_logger_family(flags.filter(pl.col("_logger"))),
         _rare_family(flags.filter(pl.col("_rare"))),
     ]
     found = pl.concat(parts, how="diagonal_relaxed")
-    exc = flags.filter(pl.col("_exc")).select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e"))
+    # `Task handler raised error: WorkerLostError(…)`, `Unrecoverable error: AccessRefused(…)`
+    exc = (flags.filter(pl.col("_exc"))
+           .filter(msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error")
+                   | msg.str.contains("INTERNAL ERROR", literal=True))
+           .select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e2")))
     cheap: pl.Expr = pl.lit(None, dtype=pl.String)
     for prefix, kind in reversed(_CHEAP_KINDS):
         cheap = pl.when(msg.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(cheap)
@@ -156,6 +163,9 @@ def classify(ev: pl.DataFrame) -> pl.DataFrame:
     narrow = (ev.select("_i", cheap.alias("_c"))
               .join(found, on="_i", how="left", maintain_order="left")
               .join(exc, on="_i", how="left", maintain_order="left"))
+    if "_e" not in narrow.columns:
+        narrow = narrow.with_columns(pl.lit(None, dtype=pl.String).alias("_e"))
+    narrow = narrow.with_columns(pl.coalesce("_e", "_e2").alias("_e")).drop("_e2")
     out = ev.hstack(narrow.drop("_i"))
 
     def keep(col: str, *new: pl.Expr) -> pl.Expr:
