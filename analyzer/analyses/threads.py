@@ -246,6 +246,8 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("_cstate").filter(has_state).first().alias("_fstate"),
         pl.col("function").filter(same).last().alias("wait_call"),
         (pl.col("_cstate") == "db_wait").any().alias("_db"),
+        pl.col("function").filter((pl.col("_cstate") == "db_wait") & (pl.col("function") != "??")).last()
+        .alias("_db_call"),
         pl.col("_task").any().alias("_task"),
         pl.col("_idle").any().alias("_idle"),
         pl.col("_tok").str.join(SIG_SEP).alias("signature"),
@@ -273,6 +275,9 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
     io_db = (pl.col("_fstate") == "io_wait") & pl.col("_db").fill_null(False)
     t = t.with_columns(hint.alias("_hint"))
     t = _confirm_lock_hints(t)
+    # a socket wait inside a database driver is a database wait, named by the driver's call
+    t = t.with_columns(pl.when(io_db).then(pl.coalesce("_db_call", "wait_call")).otherwise(pl.col("wait_call"))
+                       .alias("wait_call")).drop("_db_call")
     t = t.with_columns(
         pl.when(idle).then(pl.lit("idle"))
         .when(io_db).then(pl.lit("db_wait"))
