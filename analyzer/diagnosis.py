@@ -69,7 +69,8 @@ def with_cycles(findings: list[Finding], cycles: pl.DataFrame) -> list[Finding]:
         if rows.is_empty():
             continue
         texts = [f"{c} (lock order: {o})" for c, o in rows.select("cycle_text", "lock_order_text").rows()]
-        f.summary = f"{f.summary} Cycle: {'; '.join(texts)}."
+        sep = " " if f.summary.rstrip().endswith((".", ";", ":")) else ". "
+        f.summary = f"{f.summary.rstrip()}{sep}Cycle: {'; '.join(texts)}."
     return findings
 
 
