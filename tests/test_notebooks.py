@@ -9,11 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the notebooks run in; part of the test extra)
+import nbclient
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -115,9 +114,7 @@ def _gcore(pid: int, out: Path) -> None:
 
 
 def test_core_of_a_pthread_deadlock_gives_mutex_owners(tmp_path):
-    require("gdb")
-    if shutil.which("cc") is None:
-        pytest.skip("needs a C compiler")
+    require("gdb", "cc")
     src = tmp_path / "dl.c"
     src.write_text(
         "#include <pthread.h>\n#include <unistd.h>\n"
