@@ -109,7 +109,13 @@ def embedded_faulthandler(member: Member, result: SourceResult) -> SourceResult:
     only a note is added there (no second coverage entry, no double counting).
     """
     data = _data(member)
-    if not _contains(data, FAULT_MARK):
+    events = result.frames.get("events")
+    if events is not None:  # the log parser made each dump's thread header a record of its own
+        msg = pl.col("message")
+        if not events.select((msg.str.starts_with("Thread 0x") | msg.str.starts_with("Current thread 0x"))
+                             .any()).item():
+            return result
+    elif not _contains(data, FAULT_MARK):
         return result
     raw = faulthandler.parse_lines(read_lines(data), source=member.name)
     if raw.threads.is_empty():

@@ -88,10 +88,31 @@ def _read(source: bytes | Path, scan: _Scan) -> tuple[pl.DataFrame, int]:
         return df, int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
 
 
+def _read_file(path: Path) -> tuple[pl.DataFrame, int, _Scan]:
+    """Read a file with the first separator candidate straight away; polars refuses a line that
+    holds it ("found more fields"), and only then is the file scanned for a free one. CR and ANSI
+    are then looked for in the frame, saving a pass over the file in the common case."""
+    try:
+        df, invalid = _read(path, _Scan(_SEPARATORS[0], has_cr=False, has_ansi=False))
+    except pl.exceptions.ComputeError as exc:
+        if "more fields" not in str(exc):
+            raise
+        scan = _scan_file(path)
+        df, invalid = _read(path, scan)
+        return df, invalid, scan
+    text = pl.col("text")
+    flags = df.select(text.str.ends_with("\r").any().alias("cr"),
+                      text.str.contains("\x1b[", literal=True).any().alias("ansi")).row(0)
+    return df, invalid, _Scan(_SEPARATORS[0], has_cr=bool(flags[0]), has_ansi=bool(flags[1]))
+
+
 def read_lines(source: bytes | Path) -> Lines:
     """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`)."""
-    scan = _scan_bytes(source) if isinstance(source, bytes) else _scan_file(source)
-    df, invalid = _read(source, scan)
+    if isinstance(source, bytes):
+        scan = _scan_bytes(source)
+        df, invalid = _read(source, scan)
+    else:
+        df, invalid, scan = _read_file(source)
     text = pl.col("text").fill_null("")
     if scan.has_cr:
         text = text.str.strip_suffix("\r")
