@@ -15,7 +15,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,6 +302,3 @@ def read_bundle(paths: Sequence[str | Path], limits: Limits | None = None) -> Co
             _read_file(root, name, limits, out, prefix=f"{name}:" if many else "")
     return out
 
-
-def iter_names(contents: Contents) -> Iterable[str]:
-    return (m.name for m in contents.members)

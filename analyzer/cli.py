@@ -96,8 +96,8 @@ def analyze(
     else:
         sys.stdout.write(text)
     if fail_on is not None:
-        worst = max((SEVERITY_RANK[f.severity] for f in report.findings), default=-1)
-        raise typer.Exit(1 if worst >= SEVERITY_RANK[fail_on] else 0)
+        worst = report.worst_severity()
+        raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
 
 
 from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)

@@ -33,7 +33,6 @@ State decision for one thread (first that applies):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -821,13 +820,6 @@ def _log_only_rows(log_only: pl.DataFrame, last: pl.DataFrame, refs: pl.DataFram
     )
     return out.with_columns([pl.lit(None, dtype=dt).alias(k) for k, dt in schema.items() if k not in out.columns]
                             ).select(list(schema)).cast(schema)  # type: ignore[arg-type]
-
-
-def locals_json(pairs: Sequence[tuple[str, str | None]]) -> str | None:
-    """`frames.locals`: a JSON object name → repr (None when there are no locals)."""
-    if not pairs:
-        return None
-    return json.dumps(dict(pairs), ensure_ascii=False)
 
 
 HEX_RE = re.compile(r"^0x[0-9a-fA-F]+$")

@@ -105,7 +105,6 @@ class Edge:
     holder_name: str | None = None
     waiter_frame: str | None = None
     holder_frame: str | None = None
-    extra_evidence: list[str] = field(default_factory=list)
 
 
 def _ev(source: Any, line: Any) -> str:
@@ -401,10 +400,6 @@ def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.Dat
 # --- file locks -------------------------------------------------------------------------------
 def _range(start: Any, end: Any) -> str:
     return f"{start}-{'EOF' if end is None else end}"
-
-
-def _overlap(a0: int, a1: int | None, b0: int, b1: int | None) -> bool:
-    return (a1 is None or b0 <= a1) and (b1 is None or a0 <= b1)
 
 
 def file_lock_edges(proc_locks: pl.DataFrame, events: pl.DataFrame) -> list[Edge]:

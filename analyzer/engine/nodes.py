@@ -161,8 +161,6 @@ Condition = (
     | Count | FollowedBy | FirstLast | Burst
 )
 
-TEMPORAL = (Count, FollowedBy, Burst)
-
 
 def columns(node: object) -> list[Column]:
     """Every `Column` the tree names, in source order (for schema checks)."""
