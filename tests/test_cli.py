@@ -113,3 +113,11 @@ remediation = ["Validate the divisor before enqueueing."]
                             "--select", "CP-U002"])
     rep = json.loads(r.stdout)
     assert [(f["rule"], f["count"]) for f in rep["findings"]] == [("CP-U002", 3)]
+
+
+def test_format_list_in_help_is_the_renderer_registry() -> None:
+    """`--help` names the formats without importing the renderers; the two lists must not drift."""
+    from analyzer.cli import FORMATS
+    from analyzer.renderers import registry
+
+    assert tuple(registry()) == FORMATS

@@ -17,7 +17,7 @@ import polars as pl
 
 from analyzer.schema import EVENTS, conform
 from analyzer.sources.celery_log import EXC_LINE_RE, Coverage, Parsed
-from analyzer.sources.lifecycle_messages import classify
+from analyzer.sources.lifecycle_messages import READY_RE, classify
 from analyzer.sources.lines import Lines, read_lines
 
 # First path that yields a value wins.
@@ -77,7 +77,7 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
         pl.lit(None, dtype=pl.String).alias("kind"),
     )
     ev = classify(objs)
-    ready = pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(r"^(\S+@\S+) ready\.$", 1))
+    ready = pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(READY_RE, 1))
     ev = ev.with_columns(
         pl.coalesce(pl.col("_hostname"), ready.drop_nulls().first()).alias("host"),
         pl.lit(source).alias("source"),
