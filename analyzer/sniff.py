@@ -54,6 +54,15 @@ RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers
                           r"bindings|policies)|Asking node \S+ to|Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
 # /proc/locks: `1: POSIX  ADVISORY  WRITE 14328 fe:00:2146481 200 200` / `1: -> POSIX  ADVISORY  WRITE 14327 …`
 PROC_LOCKS = re.compile(r"^\d+: (?:-> )?(?:POSIX|FLOCK|OFDLCK|LEASE) ", re.M)
+# `/proc/10379/fd:` (ls -l of several fd dirs), `/proc/10382/wchan:anon_pipe_write` (grep -H . /proc/PID/…),
+# `lr-x------ 1 root root 64 Nov 28 21:08 10 -> pipe:[18313]` (an fd link to a pipe, socket or anon inode)
+PROCFS = re.compile(r"^/proc/\d+(?:/task/\d+)?/(?:fd:[ \t]*$|(?:stat|wchan|syscall|stack|status):)"
+                    r"|^l[r-][w-]\S*\s+\d+\s+\S+\s+\S+\s+\d+ .*\s(?:/proc/\d+/fd/)?\d+ -> "
+                    r"(?:pipe|socket|anon_inode):", re.M)
+# ps: a header naming PID and a command column, then a process line: `  PID  PPID STAT WCHAN  CMD` /
+# `10379 10377 S    do_wait  /work/main/.venv/bin/python3 …`
+PS = re.compile(r"^[ \t]*(?:[A-Z%]+[ \t]+)*PID\b[A-Z% \t]*\b(?:CMD|COMMAND|ARGS)\b[A-Z% \t]*\n"
+                r"[ \t]*(?:\S+[ \t]+)?\d+[ \t]", re.M)
 # `core file size          (blocks, -c) 0`
 ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
 # JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
@@ -91,6 +100,8 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
     ("ulimit", lambda h: bool(ULIMIT.search(h))),
     ("proc_locks", lambda h: bool(PROC_LOCKS.search(h))),
+    ("procfs", lambda h: bool(PROCFS.search(h))),
+    ("ps", lambda h: bool(PS.search(h))),
     ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
     ("json_log", lambda h: bool(JSON_LOG.search(h))),
     ("celery_log", lambda h: bool(CELERY_LOG.search(h) or CELERY_BANNER.search(h) or TIMESTAMPED_LOG.search(h))),

@@ -14,7 +14,17 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.bundle import Member, Problem
-from analyzer.sources import celery_log, innodb_status, json_log, proc_locks, redis_info, server_logs, ulimit
+from analyzer.sources import (
+    celery_log,
+    innodb_status,
+    json_log,
+    proc_locks,
+    procfs,
+    ps,
+    redis_info,
+    server_logs,
+    ulimit,
+)
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import read_lines
 from analyzer.sources.log_format import LogFormat
@@ -90,6 +100,8 @@ PARSERS: dict[str, Parser] = {
     "redis_info": _redis_info,
     "mysql_innodb_status": innodb_status.adapter,
     "proc_locks": proc_locks.adapter,
+    "procfs": procfs.adapter,
+    "ps": ps.adapter,
 }
 
 
