@@ -10,8 +10,11 @@ one process say, so the same cycle seen in gdb, py-bt and py-spy is one row with
 
 Per cycle (`CYCLES` contract, then `CYCLES_EXTRA`): `members` (ids, rotated to start at the
 smallest), `resources` (`resources[i]` is what `members[i]` waits for, held by `members[i+1]`),
-`kind` (`lock` for threading.Lock/RLock, `mutex`, `fcntl`, `flock`, `db`, or `mixed`), `evidence`
-(every `source:line` of its edges) and `lock_order`: a proposed global order of its resources.
+`kind` (`lock` for threading.Lock/RLock, `mutex`, `fcntl`, `flock`, `db`, `pipe` for processes
+blocked on each other through pipes and waitpid/join, or `mixed`), `evidence` (every `source:line`
+of its edges) and `lock_order`: a proposed global order of its resources.  A pipe cycle has no
+lock order; its `lock_order` puts the pipes before the processes and `lock_order_text` says what
+breaks it (`pipe_order`: drain the pipe before waiting for the child).
 
 `lock_order`: every thread that holds H and waits for W took H before W (a *held → waited* pair;
 the whole `waits` frame counts, not only this cycle).  Within a cycle these pairs are cyclic, so
@@ -206,7 +209,41 @@ def lock_order(resources: Sequence[str], pairs: Mapping[tuple[str, str], tuple[s
 def _cycle_kind(kinds: set[str]) -> str:
     norm = {"rlock": "lock"}.get
     ks = {norm(k, k) for k in kinds}
+    if "pipe" in ks and ks <= {"pipe", "process"}:
+        return "pipe"  # processes blocked on each other through pipes (and waitpid/join)
     return ks.pop() if len(ks) == 1 else "mixed"
+
+
+def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[
+        list[str], str]:
+    """What breaks a pipe cycle: the process waiting for a child services the pipe first.
+
+    Order: the pipes, then the processes (drain before waiting).  Text: per `process:C` wait of
+    the cycle, the pipe C is blocked on; a cycle of pipes alone gets the general rule.
+    """
+    waits_on = {a: rows[0] for (a, _), rows in zip(ring, edge_rows, strict=True)}
+    steps = []
+    for (waiter, child), rows in zip(ring, edge_rows, strict=True):
+        r = rows[0]
+        if r["kind"] != "process":
+            continue
+        pipe = waits_on.get(child)
+        if pipe is None or pipe["kind"] != "pipe" or pipe["holder"] != waiter:
+            continue
+        reading = "read" in str(pipe.get("via") or "").split("(", 1)[0]
+        if reading:
+            steps.append(f"write or close {pipe['resource']} before waiting for {r['resource']} (the child is "
+                         "blocked reading it: send its input, then close the write end, before join()/wait())")
+        else:
+            steps.append(f"drain {pipe['resource']} before waiting for {r['resource']} (read the child's output "
+                         "first — Connection.recv(), Queue.get(), Popen.communicate() — then join()/wait())")
+    resources = [rows[0]["resource"] for rows in edge_rows]
+    order = sorted(r for r in resources if r.startswith("pipe:")) + sorted(r for r in resources
+                                                                           if not r.startswith("pipe:"))
+    if not steps:
+        steps.append("never block on one pipe while the process at its other end may be blocked on a pipe to you: "
+                     "serve both directions from one poll/select loop, or a thread per direction")
+    return order, "; ".join(steps)
 
 
 def _split_id(member: str) -> dict[str, Any]:
@@ -238,7 +275,11 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         evidence: list[str] = sorted({ev for r in all_rows for ev in (r.get("all_evidence") or [r["evidence"]])
                                       if ev}, key=_ev_key)
         kind = _cycle_kind({r["kind"] for r in all_rows})
-        order = lock_order(resources, pairs)
+        if kind == "pipe":
+            order, order_text = pipe_order(ring, edge_rows)
+        else:
+            order = lock_order(resources, pairs)
+            order_text = " → ".join(order)
         names: dict[str, str | None] = {}
         tasks: dict[str, str] = {}
         hosts: dict[str, str] = {}
@@ -274,7 +315,7 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         out.append({
             "members": list(cyc), "resources": resources, "kind": kind, "evidence": evidence, "lock_order": order,
             "members_text": ", ".join(label[m] for m in cyc), "resources_text": ", ".join(resources),
-            "lock_order_text": " → ".join(order), "cycle_text": text,
+            "lock_order_text": order_text, "cycle_text": text,
             "confidence": min(er[0]["confidence"] for er in edge_rows),
             "inferred": any(er[0]["inferred"] for er in edge_rows),
             "detail": json.dumps(detail, sort_keys=True), "source": src or None,

@@ -1,8 +1,8 @@
 """The wait-for graph: one row per edge *waiter → resource → holder*, from every kind of evidence.
 
 `build(frames)` is a pure function of parsed frames (`threads`, `frames`, `gdb_values`,
-`events`, `proc_locks`, `innodb_locks`, `inspect`, `workers`); `from_bundle(bundle)` gathers
-them.  Edges, by kind (`WAITS.kind`):
+`events`, `proc_locks`, `innodb_locks`, `inspect`, `workers`, `processes`, `proc_fds`);
+`from_bundle(bundle)` gathers them.  Edges, by kind (`WAITS.kind`):
 
 ``mutex``  pthread mutexes in gdb dumps.  The waiter is the thread in ``pthread_mutex_lock``
     (`threads.wait_on` / `wait_symbol`); the holder is `threads.mutex_owner` (GDB/MI) or the
@@ -33,13 +33,33 @@ them.  Edges, by kind (`WAITS.kind`):
     transaction on the same record / table; for two-transaction reports that omit the holder's
     locks, the other transaction, inferred 0.9).
 
-Ids: threads ``host/pid/tid``, processes ``pid:N``, PostgreSQL backends ``pg:N``, InnoDB
+Ids: threads ``host/pid/tid`` (a process that no inspect output names gets its parent's node),
+processes ``pid:N``, PostgreSQL backends ``pg:N``, InnoDB
 transactions ``mysql:trx N``.  Resources: ``mutex:ADDR <sym>``, ``lock:ADDR``,
-``fcntl:DEV:INODE:START-END``, ``pg:transaction 732``, ``mysql:db.table INDEX heap N``.
+``fcntl:DEV:INODE:START-END``, ``process:PID``, ``pipe:[INODE]`` (``pipe:? <Connection at ADDR>``
+when only stacks show it), ``pg:transaction 732``, ``mysql:db.table INDEX heap N``.
 
-TODO (processes): a prefork parent and child blocked on each other's pipes would be a ``pipe``
-edge; no real sample shows it yet, so it is not built.  Thread joins (``Thread.join`` waiting
-for a thread that waits for a lock the joiner holds) are not edges yet either.
+``process``  a thread blocked in waitpid/join waits for its child's main thread (resource
+    ``process:C``).  Proven by ``/proc/PID/syscall`` (``wait4(C, …)``, x86_64/aarch64 numbers,
+    the architecture read off the kernel stack) with the wait channel / kernel stack in
+    ``do_wait``; otherwise inferred from a stack in ``Popen.wait``/``poll``/``BaseProcess.join``
+    (billiard, multiprocessing, subprocess): the child is the process whose stack runs the joined
+    Process object (same ``<Process at ADDR>`` in py-spy ``--locals``: fork keeps addresses, 0.8)
+    or the only known child by ppid (``ps``, ``/proc/PID/stat``; 0.8 with a kernel ``do_wait``,
+    else 0.7).
+``pipe``  a thread blocked writing (reading) a pipe waits for the processes holding its read
+    (write) end, itself excluded: the fd of the blocked ``write``/``read`` (``/proc/PID/syscall``)
+    is a ``pipe:[INODE]`` in the fd listing, whose ``lr-x``/``l-wx`` links say who holds which end
+    (proven; 1/n each when n processes hold it).  The holder is that process's one blocked thread,
+    else its main thread.  Without fd listings, a stack in multiprocessing/billiard
+    ``Connection._send``/``_recv`` whose parent waits for it (a ``process`` edge) waits for that
+    parent (inferred, 0.6; 0.7 when the kernel saw the pipe wait or the parent's frames hold the
+    same Connection address).  A thread the kernel saw asleep in anything else (epoll, futex) gets
+    no process or pipe edge, whatever its stack says.
+
+Thread joins (``Thread.join`` waiting for a thread that waits for a lock the joiner holds) are
+not edges yet; so a child that puts a large object on a multiprocessing Queue (its feeder thread
+blocks in the pipe while its main thread joins the feeder at exit) gives the edges but no cycle.
 """
 
 from __future__ import annotations
@@ -47,7 +67,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 from typing import TYPE_CHECKING, Any
@@ -519,6 +539,312 @@ def innodb_edges(locks: pl.DataFrame) -> list[Edge]:
     return edges
 
 
+# --- processes: waitpid/join and pipes -----------------------------------------------------------
+# Blocked system calls by number, per architecture (/proc/PID/syscall prints the number only).
+SYSCALLS = {
+    "x86_64": {0: "read", 1: "write", 19: "readv", 20: "writev", 61: "wait4", 247: "waitid"},
+    "aarch64": {63: "read", 64: "write", 65: "readv", 66: "writev", 260: "wait4", 95: "waitid"},
+}
+SYSCALL_CLASS = {"read": "read", "readv": "read", "write": "write", "writev": "write", "wait4": "wait",
+                 "waitid": "wait"}
+KERNEL_CLASS_RE = [("wait", re.compile(r"^(?:do_wait|kernel_wait4|kernel_waitid)$")),
+                   ("write", re.compile(r"pipe_write$")),
+                   ("read", re.compile(r"pipe_read$|^pipe_wait(?:_readable)?$"))]
+# Python frames blocked in a process wait / a pipe operation: (function's last part, file basename)
+PY_WAIT = {("poll", "popen_fork.py"), ("wait", "popen_fork.py"), ("join", "process.py"),
+           ("_try_wait", "subprocess.py"), ("wait", "subprocess.py"), ("_wait", "subprocess.py")}
+PY_PIPE = {("_send", "connection.py"): "write", ("_recv", "connection.py"): "read"}
+NATIVE_CLASS = {"wait4": "wait", "__wait4": "wait", "__GI___wait4": "wait", "waitpid": "wait", "__waitpid": "wait",
+                "waitid": "wait", "__waitid": "wait", "write": "write", "__libc_write": "write",
+                "__GI___libc_write": "write", "read": "read", "__libc_read": "read", "__GI___libc_read": "read"}
+PROCESS_OBJ_RE = re.compile(r"<(?:\w+\.)?(?:\w*Process) at (0x[0-9a-f]+)>")
+CONNECTION_RE = re.compile(r"<(?:\w+\.)?Connection at (0x[0-9a-f]+)>")
+
+
+@dataclass
+class _Wait:
+    """What one thread is blocked in: `cls` wait / write / read, with what proves it."""
+
+    cls: str
+    kernel: bool  # seen by the kernel (/proc wchan, syscall, stack or ps WCHAN), not only in a stack
+    evidence: list[str]
+    label: str
+    target: int | None = None  # wait4's pid, or the fd of a read/write
+    obj: str | None = None  # address of the Process joined / the Connection used (py-spy --locals)
+
+
+def _arch(kstack: Sequence[str]) -> str | None:
+    text = " ".join(kstack)
+    if "entry_SYSCALL_64" in text or "do_syscall_64" in text or "__x64_sys" in text:
+        return "x86_64"
+    if "el0_svc" in text or "invoke_syscall" in text or "__arm64_sys" in text:
+        return "aarch64"
+    return None
+
+
+def _kernel_waits(processes: pl.DataFrame) -> tuple[dict[tuple[int, int], _Wait | None], dict[int, int]]:
+    """(pid, tid) → the kernel's word on what the thread sleeps in (None: in nothing we follow); pid → ppid."""
+    waits: dict[tuple[int, int], _Wait | None] = {}
+    ppid: dict[int, int] = {}
+    if not _cols(processes, "pid", "ppid", "wchan", "syscall", "kstack"):
+        return waits, ppid
+    rows = processes.filter(pl.col("pid").is_not_null()).sort("tool", "source", "line")  # procfs before ps
+    for r in rows.iter_rows(named=True):
+        pid = int(r["pid"])
+        if r["ppid"] is not None and r["tid"] is None:
+            ppid.setdefault(pid, int(r["ppid"]))
+        key = (pid, int(r["tid"]) if r["tid"] is not None else pid)
+        kstack = list(r["kstack"] or [])
+        top = [x for x in (r["wchan"], kstack[0] if kstack else None) if x]
+        if not top:
+            continue
+        cls = next((c for c, rx in KERNEL_CLASS_RE if any(rx.search(t) for t in top)), None)
+        ev = [_ev(r["source"], r["wchan_line"] or r["line"])]
+        if cls is None:
+            waits.setdefault(key, None)  # asleep in something else (epoll, futex …): no process/pipe wait
+            continue
+        w = _Wait(cls, True, ev, f"{r['tool']}: {top[0]}")
+        name = SYSCALLS.get(_arch(kstack) or "", {}).get(r["syscall"]) if r["syscall"] is not None else None
+        args = list(r["syscall_args"] or [])
+        if name and SYSCALL_CLASS.get(name) == cls and args:
+            with contextlib.suppress(ValueError):
+                a0, a1 = int(args[0], 16), int(args[1], 16) if len(args) > 1 else -1
+                if name == "wait4" and 0 < a0 < 1 << 31:
+                    w.target = a0
+                elif name == "waitid" and a0 == 1:  # P_PID
+                    w.target = a1
+                elif cls in ("read", "write"):
+                    w.target = a0
+                if w.target is not None:
+                    w.label = f"{r['tool']}: {name}({w.target}) in {top[0]}"
+                    w.evidence.append(_ev(r["source"], r["syscall_line"]))
+        prev = waits.get(key)
+        if prev is None or (w.target is not None and prev.target is None):
+            waits[key] = w
+    return waits, ppid
+
+
+def _python_waits(frames: pl.DataFrame) -> dict[tuple[int, int], _Wait]:
+    """(pid, tid) → a process wait or pipe operation at the innermost frames of a dumped stack."""
+    out: dict[tuple[int, int], _Wait] = {}
+    if not _cols(frames, "pid", "tid", "depth", "function", "file"):
+        return out
+    sub = frames.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null() & (pl.col("depth") <= 3))
+    has_locals = "locals" in sub.columns
+    for (_, _), grp in sub.group_by(["source", "thread_key"], maintain_order=True):
+        rows = grp.sort("depth").to_dicts()
+        top_py = next((r for r in rows if not r.get("native")), None)
+        found: _Wait | None = None
+        for r in rows:
+            func = str(r["function"] or "").rsplit(".", 1)[-1]
+            base = str(r["file"] or "").rsplit("/", 1)[-1]
+            ev = [_ev(r["source"], r.get("src_line"))]
+            if r.get("native"):
+                cls = NATIVE_CLASS.get(str(r["function"]))
+                if cls and r["depth"] <= 2:
+                    found = _Wait(cls, False, ev, _frame_label(r["function"], r["file"], r["line"]))
+                    break
+                continue
+            if r is not top_py:
+                continue
+            if (func, base) in PY_WAIT:
+                found = _Wait("wait", False, ev, _frame_label(r["function"], r["file"], r["line"]))
+            elif (func, base) in PY_PIPE:
+                found = _Wait(PY_PIPE[(func, base)], False, ev, _frame_label(r["function"], r["file"], r["line"]))
+            break
+        if found is None:
+            continue
+        if has_locals:  # the Process joined / the Connection written: addresses survive fork
+            rx = PROCESS_OBJ_RE if found.cls == "wait" else CONNECTION_RE
+            for r in rows:
+                m = rx.search(str(_locals(r).get("self", "")))
+                if m:
+                    found.obj = m.group(1)
+                    break
+        key = (int(rows[0]["pid"]), int(rows[0]["tid"]))
+        prev = out.get(key)
+        if prev is None:
+            out[key] = found
+        elif prev.cls == found.cls:
+            prev.evidence += [e for e in found.evidence if e not in prev.evidence]
+            prev.obj = prev.obj or found.obj
+    return out
+
+
+def _locals(row: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        loc = json.loads(row.get("locals") or "{}")
+    except (ValueError, TypeError):
+        return {}
+    return loc if isinstance(loc, dict) else {}
+
+
+def _running_objects(frames: pl.DataFrame, pattern: re.Pattern[str], functions: tuple[str, ...]) -> dict[str, set[int]]:
+    """Object address → pids whose frames `functions` have it as `self` (a Process's run/_bootstrap)."""
+    out: dict[str, set[int]] = {}
+    if not _cols(frames, "locals", "pid", "function"):
+        return out
+    sub = frames.filter(pl.col("locals").is_not_null() & pl.col("pid").is_not_null()
+                        & pl.col("function").str.contains("|".join(re.escape(f) for f in functions)))
+    for r in sub.select("pid", "function", "locals").to_dicts():
+        if str(r["function"]).rsplit(".", 1)[-1] not in {f.rsplit(".", 1)[-1] for f in functions}:
+            continue
+        m = pattern.search(str(_locals(r).get("self", "")))
+        if m:
+            out.setdefault(m.group(1), set()).add(int(r["pid"]))
+    return out
+
+
+def _holders_of(frames: pl.DataFrame, pid: int, address: str) -> list[str]:
+    """Evidence of frames of `pid` whose locals hold an object at `address` (fork keeps addresses)."""
+    if not _cols(frames, "locals", "pid", "source", "src_line"):
+        return []
+    sub = frames.filter((pl.col("pid") == pid) & pl.col("locals").is_not_null()
+                        & pl.col("locals").str.contains(address, literal=True))
+    return [_ev(s, ln) for s, ln in sub.select("source", "src_line").rows()]
+
+
+RUN_FUNCTIONS = ("BaseProcess.run", "BaseProcess._bootstrap", "Process.run")
+
+
+def object_parents(frames: pl.DataFrame) -> dict[int, int]:
+    """child pid → parent pid where a stack joins the Process object that another process's stack runs."""
+    runs = _running_objects(frames, PROCESS_OBJ_RE, RUN_FUNCTIONS)
+    out: dict[int, int] = {}
+    for (pid, _), w in sorted(_python_waits(frames).items()):
+        kids = sorted(p for p in runs.get(w.obj or "", set()) if p != pid) if w.cls == "wait" else []
+        if len(kids) == 1:
+            out.setdefault(kids[0], pid)
+    return out
+
+
+def inherit_parents(info: ProcessInfo, ppid: Mapping[int, int]) -> None:
+    """A process no inspect output names (forked by a task) belongs to its parent's node and task."""
+    for pid in sorted(ppid):
+        p, seen = pid, set()
+        while p in ppid and p not in info.host and p not in seen:
+            seen.add(p)
+            p = ppid[p]
+        if pid not in info.host and p in info.host:
+            info.host[pid] = info.host[p]
+            if pid not in info.task and p in info.task:
+                info.task[pid] = info.task[p]
+
+
+def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.DataFrame,
+                  info: ProcessInfo, names: Mapping[tuple[int, int], str]) -> list[Edge]:
+    """``process`` edges (a thread in waitpid/join waits for the child's main thread) and ``pipe`` edges
+    (a thread blocked writing/reading a pipe waits for the processes holding the other end).
+
+    Proven: /proc/PID/syscall gives wait4's pid and the fd of a read/write, the fd listing turns
+    the fd into `pipe:[inode]` and names who holds the other end (permission bits: `r`/`w`).
+    Inferred, without them: a stack blocked in a process wait joins the only known child (ps /
+    /proc stat ppid) or the process whose stack runs the joined Process object (same address in
+    py-spy --locals, as fork keeps it); a stack blocked in a multiprocessing Connection send/recv
+    waits for its parent when the parent waits for it (the join-before-drain deadlock).
+    """
+    kern, ppid = _kernel_waits(processes)
+    py = _python_waits(frames)
+    waits: dict[tuple[int, int], _Wait] = {}
+    for key in sorted(set(kern) | set(py)):
+        p = py.get(key)
+        if key not in kern:
+            if p is not None:
+                waits[key] = p
+            continue
+        k = kern[key]
+        if k is None:  # the kernel saw it asleep elsewhere: a stale or busy stack is not a wait
+            continue
+        if p is not None and p.cls == k.cls:
+            k.evidence += p.evidence
+            k.obj, k.label = p.obj, f"{p.label}; {k.label}"
+        waits[key] = k
+    children: dict[int, list[int]] = {}
+    for c, pp in ppid.items():
+        children.setdefault(pp, []).append(c)
+    known = {pid for pid, _ in waits} | set(ppid) | ({int(p) for p in proc_fds["pid"].drop_nulls()}
+                                                       if _cols(proc_fds, "pid") else set())
+    if _cols(frames, "pid"):
+        known |= {int(p) for p in frames["pid"].drop_nulls().unique()}
+    runs = _running_objects(frames, PROCESS_OBJ_RE, RUN_FUNCTIONS)
+
+    def tid(pid: int, t: int) -> str:
+        return thread_id(info, pid, t)
+
+    def blocked_thread(pid: int) -> int:
+        ts = sorted(t for p, t in waits if p == pid)
+        return ts[0] if len(ts) == 1 else pid
+
+    edges: list[Edge] = []
+    joins: dict[int, tuple[int, int]] = {}  # child pid → (pid, tid) of the thread waiting for it
+    for (pid, t), w in sorted(waits.items()):
+        if w.cls != "wait":
+            continue
+        child, conf, inferred, ev, how = w.target, 1.0, False, list(w.evidence), "/proc/PID/syscall wait4"
+        if child is None:
+            by_obj = sorted(p for p in runs.get(w.obj or "", set()) if p != pid)
+            kids = sorted(children.get(pid, []))
+            if len(by_obj) == 1:
+                child, conf, how = by_obj[0], 0.8, "joined Process object running in the child (py-spy --locals)"
+            elif len(kids) == 1:
+                child, conf, how = kids[0], 0.8 if w.kernel else 0.7, "the only known child (ppid)"
+            inferred = True
+        if child is None or child == pid:
+            continue
+        joins.setdefault(child, (pid, t))
+        edges.append(Edge(tid(pid, t), f"process:{child}", tid(child, child), "process", conf, inferred, ev,
+                          how, host=info.host.get(pid), task_id=info.task.get(pid),
+                          holder_task_id=info.task.get(child), waiter_name=names.get((pid, t)),
+                          holder_name=names.get((child, child)), waiter_frame=w.label,
+                          holder_frame=f"process {child}" + (f" (child of {ppid[child]})" if child in ppid else "")))
+    fds = proc_fds.filter(pl.col("pid").is_not_null() & (pl.col("object") == "pipe")) \
+        if _cols(proc_fds, "pid", "object", "inode", "mode") else pl.DataFrame()
+    for (pid, t), w in sorted(waits.items()):
+        if w.cls not in ("read", "write"):
+            continue
+        other = "r" if w.cls == "write" else "w"
+        mine = "w" if w.cls == "write" else "r"
+        base = dict(host=info.host.get(pid), task_id=info.task.get(pid), waiter_name=names.get((pid, t)))
+        proven = False
+        if w.kernel and w.target is not None and not fds.is_empty():
+            fd = fds.filter((pl.col("pid") == pid) & (pl.col("fd") == w.target)
+                            & pl.col("mode").str.contains(mine, literal=True)).sort("source", "line")
+            if fd.height:
+                inode = int(fd["inode"][0])
+                ends = fds.filter((pl.col("inode") == inode) & (pl.col("pid") != pid)
+                                  & pl.col("mode").str.contains(other, literal=True)).sort("pid", "source", "line")
+                holders = sorted({int(p) for p in ends["pid"]})
+                proven = bool(holders)
+                for h in holders:
+                    h_ends = ends.filter(pl.col("pid") == h)
+                    h_ev = [_ev(s, ln) for s, ln in h_ends.select("source", "line").rows()]
+                    end = "read" if other == "r" else "write"
+                    hfds = ", ".join(str(x) for x in h_ends["fd"].unique(maintain_order=True))
+                    edges.append(Edge(
+                        tid(pid, t), f"pipe:[{inode}]", tid(h, blocked_thread(h)), "pipe",
+                        1.0 if len(holders) == 1 else round(1 / len(holders), 2), False,
+                        [*w.evidence, _ev(fd["source"][0], fd["line"][0]), *h_ev],
+                        f"/proc/PID/syscall {w.cls}(fd {w.target}) + fd listings", **base,
+                        holder_task_id=info.task.get(h), holder_name=names.get((h, blocked_thread(h))),
+                        waiter_frame=f"{w.label} (fd {w.target}, {mine} end of pipe:[{inode}])",
+                        holder_frame=f"process {h} holds the {end} end (fd {hfds})"))
+        if proven:
+            continue
+        join = joins.get(pid)
+        if join is None or (pid in ppid and join[0] != ppid[pid]):
+            continue  # only the documented shape: the reader/writer's parent waits for it
+        shared = _holders_of(frames, join[0], w.obj) if w.obj else []
+        res = f"pipe:? <Connection at {w.obj}>" if w.obj else f"pipe:? {pid}↔{join[0]}"
+        conf = 0.7 if (shared or w.kernel) else 0.6
+        edges.append(Edge(tid(pid, t), res, tid(*join), "pipe", conf, True, [*w.evidence, *shared[:1]],
+                          f"pipe {w.cls} in a child its parent waits for (join before drain)", **base,
+                          holder_task_id=info.task.get(join[0]), holder_name=names.get(join),
+                          waiter_frame=w.label,
+                          holder_frame=f"process {join[0]} waits for {pid}"
+                          + (" and holds the same Connection" if shared else "")))
+    return edges
+
+
 # --- assembly ---------------------------------------------------------------------------------
 def _merge(edges: Iterable[Edge]) -> list[Edge]:
     """One edge per (waiter, resource, holder, kind), all evidence kept, best confidence."""
@@ -566,9 +892,11 @@ def build(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     threads, fr = _frame("threads", frames), _frame("frames", frames)
     events = _frame("events", frames)
     info = process_info(_frame("inspect", frames), _frame("workers", frames), threads)
+    inherit_parents(info, {**object_parents(fr), **_kernel_waits(_frame("processes", frames))[1]})
     edges = [*thread_edges(threads, fr, _frame("gdb_values", frames), info),
              *file_lock_edges(_frame("proc_locks", frames), events),
-             *pg_edges(events), *innodb_edges(_frame("innodb_locks", frames))]
+             *pg_edges(events), *innodb_edges(_frame("innodb_locks", frames)),
+             *process_edges(fr, _frame("processes", frames), _frame("proc_fds", frames), info, _thread_names(threads))]
     edges = _merge(_complete_holds(_merge(edges)))
     rows = []
     for e in edges:
@@ -591,7 +919,8 @@ def _ev_key(ev: str) -> tuple[str, int]:
     return (src, int(ln)) if ln.isdigit() else (ev, 0)
 
 
-FRAME_NAMES = ("threads", "frames", "gdb_values", "proc_locks", "innodb_locks", "inspect", "workers")
+FRAME_NAMES = ("threads", "frames", "gdb_values", "proc_locks", "innodb_locks", "inspect", "workers", "processes",
+               "proc_fds")
 
 
 def bundle_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:

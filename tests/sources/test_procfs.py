@@ -134,3 +134,17 @@ def test_live_blocked_writer(blocked_writer: tuple[int, int, int]) -> None:
     assert sorted(fds.select("pid", "fd", "mode", "inode").rows()) == sorted(
         [(pid, 1, "w", inode), (os.getpid(), r, "r", inode)])
 
+
+def test_live_blocked_writer_waits_for_the_reader(blocked_writer: tuple[int, int, int]) -> None:
+    """The kernel's own words make a proven pipe edge: the writer waits for us, the only reader
+    (x86_64 and aarch64 syscall numbers are known; the architecture is read off the kernel stack)."""
+    from analyzer.analyses import waits
+
+    pid, _, inode = blocked_writer
+    state = _run("grep", "-H", ".", *(f"/proc/{pid}/{n}" for n in ("stat", "wchan", "syscall", "stack")))
+    links = _run("ls", "-l", f"/proc/{pid}/fd", f"/proc/{os.getpid()}/fd")
+    frames = {**procfs.parse_text(links, source="fd")[0]}
+    frames["processes"] = procfs.parse_text(state, source="state")[0]["processes"]
+    w = waits.build(frames)
+    assert w.select("waiter", "resource", "holder", "kind", "inferred").rows() == [
+        (f"?/{pid}/{pid}", f"pipe:[{inode}]", f"?/{os.getpid()}/{os.getpid()}", "pipe", False)]
