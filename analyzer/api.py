@@ -29,6 +29,7 @@ from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose, with_cycles
 from analyzer.engine.errors import EngineError
+from analyzer.order import timeline
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_member
@@ -173,7 +174,7 @@ class Bundle:
     # --- frames (naive, as written: what rules and the report see) -------------------------
     @cached_property
     def _events(self) -> pl.DataFrame:
-        return settle_hosts(self._frame("events")).sort("ts", "source", "line", nulls_last=True)
+        return timeline(settle_hosts(self._frame("events")))
 
     @cached_property
     def _tasks(self) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from analyzer.order import timeline
 from analyzer.schema import TASKS, conform, empty
 
 # lifecycle kind → the task state it leaves behind
@@ -30,8 +31,7 @@ _NULLS_LAST = 2**63 - 1
 
 
 def build(events: pl.DataFrame) -> pl.DataFrame:
-    ev = events.lazy().select(_USED).filter(pl.col("task_id").is_not_null())
-    ev = ev.sort("ts", "source", "line", nulls_last=True)
+    ev = timeline(events.select(_USED).filter(pl.col("task_id").is_not_null())).lazy()
     kind = pl.col("kind")
     ts = pl.col("ts")
     in_child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.findings import Evidence, Finding
+from analyzer.order import timeline
 
 from .compiler import Leaf, is_row_local, prefilter, prefilter_expr
 from .errors import EngineError, EvaluationError
@@ -39,10 +40,9 @@ MAX_TASKS = 50
 
 def sort_frame(df: pl.DataFrame) -> pl.DataFrame:
     """The frame in the order temporal conditions assume: `ts` (nulls last), then `source`, `line`."""
-    keys = [c for c in SORT_COLUMNS if c in df.columns]
-    if not keys or "ts" not in keys:
+    if "ts" not in df.columns:
         return df
-    return df.sort(keys, nulls_last=True, maintain_order=True)
+    return timeline(df, SORT_COLUMNS)
 
 
 def _conform(df: pl.DataFrame, rules: Sequence[Rule], schema: Schema | None) -> pl.DataFrame:
