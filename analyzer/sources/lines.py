@@ -9,6 +9,7 @@ nulls and keep their row, so row index + 1 is the line number. Invalid UTF-8 is 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,22 +65,24 @@ def _scan_file(path: Path) -> _Scan:
     return _Scan(candidates[0] if candidates else None, has_cr, has_ansi)
 
 
-def _read(source: bytes | Path, scan: _Scan) -> tuple[pl.DataFrame, int]:
+def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.DataFrame, int]:
     """Lines as a one-column frame, and how many lines held invalid UTF-8."""
     if (isinstance(source, bytes) and not source) or (isinstance(source, Path) and source.stat().st_size == 0):
-        return pl.DataFrame({"text": []}, schema={"text": pl.String}), 0
+        return pl.DataFrame({"line": [], "text": []}, schema={"line": pl.Int64, "text": pl.String}), 0
     if scan.separator is None:  # pathological: every candidate occurs; split in Python instead
         raw = source if isinstance(source, bytes) else source.read_bytes()
-        text = raw.decode("utf-8", errors="replace")
-        return pl.DataFrame({"text": text.split("\n")}), text.count(REPLACEMENT)
+        text = raw.decode("utf-8", errors="replace").removesuffix("\n")
+        df = pl.DataFrame({"text": text.split("\n")}).with_row_index("line", offset=first_line)
+        return df.with_columns(pl.col("line").cast(pl.Int64)), text.count(REPLACEMENT)
 
     def read(encoding: str) -> pl.DataFrame:
         return pl.read_csv(
             io.BytesIO(source) if isinstance(source, bytes) else source,
             has_header=False, new_columns=["text"], schema={"text": pl.String},
             separator=scan.separator.decode(), quote_char=None, encoding=encoding,  # type: ignore[union-attr]
-            comment_prefix=None,
-        )
+            comment_prefix=None, empty_string_is_null=False, row_index_name="line",
+            row_index_offset=first_line,
+        ).with_columns(pl.col("line").cast(pl.Int64))
 
     try:
         return read("utf8"), 0  # the common case: valid UTF-8, no counting pass needed
@@ -106,17 +109,23 @@ def _read_file(path: Path) -> tuple[pl.DataFrame, int, _Scan]:
     return df, invalid, _Scan(_SEPARATORS[0], has_cr=bool(flags[0]), has_ansi=bool(flags[1]))
 
 
-def read_lines(source: bytes | Path) -> Lines:
-    """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`)."""
+def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, first_line: int = 1) -> Lines:
+    """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`).
+
+    `span` reads only bytes [start, end) of a file (a piece cut by `record_spans`), numbering its
+    lines from `first_line`.
+    """
+    if span is not None and isinstance(source, Path):
+        with source.open("rb") as f:
+            f.seek(span[0])
+            source = f.read(span[1] - span[0])
     if isinstance(source, bytes):
         scan = _scan_bytes(source)
-        df, invalid = _read(source, scan)
+        df, invalid = _read(source, scan, first_line)
     else:
         df, invalid, scan = _read_file(source)
-    text = pl.col("text").fill_null("")
     if scan.has_cr:
-        text = text.str.strip_suffix("\r")
-    df = df.select(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("line"), text.alias("text"))
+        df = df.with_columns(pl.col("text").str.strip_suffix("\r"))
     had_ansi = scan.has_ansi
     if had_ansi:
         df = df.with_columns(pl.col("text").str.replace_all(ANSI_RE, ""))
@@ -133,3 +142,31 @@ def read_lines(source: bytes | Path) -> Lines:
     else:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("stream"))
     return Lines(df, invalid, had_ansi, had_prefix)
+
+
+def record_spans(path: Path, piece_bytes: int, record_start: Callable[[bytes], int | None],
+                 window: int = 1 << 20) -> list[tuple[int, int]]:
+    """Cut a big file into byte ranges of about `piece_bytes`, each starting at a record.
+
+    Parsing piece by piece bounds peak memory to one piece's intermediates. `record_start(w)`
+    gives the offset in `w` of the last line there that surely starts a record (or None); each
+    cut looks in the `window` bytes before the nominal boundary, and a piece grows by
+    `piece_bytes` while its window shows no record start (a long traceback, a huge line).
+    """
+    size = path.stat().st_size
+    spans: list[tuple[int, int]] = []
+    start = 0
+    with path.open("rb") as f:
+        probe = start + piece_bytes
+        while size - start > piece_bytes + piece_bytes // 2 and probe < size:
+            low = max(start + 1, probe - window)
+            f.seek(low)
+            cut = record_start(f.read(probe - low))
+            if cut is None:
+                probe += piece_bytes
+                continue
+            spans.append((start, low + cut))
+            start = low + cut
+            probe = start + piece_bytes
+    spans.append((start, size))
+    return spans
