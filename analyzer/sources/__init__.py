@@ -53,8 +53,8 @@ def _data(member: Member) -> bytes | Path:
 
 
 def _celery_log(member: Member, opts: Options) -> SourceResult:
-    if not opts.log_formats:  # the lines are not kept: a big log's frame of lines is freed early
-        parsed = celery_log.parse_lines(read_lines(_data(member)), source=member.name)
+    if not opts.log_formats:  # the lines are not kept: a big file is parsed piece by piece
+        parsed = celery_log.parse(_data(member), source=member.name)
         return SourceResult({"events": parsed.events}, [parsed.coverage])
     lines = read_lines(_data(member))
     parsed = celery_log.parse_lines(lines, source=member.name)

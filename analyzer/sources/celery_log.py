@@ -26,9 +26,10 @@ from pathlib import Path
 
 import polars as pl
 
+from analyzer.order import timeline
 from analyzer.schema import EVENTS, conform
 from analyzer.sources.lifecycle_messages import READY_RE, classify
-from analyzer.sources.lines import Lines, read_lines
+from analyzer.sources.lines import Lines, read_lines, record_spans
 from analyzer.sources.log_format import LogFormat
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S,%3f"
@@ -73,6 +74,20 @@ class Coverage:
             cov.notes.append(f"{invalid_utf8} line(s) held invalid UTF-8 (replaced with U+FFFD)")
         return cov
 
+    @classmethod
+    def merge(cls, parts: list[Coverage]) -> Coverage:
+        """One input's coverage from the coverages of its pieces, in order."""
+        first = parts[0]
+        invalid = sum(p.invalid_utf8 for p in parts)
+        cov = cls(source=first.source, kind=first.kind, lines=sum(p.lines for p in parts),
+                  parsed=sum(p.parsed for p in parts), unrecognized=sum(p.unrecognized for p in parts),
+                  invalid_utf8=invalid, samples=[s for p in parts for s in p.samples][:SAMPLE_LIMIT])
+        if invalid:
+            cov.notes.append(f"{invalid} line(s) held invalid UTF-8 (replaced with U+FFFD)")
+        utf8 = "line(s) held invalid UTF-8"
+        cov.notes.extend(dict.fromkeys(n for p in parts for n in p.notes if utf8 not in n))
+        return cov
+
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"path": self.source, "kind": self.kind, "lines": self.lines,
                                 "parsed": self.parsed, "unrecognized": self.unrecognized}
@@ -98,19 +113,23 @@ def _default_candidates() -> pl.Expr:
 
 
 def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
-    """Split header lines by position: seconds parse fast on their own, milliseconds are an int."""
+    """Split header lines by position: seconds parse fast on their own, milliseconds are an int.
+
+    The positions of `/` and `]` are columns first: an eager select computes a subexpression
+    once per use.
+    """
     text = pl.col("text")
     seconds = text.str.slice(1, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False)
     millis = text.str.slice(21, 3).cast(pl.Int64, strict=False).fill_null(0)
-    rest = text.str.slice(26)
-    slash = rest.str.find("/", literal=True)
-    close = rest.str.find("]", literal=True)
+    heads = heads.with_columns((text.str.find("/", literal=True)).alias("_s"),
+                               (text.str.find("]", literal=True)).alias("_e"))
+    slash, close = pl.col("_s"), pl.col("_e")
     return heads.select(
         "line", "stream",
         (seconds + pl.duration(milliseconds=millis)).alias("ts"),
-        rest.str.slice(0, slash).alias("level"),
-        rest.str.slice(slash + 1, close - slash - 1).alias("process"),
-        rest.str.slice(close + 2).alias("message"),
+        text.str.slice(26, slash - 26).alias("level"),
+        text.str.slice(slash + 1, close - slash - 1).alias("process"),
+        text.str.slice(close + 2).alias("message"),
     )
 
 
@@ -167,7 +186,7 @@ def fold(df: pl.DataFrame, starts: pl.DataFrame, *, per_stream: bool = False) ->
     df = df.with_columns((rec.over(pl.col("stream").fill_null("")) if per_stream else rec).alias("_rec"))
     cont = df.filter(~pl.col("_start") & pl.col("_rec").is_not_null())
     # a start row's record is its own line: no join needed
-    starts = starts.with_columns(pl.col("line").alias("_rec")).sort("line")
+    starts = timeline(starts.with_columns(pl.col("line").alias("_rec")), ("line",))
     if not cont.height:
         return df, starts.with_columns(pl.col("line").alias("end_line"), pl.col("message").alias("text"),
                                        pl.lit(None, dtype=pl.String).alias("exc_type"))
@@ -187,21 +206,30 @@ def fold(df: pl.DataFrame, starts: pl.DataFrame, *, per_stream: bool = False) ->
         pl.col("text").sort_by("line").str.join("\n").alias("_cont"),
         pl.col("line").max().alias("end_line"),
     ).join(exc, on="_rec", how="left")
-    # the folded text is built for the records that have continuation lines only, then stacked on
-    # (a join of the wide `starts` frame would copy every string column)
-    multi = (starts.select("_rec", "message").join(folded, on="_rec", how="inner")
-             .select("_rec", "end_line", "exc_type",
+    # the folded text is built for the records that have continuation lines only and scattered
+    # into a copy of `message`: a scatter shares the strings it keeps, where a when/then or a
+    # coalesce of two string columns copies every one of them
+    multi = (starts.with_row_index("_i").select("_i", "_rec", "message").join(folded, on="_rec", how="inner")
+             .select("_i", "end_line", "exc_type",
                      pl.concat_str(pl.col("message"), pl.lit("\n"), pl.col("_cont")).alias("_text")))
-    aligned = starts.select("_rec").join(multi, on="_rec", how="left", maintain_order="left").drop("_rec")
-    starts = starts.hstack(aligned).with_columns(
-        pl.coalesce(pl.col("end_line"), pl.col("line")).alias("end_line"),
-        pl.coalesce(pl.col("_text"), pl.col("message")).alias("text"),
-    ).drop("_text")
+    at = multi.get_column("_i")
+    text = starts.get_column("message").clone().scatter(at, multi.get_column("_text")).alias("text")
+    end_line = starts.get_column("line").clone().scatter(at, multi.get_column("end_line")).alias("end_line")
+    exc_type = (pl.Series("exc_type", [None], dtype=pl.String).extend_constant(None, starts.height - 1)
+                .scatter(at, multi.get_column("exc_type")))
+    starts = starts.with_columns(text, end_line, exc_type)
     return df, starts
 
 
 def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
                 kind: str = "celery_log") -> Parsed:
+    records, cov = _records(lines, source=source, log_formats=log_formats, kind=kind)
+    return Parsed(_finish(records, source), cov)
+
+
+def _records(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
+             kind: str = "celery_log") -> tuple[pl.DataFrame, Coverage]:
+    """Folded, classified records of some lines, before hosts are settled (that needs the whole file)."""
     df = lines.frame
     # 1. which lines start a record: headers (cheap test on all lines), pseudo-headers (on the rest)
     if log_formats:
@@ -221,7 +249,7 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
                                            how="diagonal_relaxed"), per_stream=lines.had_prefix)
     # 2. coverage: lines before a stream's first record are preamble; blank ones are fine. Done
     # now so the frame of all lines can be let go before the records are classified.
-    unrec = df.filter(pl.col("_rec").is_null() & (pl.col("text").str.strip_chars() != ""))
+    unrec = df.filter(pl.col("_rec").is_null()).filter(pl.col("text").str.strip_chars() != "")
     cov = Coverage.of(source, kind, df, unrec, lines.invalid_utf8)
     if lines.had_prefix:
         cov.notes.append("container log prefixes removed (docker compose / kubectl)")
@@ -237,11 +265,54 @@ def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | Non
     for col in ("task_name", "task_id", "logger", "level", "process", "ts"):
         if col not in starts.columns:
             starts = starts.with_columns(pl.lit(None, dtype=EVENTS[col]).alias(col))
-    ev = classify(starts)
-    ev = _attribute_hosts(ev, source)
-    ev = ev.with_columns(pl.lit(source).alias("source"))
-    events = conform(ev, EVENTS).select(EVENTS.keys())
-    return Parsed(events, cov)
+    return classify(starts), cov
+
+
+def _finish(records: pl.DataFrame, source: str) -> pl.DataFrame:
+    ev = _attribute_hosts(records, source).with_columns(pl.lit(source).alias("source"))
+    return conform(ev, EVENTS).select(EVENTS.keys())
+
+
+# Pieces a big log is parsed in (`parse_file`): big enough that per-piece overhead is noise, small
+# enough that one piece's intermediates stay a fraction of the events they produce.
+PIECE_BYTES = 32 << 20
+
+
+def _header_start(window: bytes) -> int | None:
+    """Offset of the last default-format header line in `window` (`[`, `,` at 20, `: ` at 24)."""
+    i = len(window)
+    while (i := window.rfind(b"\n[", 0, i)) >= 0:
+        line = i + 1
+        if window[line + 20:line + 21] == b"," and window[line + 24:line + 26] == b": ":
+            return line
+    return None
+
+
+def parse_file(path: Path, *, source: str, piece_bytes: int = PIECE_BYTES) -> Parsed:
+    """Parse a default-format log piece by piece, each piece cut before a header line.
+
+    Same result as `parse_lines(read_lines(path))` (records never span a cut, lines keep their
+    numbers, hosts are settled over the whole file) with peak memory bounded by one piece. Logs
+    with container prefixes interleave streams, so a record may span any cut: those are read whole.
+    """
+    spans = record_spans(path, piece_bytes, _header_start)
+    if len(spans) == 1:
+        return parse_lines(read_lines(path), source=source)
+    parts: list[pl.DataFrame] = []
+    covs: list[Coverage] = []
+    first = 1
+    for span in spans:
+        lines = read_lines(path, span=span, first_line=first)
+        if lines.had_prefix:
+            return parse_lines(read_lines(path), source=source)
+        first += lines.frame.height
+        records, cov = _records(lines, source=source)
+        parts.append(records)
+        covs.append(cov)
+        del lines, records
+    return Parsed(_finish(pl.concat(parts, how="diagonal_relaxed"), source), Coverage.merge(covs))
+
+
 
 
 def _attribute_hosts(ev: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -263,4 +334,6 @@ def _attribute_hosts(ev: pl.DataFrame, source: str) -> pl.DataFrame:
 
 def parse(data: bytes | Path, *, source: str, log_formats: list[LogFormat] | None = None) -> Parsed:
     """Parse one Celery text log (default format, or users' `%`-style formats)."""
+    if isinstance(data, Path) and not log_formats:
+        return parse_file(data, source=source)
     return parse_lines(read_lines(data), source=source, log_formats=log_formats)

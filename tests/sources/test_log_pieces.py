@@ -1,0 +1,82 @@
+"""A big log parsed piece by piece gives exactly what parsing it whole gives.
+
+The inputs are real worker logs from samples/ (tracebacks, time limits, lost workers, broker
+errors, Celery 3.1), parsed in pieces of a few hundred bytes so every file is cut several
+times, often right before a record with continuation lines.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer.sources import celery_log
+from analyzer.sources.lines import read_lines, record_spans
+from tests.conftest import SAMPLES
+
+LOGS = ["app-exception/worker.log", "worker-sigkill/worker.log", "hard-time-limit/worker.log",
+        "backend-failure/worker.log", "celery3-format/worker.log", "broker-lost/worker.log"]
+
+
+def _whole(path: Path) -> celery_log.Parsed:
+    return celery_log.parse_lines(read_lines(path), source=path.name)
+
+
+@pytest.mark.parametrize("name", LOGS)
+@pytest.mark.parametrize("parts", [3, 8])
+def test_pieces_give_the_same_events_and_coverage(name: str, parts: int) -> None:
+    path = SAMPLES / name
+    piece = path.stat().st_size // parts
+    assert len(record_spans(path, piece, celery_log._header_start)) > 2  # the file really is cut
+    by_piece = celery_log.parse_file(path, source=path.name, piece_bytes=piece)
+    whole = _whole(path)
+    assert by_piece.events.equals(whole.events)
+    assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+
+
+def test_spans_tile_the_file_and_each_starts_at_a_header() -> None:
+    path = SAMPLES / "app-exception" / "worker.log"
+    raw = path.read_bytes()
+    spans = record_spans(path, 1000, celery_log._header_start)
+    assert spans[0][0] == 0 and spans[-1][1] == len(raw)
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
+    for start, _ in spans[1:]:
+        assert raw[start - 1:start] == b"\n" and celery_log._header_start(b"\n" + raw[start:start + 40]) == 1
+
+
+def test_invalid_utf8_and_unrecognised_lines_are_counted_once_over_the_pieces(tmp_path: Path) -> None:
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    bad = b"garbage before the first record\n" + raw.replace(b"ZeroDivisionError", b"ZeroDivision\xffError")
+    p = tmp_path / "w.log"
+    p.write_bytes(bad)
+    by_piece = celery_log.parse_file(p, source="w.log", piece_bytes=2048)
+    whole = _whole(p)
+    assert by_piece.coverage.invalid_utf8 == whole.coverage.invalid_utf8 == raw.count(b"ZeroDivisionError")
+    assert by_piece.coverage.unrecognized == 1 and by_piece.coverage.samples == [(1, "garbage before the first record")]
+    assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+    assert by_piece.events.equals(whole.events)
+
+
+def test_container_prefixed_logs_are_read_whole(tmp_path: Path) -> None:
+    """Streams interleave in `docker compose logs`, so a record may span any cut."""
+    lines = (SAMPLES / "app-exception" / "worker.log").read_text().splitlines()
+    p = tmp_path / "compose.log"
+    p.write_text("".join(f"worker_1  | {line}\n" for line in lines))
+    assert len(record_spans(p, 2048, celery_log._header_start)) == 1  # no line starts with a header
+    by_piece = celery_log.parse_file(p, source="compose.log", piece_bytes=2048)
+    assert by_piece.events.equals(_whole(p).events)
+    assert by_piece.events.filter(pl.col("kind") == "failed").height == 3
+
+
+def test_a_piece_grows_past_a_huge_line(tmp_path: Path) -> None:
+    raw = (SAMPLES / "healthy" / "worker.log").read_bytes()
+    p = tmp_path / "odd.log"
+    p.write_bytes(raw + b"x" * 300_000 + b"\n" + raw * 60)
+    spans = record_spans(p, 100_000, celery_log._header_start, window=50_000)
+    assert spans[0][1] > len(raw) + 300_000  # no cut inside the line: the first piece grew past it
+    assert len(spans) >= 2
+    by_piece = celery_log.parse_file(p, source="odd.log", piece_bytes=100_000)
+    assert by_piece.events.equals(_whole(p).events)
