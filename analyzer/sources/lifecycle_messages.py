@@ -46,8 +46,8 @@ NAME_ID_AFTER_COLON_RE = r"^[^:]+: ([^\[\s]+)\[([^\]]+)\]"
 UNREGISTERED_RE = r"^Received unregistered task of type '([^']*)'"
 # `proj.add[1c3ff5a6-…]: adding 2 + 3` (task logger format in a pool child)
 TASK_LOGGER_RE = r"^([\w.:-]+)\[([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\]: "
-# `succeeded in 0.0013257759999305563s: 5`
-RUNTIME_RE = r"^succeeded in ([0-9.eE+-]+)s"
+# `0.0013257759999305563s: 5`: what follows `succeeded in `
+RUNTIME_RE = r"^([0-9.eE+-]+)s"
 # `… raised unexpected: ZeroDivisionError('division by zero')` / `Task handler raised error: WorkerLostError(`
 EXC_IN_MESSAGE_RE = (r"(?:raised unexpected|raised expected|INTERNAL ERROR|raised error|Unrecoverable error): ?"
                      r"([A-Za-z_][\w.]*)\(")
@@ -56,28 +56,34 @@ READY_RE = r"^(\S+@\S+) ready\.$"
 
 
 def _task_family(rows: pl.DataFrame) -> pl.DataFrame:
-    """`Task name[id] verb…` rows: name and id by position, kind by the verb's prefix."""
+    """`Task name[id] verb…` rows: name and id by position, kind by the verb's first 12 characters.
+
+    Twelve characters fit in a string view without a buffer, so the verb costs no copy of the
+    rest of the message; runtime and exception class are read on their few rows only.
+    """
     msg = pl.col("message")
     rows = rows.select("_i", "message", "level", msg.str.find("[", literal=True).alias("_b"),
                        msg.str.find("] ", literal=True).alias("_c"))
     rows = rows.filter(pl.col("_b").is_not_null() & pl.col("_c").is_not_null())
-    rows = rows.with_columns(msg.str.slice(pl.col("_c") + 2).alias("_after"))
-    after = pl.col("_after")
+    rows = rows.with_columns(msg.str.slice(pl.col("_c") + 2, 12).alias("_v"))  # eager selects share no subexpression
+    verb = pl.col("_v")
     verb_kind: pl.Expr = pl.when(pl.col("level") == "WARNING").then(pl.lit("rejected"))
     for prefix, kind in reversed(_TASK_VERBS):
-        verb_kind = pl.when(after.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(verb_kind)
-    runtime = after.str.slice(13, after.str.find("s:", literal=True) - 13).cast(pl.Float64, strict=False)
+        verb_kind = pl.when(verb.str.starts_with(prefix[:12])).then(pl.lit(kind)).otherwise(verb_kind)
     out = rows.select(
-        "_i", "_after",
+        "_i", "message", "_c",
         verb_kind.alias("_k"),
         msg.str.slice(5, pl.col("_b") - 5).alias("_n"),
         msg.str.slice(pl.col("_b") + 1, pl.col("_c") - pl.col("_b") - 1).alias("_t"),
-        pl.when(after.str.starts_with("succeeded in ")).then(runtime).alias("_r"),
     )
+    after = msg.str.slice(pl.col("_c") + 2)
+    # `succeeded in 0.0013257759999305563s: 5`: the number starts 13 characters after the verb
+    runtime = out.filter(pl.col("_k") == "succeeded").select(
+        "_i", msg.str.slice(pl.col("_c") + 15, 32).str.extract(RUNTIME_RE, 1)
+        .cast(pl.Float64, strict=False).alias("_r"))
     # the exception class of a failure, from `raised unexpected: ZeroDivisionError(...)`: failures only
-    failed = out.filter(pl.col("_k") == "failed").select("_i", pl.col("_after").str.extract(EXC_IN_MESSAGE_RE, 1)
-                                                          .alias("_e"))
-    return out.drop("_after").join(failed, on="_i", how="left", maintain_order="left")
+    failed = out.filter(pl.col("_k") == "failed").select("_i", after.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e"))
+    return pl.concat([out.drop("message", "_c"), runtime, failed], how="diagonal_relaxed")
 
 
 def _task_logger_family(rows: pl.DataFrame) -> pl.DataFrame:
@@ -124,62 +130,74 @@ _CHEAP_KINDS = (("Connected to ", "connected"), ("worker: Warm shutdown", "shutd
                 ("worker: Cold shutdown", "shutdown"))
 
 
+def _scatter(n: int, parts: pl.DataFrame, col: str, dtype: pl.DataType) -> pl.Series:
+    """A column of `n` nulls with `parts[col]` put at rows `parts["_i"]` (its non-null values only).
+
+    A scatter shares the strings it places; a join or a when/then over string columns copies
+    every one of them.
+    """
+    values = parts.select("_i", pl.col(col).cast(dtype)).drop_nulls(col) if col in parts.columns else None
+    base = pl.Series(col, [None], dtype=dtype).extend_constant(None, n - 1) if n else pl.Series(col, [], dtype=dtype)
+    if values is None or values.is_empty():
+        return base
+    return base.scatter(values.get_column("_i"), values.get_column(col))
+
+
 def classify(ev: pl.DataFrame) -> pl.DataFrame:
     """Add `kind`, `task_name`, `task_id`, `runtime_s` and `exc_type` (from the message) to records.
 
     `ev` needs `message`, `level` and `process`; values already set (by a parser that knows
     better, e.g. a traceback's exception type or a JSON log's `data`) are kept. Rows are split
     into families by literal prefix tests; each family's extraction runs on its rows only and
-    the results are joined back by row.
+    its results are scattered back by row (a task line wins over a rare form, which wins over a
+    task logger line).
     """
     msg = pl.col("message")
-    ev = ev.with_row_index("_i")
-    base = ev.select("_i", "message", "level", "process")
+    n = ev.height
     is_task = msg.str.starts_with("Task ") & ~msg.str.starts_with("Task handler raised error")
     rare = pl.lit(False)
     for prefix in _RARE_PREFIXES:
         rare = rare | msg.str.starts_with(prefix)
     rare = rare | msg.str.ends_with(" ready.")
     child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
+    cheap: pl.Expr = pl.lit(None, dtype=pl.String)
+    for prefix, kind in reversed(_CHEAP_KINDS):
+        cheap = pl.when(msg.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(cheap)
     # every test here is a prefix or an equality; substring scans run on the small subsets below
-    flags = base.with_columns(is_task.alias("_task"), (rare & ~is_task).alias("_rare"),
-                              (child & ~is_task).alias("_logger"),
-                              (~is_task & pl.col("level").is_in(["WARNING", "ERROR", "CRITICAL"])).alias("_exc"))
-    parts = [
-        _task_family(flags.filter(pl.col("_task"))),
+    # lazy: the optimiser computes the shared prefix tests once (an eager select would not)
+    flags = ev.lazy().select(pl.int_range(0, pl.len(), dtype=pl.UInt32).alias("_i"), "message", "level",
+                      is_task.alias("_task"), (rare & ~is_task).alias("_rare"),
+                      (child & ~is_task & ~rare).alias("_logger"),
+                      (~is_task & pl.col("level").is_in(["WARNING", "ERROR", "CRITICAL"])).alias("_exc"),
+                      pl.when(~is_task & ~rare).then(cheap).alias("_c")).collect()
+    found = pl.concat([
         _task_logger_family(flags.filter(pl.col("_logger"))),
         _rare_family(flags.filter(pl.col("_rare"))),
-    ]
-    found = pl.concat(parts, how="diagonal_relaxed")
+        _task_family(flags.filter(pl.col("_task"))),
+    ], how="diagonal_relaxed")
     # `Task handler raised error: WorkerLostError(…)`, `Unrecoverable error: AccessRefused(…)`
     exc = (flags.filter(pl.col("_exc"))
            .filter(msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error")
                    | msg.str.contains("INTERNAL ERROR", literal=True))
-           .select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e2")))
-    cheap: pl.Expr = pl.lit(None, dtype=pl.String)
-    for prefix, kind in reversed(_CHEAP_KINDS):
-        cheap = pl.when(msg.str.starts_with(prefix)).then(pl.lit(kind)).otherwise(cheap)
-    # join on a narrow frame and stack it on: joining the wide frame would copy every string column
-    narrow = (ev.select("_i", cheap.alias("_c"))
-              .join(found, on="_i", how="left", maintain_order="left")
-              .join(exc, on="_i", how="left", maintain_order="left"))
-    if "_e" not in narrow.columns:
-        narrow = narrow.with_columns(pl.lit(None, dtype=pl.String).alias("_e"))
-    narrow = narrow.with_columns(pl.coalesce("_e", "_e2").alias("_e")).drop("_e2")
-    out = ev.hstack(narrow.drop("_i"))
+           .select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e")))
+    found = pl.concat([found, exc], how="diagonal_relaxed")
+    kinds = flags.select("_i", "_c").drop_nulls("_c").rename({"_c": "_k"})
+    # the families, the error rows and the cheap kinds select disjoint rows: no row is set twice
+    found = pl.concat([kinds, found], how="diagonal_relaxed")
 
-    def keep(col: str, *new: pl.Expr) -> pl.Expr:
-        existing = [pl.col(col)] if col in ev.columns else []
-        return pl.coalesce(*existing, *new).alias(col)
+    def keep(col: str, new: pl.Series) -> pl.Series:
+        """The parser's own value where it set one; a column of nulls costs no coalesce (no copy)."""
+        if col not in ev.columns or ev.get_column(col).null_count() == n:
+            return new.alias(col)
+        return ev.select(pl.coalesce(pl.col(col), pl.lit(new))).to_series().alias(col)
 
-    for col in ("_k", "_n", "_t", "_r", "_e"):  # a family with no rows contributes no column
-        if col not in out.columns:
-            out = out.with_columns(pl.lit(None, dtype=pl.Float64 if col == "_r" else pl.String).alias(col))
     # task logger ids of `???` (no current task) are not ids
-    return out.with_columns(
-        keep("kind", pl.col("_k"), pl.col("_c")),
-        keep("task_name", pl.when(pl.col("_n") != "???").then(pl.col("_n"))),
-        keep("task_id", pl.when(pl.col("_t") != "???").then(pl.col("_t"))),
-        keep("runtime_s", pl.col("_r").cast(pl.Float64)),
-        keep("exc_type", pl.col("_e")),
-    ).drop("_i", "_k", "_n", "_t", "_r", "_e", "_c")
+    found = found.with_columns(
+        pl.when(pl.col(c) != "???").then(pl.col(c)).alias(c) for c in ("_n", "_t") if c in found.columns)
+    return ev.with_columns(
+        keep("kind", _scatter(n, found, "_k", pl.String())),
+        keep("task_name", _scatter(n, found, "_n", pl.String())),
+        keep("task_id", _scatter(n, found, "_t", pl.String())),
+        keep("runtime_s", _scatter(n, found, "_r", pl.Float64())),
+        keep("exc_type", _scatter(n, found, "_e", pl.String())),
+    )
