@@ -5,7 +5,8 @@ Not part of the test run. Usage:
     python tests/benchmarks/bench_parse.py [--mb 300] [--keep PATH]
 
 The log is built (seeded) from real lines of the sample bundles — received / succeeded / task
-logger lines, retry warnings, tracebacks and broker errors — with fresh ids and timestamps. The
+logger lines, retry warnings, tracebacks and broker errors — with fresh timestamps and ids that
+follow tasks through their lives (a task's received, logger and end lines share its id). The
 baseline, measured in the same run on the same file, is a plain Python `re` loop over the lines
 that parses the same header fields. Each measurement runs in a fresh subprocess so peak RSS is
 its own.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +54,7 @@ def generate(path: Path, megabytes: int, seed: int = 42) -> int:
     uuid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
     t = datetime(2026, 5, 1, 3, 0, 0)
     target = megabytes << 20
+    inflight: deque[str] = deque()  # ids received and not yet finished: a task's lines share its id
     written = 0
     with path.open("w") as f:
         while written < target:
@@ -61,6 +64,12 @@ def generate(path: Path, megabytes: int, seed: int = 42) -> int:
                 t += timedelta(milliseconds=rnd.randint(0, 9))
                 stamp = t.strftime("%Y-%m-%d %H:%M:%S,") + f"{t.microsecond // 1000:03d}"
                 tid = str(uuid.UUID(int=rnd.getrandbits(128)))
+                if "] received" in rec[0] or "Received task:" in rec[0]:
+                    inflight.append(tid)
+                elif inflight and re.search(r"\]: ", rec[0]):  # task logger line of a running task
+                    tid = inflight[0]
+                elif inflight:  # succeeded / failed / retried: the oldest running task ends
+                    tid = inflight.popleft()
                 first = uuid_re.sub(tid, "[" + stamp + rec[0][24:], count=1)
                 block.append("\n".join([first, *rec[1:]]))
             chunk = "\n".join(block) + "\n"
@@ -126,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         path = args.keep or Path(d) / "big-worker.log"
         t = time.perf_counter()
-        size = generate(path, args.mb)
+        size = path.stat().st_size if args.keep and path.exists() else generate(path, args.mb)
         mb = size / (1 << 20)
         print(f"generated {mb:.0f} MB in {time.perf_counter() - t:.1f}s ({path})")
         results = {}
