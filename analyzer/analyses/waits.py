@@ -550,7 +550,8 @@ SYSCALL_CLASS = {"read": "read", "readv": "read", "write": "write", "writev": "w
 KERNEL_CLASS_RE = [("wait", re.compile(r"^(?:do_wait|kernel_wait4|kernel_waitid)$")),
                    ("write", re.compile(r"pipe_write$")),
                    ("read", re.compile(r"pipe_read$|^pipe_wait(?:_readable)?$"))]
-# Python frames blocked in a process wait / a pipe operation: (function's last part, file basename)
+# Python frames blocked in a process wait / a pipe operation: (function's last part, file basename);
+# popen_fork.py, process.py and connection.py count only inside billiard or multiprocessing
 PY_WAIT = {("poll", "popen_fork.py"), ("wait", "popen_fork.py"), ("join", "process.py"),
            ("_try_wait", "subprocess.py"), ("wait", "subprocess.py"), ("_wait", "subprocess.py")}
 PY_PIPE = {("_send", "connection.py"): "write", ("_recv", "connection.py"): "read"}
@@ -637,7 +638,10 @@ def _python_waits(frames: pl.DataFrame) -> dict[tuple[int, int], _Wait]:
         found: _Wait | None = None
         for r in rows:
             func = str(r["function"] or "").rsplit(".", 1)[-1]
-            base = str(r["file"] or "").rsplit("/", 1)[-1]
+            path = str(r["file"] or "")
+            base = path.rsplit("/", 1)[-1]
+            if base != "subprocess.py" and "billiard" not in path and "multiprocessing" not in path:
+                base = ""  # a process.py / connection.py of the application is not multiprocessing's
             ev = [_ev(r["source"], r.get("src_line"))]
             if r.get("native"):
                 cls = NATIVE_CLASS.get(str(r["function"]))
@@ -762,10 +766,6 @@ def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.Da
     children: dict[int, list[int]] = {}
     for c, pp in ppid.items():
         children.setdefault(pp, []).append(c)
-    known = {pid for pid, _ in waits} | set(ppid) | ({int(p) for p in proc_fds["pid"].drop_nulls()}
-                                                       if _cols(proc_fds, "pid") else set())
-    if _cols(frames, "pid"):
-        known |= {int(p) for p in frames["pid"].drop_nulls().unique()}
     runs = _running_objects(frames, PROCESS_OBJ_RE, RUN_FUNCTIONS)
 
     def tid(pid: int, t: int) -> str:
