@@ -8,7 +8,6 @@ nulls and keep their row, so row index + 1 is the line number. Invalid UTF-8 is 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +76,7 @@ def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.Da
 
     def read(encoding: str) -> pl.DataFrame:
         return pl.read_csv(
-            io.BytesIO(source) if isinstance(source, bytes) else source,
+            source,
             has_header=False, new_columns=["text"], schema={"text": pl.String},
             separator=scan.separator.decode(), quote_char=None, encoding=encoding,  # type: ignore[union-attr]
             comment_prefix=None, empty_string_is_null=False, row_index_name="line",
@@ -91,17 +90,18 @@ def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.Da
         return df, int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
 
 
-def _read_file(path: Path) -> tuple[pl.DataFrame, int, _Scan]:
-    """Read a file with the first separator candidate straight away; polars refuses a line that
-    holds it ("found more fields"), and only then is the file scanned for a free one. CR and ANSI
-    are then looked for in the frame, saving a pass over the file in the common case."""
+def _read_optimistic(source: bytes | Path, first_line: int) -> tuple[pl.DataFrame, int, _Scan]:
+    """Read with the first separator candidate straight away; polars refuses a line that holds
+    it ("found more fields"), and only then is the input scanned for a free one. CR and ANSI are
+    then looked for in the frame, saving passes over the bytes in the common case."""
     try:
-        df, invalid = _read(path, _Scan(_SEPARATORS[0], has_cr=False, has_ansi=False))
-    except pl.exceptions.ComputeError as exc:
-        if "more fields" not in str(exc):
+        df, invalid = _read(source, _Scan(_SEPARATORS[0], has_cr=False, has_ansi=False), first_line)
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
+        # the separator occurs in a later line ("more fields") or in the first ("new_columns")
+        if "more fields" not in str(exc) and "new_columns" not in str(exc):
             raise
-        scan = _scan_file(path)
-        df, invalid = _read(path, scan)
+        scan = _scan_bytes(source) if isinstance(source, bytes) else _scan_file(source)
+        df, invalid = _read(source, scan, first_line)
         return df, invalid, scan
     text = pl.col("text")
     flags = df.select(text.str.ends_with("\r").any().alias("cr"),
@@ -119,11 +119,7 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
         with source.open("rb") as f:
             f.seek(span[0])
             source = f.read(span[1] - span[0])
-    if isinstance(source, bytes):
-        scan = _scan_bytes(source)
-        df, invalid = _read(source, scan, first_line)
-    else:
-        df, invalid, scan = _read_file(source)
+    df, invalid, scan = _read_optimistic(source, first_line)
     if scan.has_cr:
         df = df.with_columns(pl.col("text").str.strip_suffix("\r"))
     had_ansi = scan.has_ansi
