@@ -31,7 +31,8 @@ _NULLS_LAST = 2**63 - 1
 
 
 def build(events: pl.DataFrame) -> pl.DataFrame:
-    ev = timeline(events.select(_USED).filter(pl.col("task_id").is_not_null())).lazy()
+    # no filter on `task_id`: that would copy every column; the null id's group is dropped after
+    ev = timeline(events.select(_USED)).lazy()
     kind = pl.col("kind")
     ts = pl.col("ts")
     in_child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
@@ -81,7 +82,7 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
-    tasks = out.collect(engine="in-memory")
+    tasks = out.filter(pl.col("task_id").is_not_null()).collect(engine="in-memory")
     if tasks.is_empty():
         return empty(TASKS)
     tasks = _mark_lost(tasks, events).drop("_proc", "_last")
