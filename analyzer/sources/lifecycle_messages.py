@@ -55,7 +55,7 @@ EXC_IN_MESSAGE_RE = (r"(?:raised unexpected|raised expected|INTERNAL ERROR|raise
 READY_RE = r"^(\S+@\S+) ready\.$"
 
 
-def _task_family(rows: pl.DataFrame) -> pl.DataFrame:
+def _task_family(rows: pl.DataFrame) -> list[pl.DataFrame]:
     """`Task name[id] verb…` rows: name and id by position, kind by the verb's first 12 characters.
 
     Twelve characters fit in a string view without a buffer, so the verb costs no copy of the
@@ -83,11 +83,14 @@ def _task_family(rows: pl.DataFrame) -> pl.DataFrame:
         .cast(pl.Float64, strict=False).alias("_r"))
     # the exception class of a failure, from `raised unexpected: ZeroDivisionError(...)`: failures only
     failed = out.filter(pl.col("_k") == "failed").select("_i", after.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e"))
-    return pl.concat([out.drop("message", "_c"), runtime, failed], how="diagonal_relaxed")
+    return [out.drop("message", "_c"), runtime, failed]
 
 
 def _task_logger_family(rows: pl.DataFrame) -> pl.DataFrame:
-    """`proj.add[1c3f…]: adding 2 + 3` from a pool child: name and id by position."""
+    """`proj.add[1c3f…]: adding 2 + 3` from a pool child: name and id by position.
+
+    `???[???]: …` (a line logged outside any task) names no task.
+    """
     msg = pl.col("message")
     rows = rows.select("_i", "message", msg.str.find("[", literal=True).alias("_b"),
                        msg.str.find("]: ", literal=True).alias("_c"))
@@ -130,13 +133,14 @@ _CHEAP_KINDS = (("Connected to ", "connected"), ("worker: Warm shutdown", "shutd
                 ("worker: Cold shutdown", "shutdown"))
 
 
-def _scatter(n: int, parts: pl.DataFrame, col: str, dtype: pl.DataType) -> pl.Series:
-    """A column of `n` nulls with `parts[col]` put at rows `parts["_i"]` (its non-null values only).
+def _scatter(n: int, families: list[pl.DataFrame], col: str, dtype: pl.DataType) -> pl.Series:
+    """A column of `n` nulls with each family's non-null `col` values put at its rows `_i`.
 
     A scatter shares the strings it places; a join or a when/then over string columns copies
-    every one of them.
+    every one of them. The families select disjoint rows, so no row is set twice.
     """
-    values = parts.select("_i", pl.col(col).cast(dtype)).drop_nulls(col) if col in parts.columns else None
+    parts = [f.select("_i", pl.col(col).cast(dtype)) for f in families if col in f.columns]
+    values = pl.concat(parts, rechunk=False).drop_nulls(col) if parts else None
     base = pl.Series(col, [None], dtype=dtype).extend_constant(None, n - 1) if n else pl.Series(col, [], dtype=dtype)
     if values is None or values.is_empty():
         return base
@@ -170,20 +174,18 @@ def classify(ev: pl.DataFrame) -> pl.DataFrame:
                       (child & ~is_task & ~rare).alias("_logger"),
                       (~is_task & pl.col("level").is_in(["WARNING", "ERROR", "CRITICAL"])).alias("_exc"),
                       pl.when(~is_task & ~rare).then(cheap).alias("_c")).collect()
-    found = pl.concat([
-        _task_logger_family(flags.filter(pl.col("_logger"))),
-        _rare_family(flags.filter(pl.col("_rare"))),
-        _task_family(flags.filter(pl.col("_task"))),
-    ], how="diagonal_relaxed")
     # `Task handler raised error: WorkerLostError(…)`, `Unrecoverable error: AccessRefused(…)`
     exc = (flags.filter(pl.col("_exc"))
            .filter(msg.str.contains(" raised", literal=True) | msg.str.starts_with("Unrecoverable error")
                    | msg.str.contains("INTERNAL ERROR", literal=True))
            .select("_i", msg.str.extract(EXC_IN_MESSAGE_RE, 1).alias("_e")))
-    found = pl.concat([found, exc], how="diagonal_relaxed")
-    kinds = flags.select("_i", "_c").drop_nulls("_c").rename({"_c": "_k"})
-    # the families, the error rows and the cheap kinds select disjoint rows: no row is set twice
-    found = pl.concat([kinds, found], how="diagonal_relaxed")
+    families = [
+        flags.select("_i", pl.col("_c").alias("_k")),  # the cheap kinds
+        _task_logger_family(flags.filter(pl.col("_logger"))),
+        _rare_family(flags.filter(pl.col("_rare"))),
+        *_task_family(flags.filter(pl.col("_task"))),
+        exc,
+    ]
 
     def keep(col: str, new: pl.Series) -> pl.Series:
         """The parser's own value where it set one; a column of nulls costs no coalesce (no copy)."""
@@ -191,13 +193,10 @@ def classify(ev: pl.DataFrame) -> pl.DataFrame:
             return new.alias(col)
         return ev.select(pl.coalesce(pl.col(col), pl.lit(new))).to_series().alias(col)
 
-    # task logger ids of `???` (no current task) are not ids
-    found = found.with_columns(
-        pl.when(pl.col(c) != "???").then(pl.col(c)).alias(c) for c in ("_n", "_t") if c in found.columns)
     return ev.with_columns(
-        keep("kind", _scatter(n, found, "_k", pl.String())),
-        keep("task_name", _scatter(n, found, "_n", pl.String())),
-        keep("task_id", _scatter(n, found, "_t", pl.String())),
-        keep("runtime_s", _scatter(n, found, "_r", pl.Float64())),
-        keep("exc_type", _scatter(n, found, "_e", pl.String())),
+        keep("kind", _scatter(n, families, "_k", pl.String())),
+        keep("task_name", _scatter(n, families, "_n", pl.String())),
+        keep("task_id", _scatter(n, families, "_t", pl.String())),
+        keep("runtime_s", _scatter(n, families, "_r", pl.Float64())),
+        keep("exc_type", _scatter(n, families, "_e", pl.String())),
     )
