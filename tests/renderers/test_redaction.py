@@ -204,3 +204,18 @@ def test_cli_redacts_by_default_and_no_redact_opts_out(tmp_path: Path) -> None:
     assert "unrecognized" in out.stdout and not [k for k, v in SECRETS.items() if v in out.stdout]
     raw = runner.invoke(app, ["analyze", str(tmp_path), "-f", "markdown", "--no-redact"])
     assert raw.exit_code == 0, raw.output
+
+
+def test_each_pattern_matches_only_text_holding_one_of_its_triggers() -> None:
+    """The substring pre-test never skips a match: on every line of the corpus (and each line
+    with its case swapped) a pattern that matches finds one of its trigger literals."""
+    from analyzer.redact import PATTERNS, TRIGGERS
+
+    lines = [*LOG.splitlines(), STRAY, *pyspy_locals_with_secrets().splitlines()]
+    matched = 0
+    for line in [*lines, *(ln.swapcase() for ln in lines)]:
+        for pattern, triggers in zip(PATTERNS, TRIGGERS, strict=True):
+            if pattern.search(line):
+                matched += 1
+                assert any(t in line.lower() for t in triggers), (pattern.pattern, line)
+    assert matched >= 15
