@@ -8,13 +8,17 @@ Two tables, both data:
   say so), the ones after were not reached. Each step names the checks that confirm it.
 - `EVIDENCE`: per category, artifacts that would confirm or refute the diagnosis and the exact
   command that collects each, with the bundle kind that already holds it — an artifact the
-  bundle already has is not asked for again.
+  bundle already has is not asked for again. `CYCLE_EVIDENCE` overrides it for a finding whose
+  evidence is a cycle of a kind that other tools see better (a pipe cycle is read off /proc and
+  py-spy, not gdb).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+import polars as pl
 
 from analyzer.findings import Finding
 
@@ -130,6 +134,32 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
     ),
 }
 
+# per `cycles.kind`: what proves a cycle of that kind, in place of the category's artifacts
+CYCLE_EVIDENCE: dict[str, tuple[Artifact, ...]] = {
+    "pipe": (
+        Artifact("which pipes each process holds, and which end (`lr-x` read, `l-wx` write)",
+                 "ls -l /proc/PID/fd /proc/CHILD/fd", ("procfs",)),
+        Artifact("what each process sleeps in: wait4(CHILD) vs write(FD), the wait channel and kernel stack",
+                 "grep -H . /proc/PID/{stat,wchan,syscall,stack} /proc/CHILD/{stat,wchan,syscall,stack}",
+                 ("procfs",)),
+        Artifact("who is whose child, and their wait channels (do_wait vs pipe_write)",
+                 "ps -eo pid,ppid,stat,wchan:32,cmd", ("ps",)),
+        Artifact("the Python stacks of the process and its children, with the Process and Connection objects",
+                 "py-spy dump --subprocesses --locals --pid PID", ("pyspy", "pyspy_json")),
+    ),
+}
+
+
+def cycle_kinds(finding: Finding, cycles: pl.DataFrame | None) -> list[str]:
+    """Kinds of the cycles a finding's evidence points at (a rule on `cycles` quotes their evidence)."""
+    if cycles is None or cycles.is_empty() or not {"kind", "evidence"} <= set(cycles.columns):
+        return []
+    refs = [f"{e.source}:{e.line}" for e in finding.evidence]
+    if not refs:
+        return []
+    hit = cycles.filter(pl.col("evidence").list.eval(pl.element().is_in(refs)).list.any())
+    return sorted(set(hit.get_column("kind").drop_nulls().to_list()))
+
 
 @dataclass(frozen=True)
 class Advice:
@@ -149,8 +179,12 @@ class Advice:
         return d
 
 
-def advise(finding: Finding, kinds: Iterable[str]) -> Advice:
-    """The decision-tree position and the evidence to collect for one (root-cause) finding."""
+def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None = None) -> Advice:
+    """The decision-tree position and the evidence to collect for one (root-cause) finding.
+
+    `cycles` (the bundle's `cycles` frame) lets a deadlock finding get the artifacts that prove
+    its kind of cycle rather than its category's.
+    """
     have = set(kinds)
     tree: list[tuple[str, str, str]] = []
     checks: tuple[str, ...] = ()
@@ -160,5 +194,10 @@ def advise(finding: Finding, kinds: Iterable[str]) -> Advice:
             status = "passed" if i < failed_at else "failed here" if i == failed_at else "not reached"
             tree.append((step.name, step.question, status))
         checks = BROKER_TREE[failed_at].checks
-    missing = tuple(a for a in EVIDENCE.get(finding.category, ()) if not (set(a.kinds) & have))
+    wanted: list[Artifact] = []
+    for kind in cycle_kinds(finding, cycles) or [""]:
+        for a in CYCLE_EVIDENCE.get(kind) or EVIDENCE.get(finding.category, ()):
+            if a not in wanted:
+                wanted.append(a)
+    missing = tuple(a for a in wanted if not (set(a.kinds) & have))
     return Advice(finding.id, tuple(tree), checks, missing)

@@ -299,7 +299,7 @@ class Bundle:
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
-            advice={f.id: advise(f, kinds.values()) for f in ordered if f.id in roots},
+            advice={f.id: advise(f, kinds.values(), self.cycles) for f in ordered if f.id in roots},
         )
         if default:
             self._report = report

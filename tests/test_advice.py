@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from analyzer import open_bundle
+from analyzer.advice import advise
+from analyzer.api import Bundle
+from analyzer.findings import Finding
 from tests.conftest import SAMPLES
 
 
@@ -36,3 +39,32 @@ def test_artifacts_already_in_the_bundle_are_not_asked_for() -> None:
 
 def test_healthy_bundle_has_no_advice() -> None:
     assert open_bundle(SAMPLES / "healthy").report().to_dict()["advice"] == {}
+
+
+def _root(bundle: Bundle) -> Finding:
+    rep = bundle.report()
+    return next(f for f in rep.findings if f.id == rep.root_causes[0])
+
+
+def test_pipe_cycle_asks_for_proc_ps_and_pyspy_not_gdb() -> None:
+    pipe = SAMPLES / "deadlock-pipe"
+    # the whole bundle holds /proc, ps and py-spy captures already: nothing to ask, and never gdb
+    assert "collect" not in _advice("deadlock-pipe")
+    # only the --subprocesses dump: the /proc and ps captures are what would prove the cycle
+    b = open_bundle([pipe / f for f in ("worker.log", "inspect-active.json", "pyspy-subprocesses.txt")])
+    rep = b.report()
+    commands = [c["command"] for c in rep.to_dict()["advice"][rep.root_causes[0]]["collect"]]  # type: ignore[index]
+    assert commands == ["ls -l /proc/PID/fd /proc/CHILD/fd",
+                        "grep -H . /proc/PID/{stat,wchan,syscall,stack} /proc/CHILD/{stat,wchan,syscall,stack}",
+                        "ps -eo pid,ppid,stat,wchan:32,cmd"]
+    # with none of them, py-spy of the process tree too
+    advice = advise(_root(b), ["celery_log"], b.cycles)
+    assert [a.command for a in advice.missing][-1] == "py-spy dump --subprocesses --locals --pid PID"
+    assert not any("gdb" in a.command for a in advice.missing)
+
+
+def test_lock_cycle_still_asks_for_gdb() -> None:
+    b = open_bundle(SAMPLES / "deadlock-lock")
+    assert b.cycles["kind"].to_list() == ["lock"]
+    advice = advise(_root(b), ["celery_log", "pyspy"], b.cycles)
+    assert [a.command for a in advice.missing] == ["gdb -p PID -batch -ex 'thread apply all bt' -ex 'info threads'"]
