@@ -45,8 +45,8 @@ when only stacks show it), ``pg:transaction 732``, ``mysql:db.table INDEX heap N
     ``do_wait``; otherwise inferred from a stack in ``Popen.wait``/``poll``/``BaseProcess.join``
     (billiard, multiprocessing, subprocess): the child is the process whose stack runs the joined
     Process object (same ``<Process at ADDR>`` in py-spy ``--locals``: fork keeps addresses, 0.8)
-    or the only known child by ppid (``ps``, ``/proc/PID/stat``; 0.8 with a kernel ``do_wait``,
-    else 0.7).
+    or the only known child by ppid (``ps``, ``/proc/PID/stat``, py-spy ``--subprocesses``
+    ``Parent Process`` line; 0.8 with a kernel ``do_wait``, else 0.7).
 ``pipe``  a thread blocked writing (reading) a pipe waits for the processes holding its read
     (write) end, itself excluded: the fd of the blocked ``write``/``read`` (``/proc/PID/syscall``)
     is a ``pipe:[INODE]`` in the fd listing, whose ``lr-x``/``l-wx`` links say who holds which end
@@ -583,13 +583,25 @@ def _arch(kstack: Sequence[str]) -> str | None:
     return None
 
 
+def _parent_evidence(processes: pl.DataFrame) -> dict[int, str]:
+    """pid → the line that names its parent (procfs stat/status, ps, py-spy ``Parent Process``)."""
+    if not _cols(processes, "pid", "ppid", "tid", "tool", "source", "line"):
+        return {}
+    rows = processes.filter(pl.col("pid").is_not_null() & pl.col("ppid").is_not_null() & pl.col("tid").is_null())
+    out: dict[int, str] = {}
+    for pid, src, line in rows.sort("tool", "source", "line").select("pid", "source", "line").rows():
+        out.setdefault(int(pid), _ev(src, line))
+    return out
+
+
 def _kernel_waits(processes: pl.DataFrame) -> tuple[dict[tuple[int, int], _Wait | None], dict[int, int]]:
-    """(pid, tid) → the kernel's word on what the thread sleeps in (None: in nothing we follow); pid → ppid."""
+    """(pid, tid) → the kernel's word on what the thread sleeps in (None: in nothing we follow); pid → ppid
+    (procfs before ps before py-spy ``--subprocesses``)."""
     waits: dict[tuple[int, int], _Wait | None] = {}
     ppid: dict[int, int] = {}
     if not _cols(processes, "pid", "ppid", "wchan", "syscall", "kstack"):
         return waits, ppid
-    rows = processes.filter(pl.col("pid").is_not_null()).sort("tool", "source", "line")  # procfs before ps
+    rows = processes.filter(pl.col("pid").is_not_null()).sort("tool", "source", "line")  # procfs, ps, py-spy
     for r in rows.iter_rows(named=True):
         pid = int(r["pid"])
         if r["ppid"] is not None and r["tid"] is None:
@@ -743,9 +755,10 @@ def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.Da
     Proven: /proc/PID/syscall gives wait4's pid and the fd of a read/write, the fd listing turns
     the fd into `pipe:[inode]` and names who holds the other end (permission bits: `r`/`w`).
     Inferred, without them: a stack blocked in a process wait joins the only known child (ps /
-    /proc stat ppid) or the process whose stack runs the joined Process object (same address in
-    py-spy --locals, as fork keeps it); a stack blocked in a multiprocessing Connection send/recv
-    waits for its parent when the parent waits for it (the join-before-drain deadlock).
+    /proc stat ppid / py-spy ``Parent Process``) or the process whose stack runs the joined
+    Process object (same address in py-spy --locals, as fork keeps it); a stack blocked in a
+    multiprocessing Connection send/recv waits for its parent when the parent waits for it (the
+    join-before-drain deadlock).
     """
     kern, ppid = _kernel_waits(processes)
     py = _python_waits(frames)
@@ -767,6 +780,7 @@ def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.Da
     for c, pp in ppid.items():
         children.setdefault(pp, []).append(c)
     runs = _running_objects(frames, PROCESS_OBJ_RE, RUN_FUNCTIONS)
+    parent_ev = _parent_evidence(processes)
 
     def tid(pid: int, t: int) -> str:
         return thread_id(info, pid, t)
@@ -788,6 +802,7 @@ def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.Da
                 child, conf, how = by_obj[0], 0.8, "joined Process object running in the child (py-spy --locals)"
             elif len(kids) == 1:
                 child, conf, how = kids[0], 0.8 if w.kernel else 0.7, "the only known child (ppid)"
+                ev += [parent_ev[child]] if child in parent_ev else []
             inferred = True
         if child is None or child == pid:
             continue

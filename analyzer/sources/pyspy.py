@@ -7,7 +7,9 @@ loop runs per line. Line shapes (the states of the implied machine), with real s
 
 - ``process``  `Process 12466: /work/main/.venv/bin/python3 /work/main/.venv/bin/celery -A proj …`
   → starts a dump (section); next: ``python`` / ``parent`` / ``blank``.
-- ``parent``   `Parent Process 12464: …` (``--subprocesses``).
+- ``parent``   `Parent Process 14700: …` (``--subprocesses``, after the header of each child's
+  section; samples/deadlock-pipe) → a `processes` row (pid, ppid, cmd), so the wait-for graph
+  knows who is whose child without ps or /proc.
 - ``python``   `Python v3.11.7 (/root/.pyenv/versions/3.11.7/bin/python3.11)`.
 - ``signal``   `Signal 11: core.1234` (``--core``).
 - ``thread``   `Thread 12466 (idle): "MainThread"` / `Thread 0x7F1A2B3C4700 (active)` → a thread;
@@ -38,6 +40,7 @@ import polars as pl
 from analyzer.analyses.stack_rules import NATIVE_FUNCTION
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.sources.lines import Lines, read_lines
+from analyzer.sources.procfs import PROCESSES
 
 TOOL = "py-spy"
 TOOL_JSON = "py-spy-json"
@@ -153,6 +156,7 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     uniq = _validate(df.select("text").unique().with_columns(_shape(pl.col("text")).alias("k")))
     uniq = uniq.with_columns(*_frame_fields(uniq), pl.col("k").cast(SHAPE_ENUM))
     has_locals = bool(uniq.select((pl.col("k") == "local").any()).item())
+    has_parents = bool(uniq.select((pl.col("k") == "parent").any()).item())
     df = df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_g")).join(
         uniq, on="text", how="left", maintain_order="left")
     g = pl.col("_g")
@@ -177,6 +181,7 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     )
     proc = df.filter(is_["process"]).select(
         pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"))
+    parents = _parents(df, proc) if has_parents else pl.DataFrame()
 
     # a thread belongs to the latest process header above it in the same source (if any)
     thr = df.filter(is_["thread"])
@@ -231,6 +236,8 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     orphan_local = (is_["local"] | is_["args"] | is_["locals"] | is_["frame"]) & ~in_thread
     unrec = df.filter((pl.col("k") == "unknown") | orphan_local)
     out = DumpFrames(threads, frames, lines=df.height, unrecognized=unrec.height)
+    if parents.height:
+        out.extra["processes"] = parents
     out.parsed = out.lines - out.unrecognized
     out.samples = [(int(a), str(b)[:300]) for a, b in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
     if threads.is_empty() and df.height:
@@ -240,6 +247,19 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
         out.notes.append(f"{empty_threads.height} thread(s) without frames (truncated dump?), first at line "
                          f"{empty_threads.sort('line')['line'][0]}")
     return out
+
+
+def _parents(df: pl.DataFrame, proc: pl.DataFrame) -> pl.DataFrame:
+    """`processes` rows of the sections a ``Parent Process`` line names the parent of."""
+    par = df.filter((pl.col("k") == "parent") & pl.col("_proc_g").is_not_null())
+    if par.is_empty():
+        return pl.DataFrame(schema=PROCESSES)
+    heads = df.filter(pl.col("k") == "process").select("_g", pl.col("text").str.extract(PROCESS_RE, 2).alias("cmd"))
+    par = par.join(proc, on="_proc_g", how="inner").join(heads.rename({"_g": "_proc_g"}), on="_proc_g", how="left")
+    rows = par.select(
+        "source", "line", pl.lit(TOOL).alias("tool"), "pid",
+        pl.col("text").str.extract(PARENT_RE, 1).cast(pl.Int64).alias("ppid"), "cmd")
+    return pl.concat([pl.DataFrame(schema=PROCESSES), rows], how="diagonal_relaxed").select(list(PROCESSES))
 
 
 def parse_many(dumps: list[tuple[str, bytes]], *, captured_at: datetime | None = None

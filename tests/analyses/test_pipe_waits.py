@@ -138,3 +138,21 @@ def test_every_sample_gives_exactly_its_expected_cycles() -> None:
         kinds = set(b.waits.filter(pl.col("holder").is_not_null())["kind"])
         if sample.name != "deadlock-pipe":
             assert not kinds & {"pipe", "process"}, sample.name
+
+
+def test_parent_line_of_a_subprocesses_dump_links_the_two_without_locals_ps_or_proc() -> None:
+    """Without --locals (no Process address to match) and without ps or /proc, py-spy's
+    `Parent Process 14700` line is what says 14714 is the joined child."""
+    frames = waits.bundle_frames(_bundle(("pyspy-subprocesses.txt",)))
+    frames["frames"] = frames["frames"].with_columns(pl.lit(None, dtype=pl.String).alias("locals"))
+    w = waits.build(frames)
+    full = {r["kind"]: r for r in w.iter_rows(named=True)}
+    assert (full["process"]["waiter"], full["process"]["resource"], full["process"]["holder"]) == (
+        P, f"process:{CHILD}", C)
+    assert full["process"]["via"] == "the only known child (ppid)"
+    # the Parent Process line
+    assert any(e.endswith("/pyspy-subprocesses.txt:291") for e in full["process"]["all_evidence"])
+    assert (full["pipe"]["waiter"], full["pipe"]["holder"], full["pipe"]["confidence"]) == (C, P, 0.6)
+    assert cycles.build(w)["kind"].to_list() == ["pipe"]
+    del frames["processes"]  # the same stacks without that line: nothing links them
+    assert waits.build(frames).is_empty()

@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from analyzer.analyses.threads import finish
-from analyzer.sources import PARSERS, dumps, pyspy
+from analyzer.bundle import Member
+from analyzer.sources import PARSERS, Options, dumps, pyspy
+from analyzer.sources.lines import read_lines
 from tests.sources.dump_samples import kind_of, sample
 
 TEXT = "deadlock-lock/pyspy-[0-9]*.txt"
@@ -155,3 +157,20 @@ def test_bundle_threads_and_frames_come_from_the_real_dumps():
     assert {"py-spy", "py-spy-json", "gdb", "gdb-py-bt", "faulthandler"} <= set(b.threads["tool"])
     assert b.frames.height > 100
     assert b.threads.filter(pl.col("source") == path.name).height == 3
+
+
+def test_subprocesses_dump_names_each_childs_parent():
+    """`py-spy dump --subprocesses` prints `Parent Process N: CMD` under a child's header: a
+    `processes` row (pid, ppid) that the wait-for graph reads like ps's PPID column."""
+    path = sample("deadlock-pipe/pyspy-subprocesses.txt")
+    raw = pyspy.parse_lines(read_lines(path.read_bytes()), source=path.name)
+    procs = raw.extra["processes"]
+    assert procs.select("line", "tool", "pid", "ppid").rows() == [(291, "py-spy", 14714, 14700)]
+    assert procs["cmd"][0].endswith("celery -A proj worker -P prefork -c 2 --loglevel=INFO -n w1@sample -f worker.log")
+    assert raw.unrecognized == 0
+    # a plain dump names no parent
+    single = sample("deadlock-pipe/pyspy-locals-14714.txt")
+    assert "processes" not in pyspy.parse_lines(read_lines(single.read_bytes()), source=single.name).extra
+    # and the bundle adapter hands the rows on as the `processes` frame
+    frames = dumps.pyspy_text(Member(path.name, path=path), Options()).frames
+    assert frames["processes"].select("pid", "ppid").rows() == [(14714, 14700)]
