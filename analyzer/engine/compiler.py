@@ -350,19 +350,34 @@ def is_row_local(node: Condition) -> bool:
 
 
 def prefilter(node: Condition, schema: Schema) -> list[Leaf] | None:
-    """Leaves whose OR every row matching the row-local `node` satisfies; None when there are none."""
-    return _Prefilter(schema).leaves(node)
+    """Leaves whose OR holds on every row `node` can match and every row its evaluation reads.
+
+    For a row-local condition that is a necessary condition of a match. A temporal form (`count`,
+    `followed by`, `first`/`last`) only ever counts, pairs or picks rows of its operands, and
+    keeps their order and times, so it gives the same result on the rows its operands may match:
+    those are added. `burst` compares with a rate over the whole frame: None. None too when some
+    part has no cheap condition; the rule then sees the whole frame.
+    """
+    p = _Prefilter(schema)
+    top, need = p.leaves(node), p.need(node)
+    return None if top is None or need is None else [*top, *need]
 
 
-def prefilter_expr(leaves: list[Leaf]) -> pl.Expr:
-    """One boolean expression for the OR of `leaves`: one multi-literal scan per text column."""
+def prefilter_expr(leaves: list[Leaf], within: Mapping[str, str] | None = None) -> pl.Expr:
+    """One boolean expression for the OR of `leaves`: one multi-literal scan per text column.
+
+    `within` maps a column to one that holds its every value as a substring (`events.message`
+    is the start of `events.text`): its literals are looked for in the wider column instead, a
+    looser condition that saves a scan.
+    """
     needles: dict[str, list[str]] = {}
     exprs: list[pl.Expr] = []
     for leaf in leaves:
         if isinstance(leaf, tuple):
-            needles.setdefault(leaf[0], [])
-            if leaf[1] not in needles[leaf[0]]:
-                needles[leaf[0]].append(leaf[1])
+            column = (within or {}).get(leaf[0], leaf[0])
+            needles.setdefault(column, [])
+            if leaf[1] not in needles[column]:
+                needles[column].append(leaf[1])
         else:
             exprs.append(leaf)
     for column, texts in needles.items():
@@ -400,8 +415,46 @@ class _Prefilter(_Compiler):
                 # any operand's leaves are necessary: take the most selective-looking one
                 options = [sub for sub in (self.leaves(o) for o in operands) if sub is not None]
                 return min(options, key=_leaf_cost) if options else None
+            # a temporal form matches rows of its (first) operand only
+            case Count(operand=operand) | FirstLast(operand=operand) | FollowedBy(first=operand):
+                return self.leaves(operand)
             case _:
                 return None
+
+    def need(self, node: Condition) -> list[Leaf] | None:
+        """Leaves covering the rows the temporal forms inside `node` read ([] when it has none)."""
+        match node:
+            case Count(operand=operand) | FirstLast(operand=operand):
+                return self._rows_of(operand)
+            case FollowedBy(first=first, then=then, negate=negate):
+                a, b = self._rows_of(first), self._rows_of(then)
+                if a is None or b is None:
+                    return None
+                # `not followed by` also reads where each source's log ends (its last time)
+                end = [self._last_rows()] if negate and TIME_COLUMN in self.schema else []
+                return [*a, *b, *end]
+            case Burst():
+                return None
+            case Not(operand=operand):
+                return self.need(operand)
+            case And(operands=operands) | Or(operands=operands):
+                out: list[Leaf] = []
+                for operand in operands:
+                    sub = self.need(operand)
+                    if sub is None:
+                        return None
+                    out.extend(sub)
+                return out
+            case _:
+                return []
+
+    def _last_rows(self) -> pl.Expr:
+        t = pl.col(TIME_COLUMN)
+        return t == (t.max().over(SOURCE_COLUMN) if SOURCE_COLUMN in self.schema else t.max())
+
+    def _rows_of(self, operand: Condition) -> list[Leaf] | None:
+        leaves, need = self.leaves(operand), self.need(operand)
+        return None if leaves is None or need is None else [*leaves, *need]
 
 
 def _leaf_cost(leaves: list[Leaf]) -> int:

@@ -23,7 +23,7 @@ import polars as pl
 from analyzer.findings import Evidence, Finding
 from analyzer.order import timeline
 
-from .compiler import Leaf, is_row_local, prefilter, prefilter_expr
+from .compiler import Leaf, prefilter, prefilter_expr
 from .errors import EngineError, EvaluationError
 from .rule import Example, Rule
 from .schemas import Schema, frame_schemas
@@ -34,6 +34,9 @@ SORT_COLUMNS = ("ts", "source", "line")
 # Column holding the source line of a row, when it is not `line` (in `frames`, `line` is the code line).
 EVIDENCE_LINE = {"frames": "src_line"}
 TEXT_COLUMNS = ("text", "message")
+# Columns whose every value starts another column's value (`text` = `message` + continuation
+# lines; tests/test_samples.py checks it on every sample): prefilters scan only the wider one.
+WITHIN: dict[str, dict[str, str]] = {"events": {"message": "text"}}
 MAX_EVIDENCE_CHARS = 2000
 MAX_TASKS = 50
 
@@ -110,14 +113,15 @@ def evaluate(
             continue
         frame_rules = by_frame[name]
         frame = sort_frame(_conform(df, frame_rules, schemas.get(name)))
-        # Row-local rules with a cheap necessary condition run on the (few) rows passing the OR of
-        # those conditions; the filter keeps row order, so their hits are the same rows in the same
-        # order.  Temporal rules and rules without one see the whole frame.
+        # Rules with a cheap condition covering every row they can match and every row their
+        # temporal forms read (`prefilter`) run on the (few) rows passing the OR of those
+        # conditions; the filter keeps row order and times, so their hits are the same rows in
+        # the same order.  The others see the whole frame.
         leaves: list[Leaf] = []
         local: list[Rule] = []
         whole: list[Rule] = []
         for rule in frame_rules:
-            found = prefilter(rule.condition, frame.schema) if is_row_local(rule.condition) else None
+            found = prefilter(rule.condition, frame.schema)
             if found is None:
                 whole.append(rule)
             else:
@@ -125,7 +129,7 @@ def evaluate(
                 leaves.extend(found)
         parts = [(frame, whole)] if whole else []
         if local:
-            parts.append((frame.filter(prefilter_expr(leaves)), local))
+            parts.append((frame.filter(prefilter_expr(leaves, WITHIN.get(name))), local))
         for part, part_rules in parts:
             masks = _masks(part, part_rules, errors)
             for rule in part_rules:
