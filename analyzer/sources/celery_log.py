@@ -239,8 +239,15 @@ def _records(lines: Lines, *, source: str, log_formats: list[LogFormat] | None =
         df = df.with_columns(_default_candidates().alias("_hdr"))
         heads = _default_fields(df.filter(pl.col("_hdr")))
     others = df.filter(~pl.col("_hdr"))
+    # a pseudo-header's kind and level are settled here, on its few rows: a when/then over all
+    # records would run the banner regex on every one
+    text = pl.col("text")
     pseudo = others.filter(_pseudo()).with_columns(
-        pl.col("text").alias("message"), pl.lit(True).alias("_pseudo"))
+        text.alias("message"), pl.lit(True).alias("_pseudo"),
+        pl.when(text.str.starts_with(" -") & text.str.contains(BANNER_RE)).then(pl.lit("banner"))
+        .otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
+        pl.when(text.str.starts_with("/")).then(pl.lit("WARNING")).otherwise(
+            pl.col("level") if "level" in others.columns else pl.lit(None, dtype=pl.String)).alias("level"))
     start = pl.col("_hdr")
     if pseudo.height:
         start = start | pl.col("line").is_in(pseudo.get_column("line").implode())
@@ -256,13 +263,7 @@ def _records(lines: Lines, *, source: str, log_formats: list[LogFormat] | None =
     del df, heads, others, pseudo, unrec
 
     # 3. the records: lifecycle kinds, task ids, hosts
-    starts = starts.with_columns(
-        pl.when(pl.col("_pseudo") & pl.col("text").str.starts_with(" -") & pl.col("text").str.contains(BANNER_RE))
-        .then(pl.lit("banner")).otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
-        pl.when(pl.col("_pseudo") & pl.col("message").str.starts_with("/")).then(pl.lit("WARNING"))
-        .otherwise(pl.col("level")).alias("level"),
-    )
-    for col in ("task_name", "task_id", "logger", "level", "process", "ts"):
+    for col in ("kind", "task_name", "task_id", "logger", "level", "process", "ts"):
         if col not in starts.columns:
             starts = starts.with_columns(pl.lit(None, dtype=EVENTS[col]).alias(col))
     return classify(starts), cov
