@@ -37,7 +37,8 @@ Ids: threads ``host/pid/tid`` (a process that no inspect output names gets its p
 processes ``pid:N``, PostgreSQL backends ``pg:N``, InnoDB
 transactions ``mysql:trx N``.  Resources: ``mutex:ADDR <sym>``, ``lock:ADDR``,
 ``fcntl:DEV:INODE:START-END``, ``process:PID``, ``pipe:[INODE]`` (``pipe:? <Connection at ADDR>``
-when only stacks show it), ``pg:transaction 732``, ``mysql:db.table INDEX heap N``.
+when only stacks show it), ``thread:ADDR`` (a joined Thread object), ``pg:transaction 732``,
+``mysql:db.table INDEX heap N``.
 
 ``process``  a thread blocked in waitpid/join waits for its child's main thread (resource
     ``process:C``).  Proven by ``/proc/PID/syscall`` (``wait4(C, …)``, x86_64/aarch64 numbers,
@@ -57,9 +58,14 @@ when only stacks show it), ``pg:transaction 732``, ``mysql:db.table INDEX heap N
     same Connection address).  A thread the kernel saw asleep in anything else (epoll, futex) gets
     no process or pipe edge, whatever its stack says.
 
-Thread joins (``Thread.join`` waiting for a thread that waits for a lock the joiner holds) are
-not edges yet; so a child that puts a large object on a multiprocessing Queue (its feeder thread
-blocks in the pipe while its main thread joins the feeder at exit) gives the edges but no cycle.
+``join``  a thread blocked in threading ``Thread.join`` / ``_wait_for_tstate_lock`` waits for the
+    thread that runs the joined Thread object: the ``self`` of the join frame is the ``self`` of the
+    ``run`` / ``_bootstrap_inner`` / ``_bootstrap`` frame (threading.py) of exactly one other thread
+    of the same process in the same py-spy ``--locals`` dump (proven; resource ``thread:ADDR``).
+    No edge when no live thread runs that object, or when the kernel saw the joiner asleep in
+    anything but a futex.  This closes the Queue form of the pipe deadlock: a child that put a
+    large object on a multiprocessing/billiard Queue joins its feeder thread at exit
+    (``Queue._finalize_join``) while the feeder is blocked writing the queue's pipe.
 """
 
 from __future__ import annotations
@@ -860,6 +866,94 @@ def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.Da
     return edges
 
 
+# --- threads joining threads --------------------------------------------------------------------
+OBJ_RE = re.compile(r"^<[\w.]+ at (0x[0-9a-f]+)>$")
+JOIN_FUNCTIONS = ("join", "_wait_for_tstate_lock")  # Thread methods a joiner is blocked in (threading.py)
+THREAD_RUN_FUNCTIONS = ("run", "_bootstrap_inner", "_bootstrap")  # frames of a started Thread (threading.py)
+
+
+def _in_threading(row: Mapping[str, Any]) -> bool:
+    return str(row.get("file") or "").rsplit("/", 1)[-1] == "threading.py"
+
+
+def _kernel_tops(processes: pl.DataFrame) -> dict[tuple[int, int], list[tuple[str, str]]]:
+    """(pid, tid) → (wait channel or top of kernel stack, evidence) the kernel gave for that thread."""
+    out: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    if not _cols(processes, "pid", "tid", "wchan", "kstack", "source", "line"):
+        return out
+    for r in processes.filter(pl.col("pid").is_not_null()).sort("tool", "source", "line").iter_rows(named=True):
+        key = (int(r["pid"]), int(r["tid"]) if r["tid"] is not None else int(r["pid"]))
+        ev = _ev(r["source"], r.get("wchan_line") or r["line"])
+        for top in (r["wchan"], (r["kstack"] or [None])[0]):
+            if top:
+                out.setdefault(key, []).append((str(top), ev))
+    return out
+
+
+def join_edges(frames: pl.DataFrame, processes: pl.DataFrame, info: ProcessInfo,
+               names: Mapping[tuple[int, int], str]) -> list[Edge]:
+    """``join`` edges: a thread blocked in ``Thread.join`` waits for the thread running the joined object.
+
+    Only within one process of one dump: addresses are per process (and fork copies them into
+    children, where the same address may run another thread), so a join is matched to a run frame
+    of the same pid in the same source.  A joiner the kernel saw asleep outside a futex is not
+    blocked in the join (a stale or busy stack).
+    """
+    if not _cols(frames, "locals", "pid", "tid", "depth", "function", "file", "source", "src_line", "thread_key"):
+        return []
+    sub = frames.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null()
+                        & pl.col("file").str.contains(r"(?:^|/)threading\.py$"))
+    if sub.is_empty():
+        return []
+    kernel = _kernel_tops(processes)
+    # (source, pid) → address → {tid: frame} of the threads whose run/_bootstrap frames have it as `self`
+    runs: dict[tuple[str, int], dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in sub.filter(pl.col("locals").is_not_null()).sort("source", "src_line").iter_rows(named=True):
+        if str(r["function"]).rsplit(".", 1)[-1] not in THREAD_RUN_FUNCTIONS:
+            continue
+        m = OBJ_RE.match(str(_locals(r).get("self", "")))
+        if m:
+            runs.setdefault((r["source"], int(r["pid"])), {}).setdefault(m.group(1), {}).setdefault(int(r["tid"]), r)
+    joiners = sub.filter(pl.col("function").str.contains(rf"(?:^|\.)(?:{'|'.join(JOIN_FUNCTIONS)})$"))["thread_key"]
+    edges: list[Edge] = []
+    for (source, _), grp in frames.filter(pl.col("thread_key").is_in(joiners.unique().to_list())
+                                          & pl.col("pid").is_not_null() & pl.col("tid").is_not_null()) \
+            .group_by(["source", "thread_key"], maintain_order=True):
+        rows = [r for r in grp.sort("depth").to_dicts() if not r.get("native")]
+        top = 0
+        while top < len(rows) and _in_threading(rows[top]) \
+                and str(rows[top]["function"]).rsplit(".", 1)[-1] in JOIN_FUNCTIONS:
+            top += 1
+        if top == 0:
+            continue  # the innermost Python frame is not a Thread.join
+        pid, tid = int(rows[0]["pid"]), int(rows[0]["tid"])
+        addrs = {m.group(1) for r in rows[:top] if (m := OBJ_RE.match(str(_locals(r).get("self", ""))))}
+        if len(addrs) != 1:
+            continue  # no --locals, or frames that disagree
+        addr = addrs.pop()
+        targets = {t: r for t, r in runs.get((str(source), pid), {}).get(addr, {}).items() if t != tid}
+        if len(targets) != 1:
+            continue  # the joined thread is not (or not unambiguously) a live thread of this dump
+        (ttid, run), = targets.items()
+        tops = kernel.get((pid, tid), [])
+        if tops and not any("futex" in t for t, _ in tops):
+            continue
+        caller = rows[top] if top < len(rows) else None
+        label = _frame_label(rows[0]["function"], rows[0]["file"], rows[0]["line"])
+        if caller is not None:
+            label += " in " + _frame_label(caller["function"], caller["file"], caller["line"])
+        if tops:
+            label += f"; kernel: {tops[0][0]}"
+        ev = [_ev(source, rows[0]["src_line"]), *(e for _, e in tops[:1]), _ev(run["source"], run["src_line"])]
+        edges.append(Edge(thread_id(info, pid, tid), f"thread:{addr}", thread_id(info, pid, ttid), "join", 1.0, False,
+                          ev, "Thread.join on the Thread object another thread of the process runs (py-spy --locals)",
+                          host=info.host.get(pid), task_id=info.task.get(pid), holder_task_id=info.task.get(pid),
+                          waiter_name=names.get((pid, tid)), holder_name=names.get((pid, ttid)), waiter_frame=label,
+                          holder_frame=f"thread {ttid} runs the joined Thread object ("
+                          + _frame_label(run["function"], run["file"], run["line"]) + ")"))
+    return edges
+
+
 # --- assembly ---------------------------------------------------------------------------------
 def _merge(edges: Iterable[Edge]) -> list[Edge]:
     """One edge per (waiter, resource, holder, kind), all evidence kept, best confidence."""
@@ -908,10 +1002,12 @@ def build(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     events = _frame("events", frames)
     info = process_info(_frame("inspect", frames), _frame("workers", frames), threads)
     inherit_parents(info, {**object_parents(fr), **_kernel_waits(_frame("processes", frames))[1]})
+    names, processes = _thread_names(threads), _frame("processes", frames)
     edges = [*thread_edges(threads, fr, _frame("gdb_values", frames), info),
              *file_lock_edges(_frame("proc_locks", frames), events),
              *pg_edges(events), *innodb_edges(_frame("innodb_locks", frames)),
-             *process_edges(fr, _frame("processes", frames), _frame("proc_fds", frames), info, _thread_names(threads))]
+             *process_edges(fr, processes, _frame("proc_fds", frames), info, names),
+             *join_edges(fr, processes, info, names)]
     edges = _merge(_complete_holds(_merge(edges)))
     rows = []
     for e in edges:
