@@ -86,7 +86,7 @@ WAITS: Mapping[str, pl.DataType] = {
     "waiter": STR,  # "host/pid/tid" or "pg:1687"
     "resource": STR,
     "holder": STR,
-    "kind": STR,  # mutex / lock / rlock / fcntl / flock / lease / db / process (waitpid/join) / pipe
+    "kind": STR,  # mutex / lock / rlock / fcntl / flock / lease / db / process (waitpid/join) / pipe / join
     "confidence": FLOAT,
     "inferred": BOOL,
     "evidence": STR,  # "source:line"
