@@ -11,10 +11,11 @@ one process say, so the same cycle seen in gdb, py-bt and py-spy is one row with
 Per cycle (`CYCLES` contract, then `CYCLES_EXTRA`): `members` (ids, rotated to start at the
 smallest), `resources` (`resources[i]` is what `members[i]` waits for, held by `members[i+1]`),
 `kind` (`lock` for threading.Lock/RLock, `mutex`, `fcntl`, `flock`, `db`, `pipe` for processes
-blocked on each other through pipes and waitpid/join, or `mixed`), `evidence` (every `source:line`
-of its edges) and `lock_order`: a proposed global order of its resources.  A pipe cycle has no
-lock order; its `lock_order` puts the pipes before the processes and `lock_order_text` says what
-breaks it (`pipe_order`: drain the pipe before waiting for the child).
+blocked on each other through pipes and waitpid/join — a child's thread joins inside it included,
+the Queue form — or `mixed`), `evidence` (every `source:line` of its edges) and `lock_order`: a
+proposed global order of its resources.  A pipe cycle has no lock order; its `lock_order` puts the
+pipes before the processes and threads and `lock_order_text` says what breaks it (`pipe_order`:
+drain the pipe, or the queue, before waiting for the child).
 
 `lock_order`: every thread that holds H and waits for W took H before W (a *held → waited* pair;
 the whole `waits` frame counts, not only this cycle).  Within a cycle these pairs are cyclic, so
@@ -209,8 +210,8 @@ def lock_order(resources: Sequence[str], pairs: Mapping[tuple[str, str], tuple[s
 def _cycle_kind(kinds: set[str]) -> str:
     norm = {"rlock": "lock"}.get
     ks = {norm(k, k) for k in kinds}
-    if "pipe" in ks and ks <= {"pipe", "process"}:
-        return "pipe"  # processes blocked on each other through pipes (and waitpid/join)
+    if "pipe" in ks and ks <= {"pipe", "process", "join"}:
+        return "pipe"  # processes blocked on each other through pipes (and waitpid/join, thread joins)
     return ks.pop() if len(ks) == 1 else "mixed"
 
 
@@ -218,8 +219,10 @@ def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Map
         list[str], str]:
     """What breaks a pipe cycle: the process waiting for a child services the pipe first.
 
-    Order: the pipes, then the processes (drain before waiting).  Text: per `process:C` wait of
-    the cycle, the pipe C is blocked on; a cycle of pipes alone gets the general rule.
+    Order: the pipes, then the processes and threads (drain before waiting).  Text: per
+    `process:C` wait of the cycle, the pipe C is blocked on — directly, or through the threads
+    C's main thread joins (a Queue's feeder thread: the child cannot exit before it has written
+    everything); a cycle of pipes alone gets the general rule.
     """
     waits_on = {a: rows[0] for (a, _), rows in zip(ring, edge_rows, strict=True)}
     steps = []
@@ -227,11 +230,26 @@ def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Map
         r = rows[0]
         if r["kind"] != "process":
             continue
+        joins: list[Mapping[str, Any]] = []
         pipe = waits_on.get(child)
+        while pipe is not None and pipe["kind"] == "join" and len(joins) < len(ring):
+            joins.append(pipe)
+            pipe = waits_on.get(pipe["holder"])
         if pipe is None or pipe["kind"] != "pipe" or pipe["holder"] != waiter:
             continue
         reading = "read" in str(pipe.get("via") or "").split("(", 1)[0]
-        if reading:
+        feeder = any("QueueFeederThread" in str(j.get("holder_name") or "")
+                     or "_finalize_join" in str(j.get("waiter_frame") or "") for j in joins)
+        if feeder and not reading:
+            steps.append(f"drain the queue — get() every item — before join(): {pipe['resource']} must be read "
+                         f"before {r['resource']} can exit (at exit its main thread joins the queue's feeder "
+                         f"thread, {joins[-1]['resource']}, which is blocked writing the items into that pipe)")
+        elif joins:
+            verb = "write or close" if reading else "drain"
+            steps.append(f"{verb} {pipe['resource']} before waiting for {r['resource']} (the child's thread "
+                         f"{joins[-1]['resource']} is blocked {'reading' if reading else 'writing'} it and the "
+                         "child joins that thread before it can exit)")
+        elif reading:
             steps.append(f"write or close {pipe['resource']} before waiting for {r['resource']} (the child is "
                          "blocked reading it: send its input, then close the write end, before join()/wait())")
         else:
