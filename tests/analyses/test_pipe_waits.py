@@ -128,16 +128,21 @@ def test_read_direction_gets_its_own_advice() -> None:
 
 
 def test_every_sample_gives_exactly_its_expected_cycles() -> None:
-    """No false pipe/process edges: only deadlock-pipe has them, and a sample that declares no
+    """No false pipe/process/join edges: only the pipe deadlocks have pipe and process edges, only the
+    samples whose task (or child) is in Thread.join have join edges, and a sample that declares no
     cycles has none."""
+    joins = set()
     for sample in sample_dirs():
         exp = json.loads((sample / "expected.json").read_text())
         b = open_bundle(sample, log_formats=exp.get("log_format", []))
         got = sorted((r["kind"], len(r["members"])) for r in b.cycles.iter_rows(named=True))
         assert got == sorted((c["kind"], c["members"]) for c in exp.get("cycles", [])), sample.name
         kinds = set(b.waits.filter(pl.col("holder").is_not_null())["kind"])
-        if sample.name != "deadlock-pipe":
+        if sample.name not in ("deadlock-pipe", "deadlock-queue"):
             assert not kinds & {"pipe", "process"}, sample.name
+        if "join" in kinds:
+            joins.add(sample.name)
+    assert joins == {"deadlock-lock", "deadlock-rlock", "lock-wait-many", "deadlock-queue"}
 
 
 def test_parent_line_of_a_subprocesses_dump_links_the_two_without_locals_ps_or_proc() -> None:

@@ -83,7 +83,7 @@ def test_ps_columns_by_header(sample: str, pids: dict[int, str | None]) -> None:
 
 def test_other_samples_are_not_taken_for_proc_or_ps_output() -> None:
     for path in SAMPLES.glob("*/*"):
-        if path.is_file() and path.parent.name not in ("deadlock-pipe", "fork-lock"):
+        if path.is_file() and path.parent.name not in ("deadlock-pipe", "deadlock-queue", "fork-lock"):
             assert sniff(path.read_bytes()[:4096]) not in ("procfs", "ps"), path
 
 
