@@ -212,7 +212,11 @@ def _cycle_kind(kinds: set[str]) -> str:
     ks = {norm(k, k) for k in kinds}
     if "pipe" in ks and ks <= {"pipe", "process", "join"}:
         return "pipe"  # processes blocked on each other through pipes (and waitpid/join, thread joins)
-    return ks.pop() if len(ks) == 1 else "mixed"
+    if len(ks) == 1:
+        return ks.pop()
+    if ks <= {"lock", "mutex", "join"}:
+        return "lock"  # threads of one process: a pthread mutex and a Python lock, or a lock and a join
+    return "mixed"
 
 
 def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[

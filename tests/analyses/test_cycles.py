@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import permutations
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -126,3 +127,23 @@ def test_sample_cycle_details() -> None:
 @pytest.mark.parametrize("sample", ["lock-wait-many", "hang-socket-read", "healthy"])
 def test_controls_have_no_cycle(sample: str) -> None:
     assert open_bundle(SAMPLES / sample).cycles.is_empty()
+
+
+def test_cycles_through_several_kinds_of_wait_are_still_reported() -> None:
+    """A thread cycle through a mutex and a Python lock (or a lock and a join) is a lock cycle;
+    one through a lock and a database row is `mixed`. Both are deadlocks CP-X010 reports: the
+    real deadlock-lock edges, one relabelled as each other kind of wait."""
+    from analyzer.analyses.cycles import build
+    from analyzer.engine.catalogue import load_catalogue
+    from analyzer.engine.evaluate import evaluate
+
+    waits = open_bundle(SAMPLES / "deadlock-lock").waits
+    ring = build(waits).row(0, named=True)
+    first = ring["resources"][0]
+    x010 = [r for r in load_catalogue()[0] if r.id == "CP-X010"]
+    for relabel, kind in (("mutex", "lock"), ("join", "lock"), ("db", "mixed")):
+        edited = waits.with_columns(pl.when(pl.col("resource") == first).then(pl.lit(relabel))
+                                    .otherwise(pl.col("kind")).alias("kind"))
+        cycles = build(edited)
+        assert cycles.height == 1 and cycles["kind"][0] == kind
+        assert [f.rule for f in evaluate(x010, {"cycles": cycles})] == ["CP-X010"]
