@@ -390,11 +390,18 @@ class Bundle:
         return export.export(self, directory, to=to)
 
     def frame_map(self) -> dict[str, pl.DataFrame]:
-        """The frames rules run on, timestamps naive as written (whatever `tz` says)."""
+        """The frames rules run on, timestamps naive as written (whatever `tz` says).
+
+        Besides the derived frames it holds the diagnostic ones as their sources made them:
+        `inspect`, `workers` (`celery inspect`), `redis_info` (`redis-cli INFO`), `limits`
+        (`ulimit -a`) and `queues` (`rabbitmqctl list_queues`, a row per queue per listing with
+        its growth since the previous listing, `messages_delta`); `schema.FRAME_SCHEMAS` has
+        their columns.
+        """
         built = {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
                  "waits": self.waits, "cycles": self.cycles, "stuck": self._stuck}
         built["fork_waits"] = fork_locks.build(self._threads, self.frames, self._frame("workers"))
-        # diagnostic frames (inspect, workers, redis_info, limits): concatenated as the sources made them
+        # diagnostic frames (inspect, workers, redis_info, limits, queues): concatenated as the sources made them
         return built | {name: self._frame(name) for name in schema.FRAME_SCHEMAS if name not in built}
 
 

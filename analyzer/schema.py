@@ -134,6 +134,21 @@ LIMITS: Mapping[str, pl.DataType] = {  # `ulimit -a`
     "raw": STR,
 }
 
+# `rabbitmqctl list_queues` (`sources.rabbitmq_queues`): one row per queue per listing; several
+# listings in one file are snapshots in file order, so growth is a column, not a join.
+QUEUES: Mapping[str, pl.DataType] = {
+    "source": STR, "line": INT,
+    "snapshot": INT,  # 0-based index of the listing in its file
+    "ts": TS,  # from a `date` line printed before the listing (null without one), zone dropped
+    "vhost": STR,  # from `Listing queues for vhost V ...` (null with -q)
+    "name": STR,
+    "messages": INT, "messages_ready": INT, "messages_unacknowledged": INT, "consumers": INT,
+    "memory": INT,  # bytes held by the queue process
+    "messages_delta": INT,  # messages minus those of the previous snapshot listing the same queue (null first)
+    "interval_s": FLOAT,  # seconds since that snapshot, when both have a `date` line
+    "text": STR,  # the row as printed
+}
+
 # One row per task seen running and never finished (`analyses.threads.stuck_frame`).
 STUCK: Mapping[str, pl.DataType] = {
     "task_id": STR,
@@ -195,6 +210,7 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "workers": WORKERS,
     "redis_info": REDIS_INFO,
     "limits": LIMITS,
+    "queues": QUEUES,
 }
 
 

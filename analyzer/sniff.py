@@ -49,6 +49,11 @@ INNODB_STATUS = re.compile(r"INNODB MONITOR OUTPUT|LATEST DETECTED DEADLOCK")
 REDIS_INFO_SECTION = re.compile(r"^# (?:Server|Clients|Memory|Persistence|Stats|Replication|CPU|Modules|"
                                 r"Errorstats|Cluster|Keyspace|Keysizes)\r?$", re.M)
 REDIS_INFO_FIELD = re.compile(r"^[a-z][a-z0-9_]*:[^\s:]*\r?$", re.M)
+# `rabbitmqctl list_queues`: `Listing queues for vhost cpm-events-storm ...`, or (with -q) its tab-separated
+# header `name\tmessages\tconsumers\tmemory` (a column only queues have next to `name`)
+RABBITMQ_QUEUES = re.compile(r"^Listing queues(?: for vhost .*)? \.\.\.\r?$|^name(?:\t[a-z_.]+)*\t"
+                             r"(?:messages(?:_ready|_unacknowledged)?|consumers|consumer_utilisation)(?:\t[a-z_.]+)*\r?$",
+                             re.M)
 # `Listing queues for vhost / ...` / `Asking node rabbit@localhost to report any known resource alarms`
 RABBITMQ_CLI = re.compile(r"^(?:Listing (?:queues|connections|channels|consumers|exchanges|permissions|users|vhosts|"
                           r"bindings|policies)|Asking node \S+ to|Timeout: \d+(?:\.\d+)? seconds \.\.\.)", re.M)
@@ -97,6 +102,7 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("postgres_log", lambda h: bool(POSTGRES_LOG.search(h))),
     ("rabbitmq_log", lambda h: bool(RABBITMQ_LOG.search(h))),
     ("redis_info", lambda h: bool(REDIS_INFO_SECTION.search(h)) and len(REDIS_INFO_FIELD.findall(h)) >= 2),
+    ("rabbitmq_queues", lambda h: bool(RABBITMQ_QUEUES.search(h))),
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),
     ("ulimit", lambda h: bool(ULIMIT.search(h))),
     ("proc_locks", lambda h: bool(PROC_LOCKS.search(h))),

@@ -21,6 +21,7 @@ from analyzer.sources import (
     proc_locks,
     procfs,
     ps,
+    rabbitmq_queues,
     redis_info,
     server_logs,
     ulimit,
@@ -102,6 +103,7 @@ PARSERS: dict[str, Parser] = {
     "proc_locks": proc_locks.adapter,
     "procfs": procfs.adapter,
     "ps": ps.adapter,
+    "rabbitmq_queues": rabbitmq_queues.adapter,
 }
 
 
