@@ -124,6 +124,12 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
         Artifact("the broker's reason (clients only see ACCESS_REFUSED)",
                  "grep -E 'login refused|invalid credentials' /var/log/rabbitmq/*.log", ("rabbitmq_log",)),
     ),
+    "events.storm": (
+        Artifact("event queue depth and consumers, listed twice to show growth",
+                 "for i in 1 2; do date -Is; rabbitmqctl list_queues -p VHOST name messages consumers memory; "
+                 "sleep 10; done", ("rabbitmq_queues",)),
+        Artifact("whether the broker raised its memory alarm", "rabbitmq-diagnostics alarms", ("rabbitmq_cli",)),
+    ),
     "db.too_many_connections": (
         Artifact("who holds the connections", "psql -c \"select usename, application_name, state, count(*) from "
                  "pg_stat_activity group by 1,2,3 order by 4 desc\"", ("postgres_log",)),
