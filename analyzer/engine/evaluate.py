@@ -48,6 +48,19 @@ def sort_frame(df: pl.DataFrame) -> pl.DataFrame:
     return timeline(df, SORT_COLUMNS)
 
 
+def _within(name: str, frame: pl.DataFrame) -> dict[str, str]:
+    """The `WITHIN` pairs that hold on `frame`: a frame built without `text`, or with a null
+    `text` where `message` has a value (an API user's own frame), keeps scanning `message`."""
+    pairs: dict[str, str] = {}
+    for narrow, wide in WITHIN.get(name, {}).items():
+        if narrow not in frame.columns or wide not in frame.columns:
+            continue
+        lost = (pl.col(wide).is_null() & pl.col(narrow).is_not_null()).any()
+        if not frame.select(lost).item():
+            pairs[narrow] = wide
+    return pairs
+
+
 def _conform(df: pl.DataFrame, rules: Sequence[Rule], schema: Schema | None) -> pl.DataFrame:
     """Add the columns the rules need but the frame lacks, as typed nulls."""
     missing: dict[str, pl.DataType] = {}
@@ -129,7 +142,7 @@ def evaluate(
                 leaves.extend(found)
         parts = [(frame, whole)] if whole else []
         if local:
-            parts.append((frame.filter(prefilter_expr(leaves, WITHIN.get(name))), local))
+            parts.append((frame.filter(prefilter_expr(leaves, _within(name, frame))), local))
         for part, part_rules in parts:
             masks = _masks(part, part_rules, errors)
             for rule in part_rules:

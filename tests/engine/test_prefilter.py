@@ -101,3 +101,18 @@ def test_the_message_of_every_sample_record_starts_its_text() -> None:
         ev = open_bundle(expected.parent).events
         bad = ev.filter(pl.col("message").is_not_null() & ~pl.col("text").str.starts_with(pl.col("message")))
         assert bad.is_empty(), (expected.parent.name, bad.select("source", "line").rows()[:3])
+
+
+@pytest.mark.parametrize("text", ["null", "absent"])
+def test_message_literals_are_looked_for_in_message_when_the_frame_has_no_text(
+        text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API user's own events frame may lack `text` (or hold it null): `WITHIN` does not hold
+    there, so a prefilter that scanned `text` would drop every row, or fail on the missing column."""
+    rules, _ = load_catalogue()
+    rules = [r for r in rules if r.on == "events" and "text" not in r.columns]
+    ev = open_bundle(SAMPLES / "broker-lost").events
+    ev = ev.with_columns(pl.lit(None, dtype=pl.String).alias("text")) if text == "null" else ev.drop("text")
+    fast = evaluate(rules, {"events": ev})
+    assert {f.rule for f in fast} >= {"CP-B001", "CP-B007"}  # refused while reconnecting, then recovered
+    _whole_frame(monkeypatch)
+    assert _dicts(fast) == _dicts(evaluate(rules, {"events": ev}))
