@@ -53,6 +53,10 @@ PATTERNS: tuple[re.Pattern[str], ...] = (URL_USERINFO, AUTH_HEADER, BEARER, KEY_
 TRIGGERS: tuple[tuple[str, ...], ...] = (("://",), ("authorization",), ("bearer",),
                                          ("passw", "pwd", "secret", "token", "api"))
 
+# `re.IGNORECASE` equates long s with s and dotless i with i, which `str.lower()` keeps apart
+# (the Kelvin sign and dotted capital I do lower to k and i)
+_FOLD = str.maketrans({"\u017f": "s", "\u0131": "i"})
+
 PLACEHOLDER = re.compile(r"\*\*\*\d+\*\*\*")
 # Values that are not secrets: masks already applied, empty or null values.
 _NOT_SECRET = re.compile(r"\**|\*\*\*\d+\*\*\*|None|null|nil|true|false|True|False|\?|<redacted>|xxx+|XXX+")
@@ -90,7 +94,7 @@ class Redactor:
     def redact(self, text: str) -> str:
         if not text:
             return text
-        low = text.lower()
+        low = text.lower().translate(_FOLD)
         for pattern, triggers in zip(PATTERNS, TRIGGERS, strict=True):
             if any(t in low for t in triggers):
                 text = pattern.sub(self._sub, text)

@@ -219,3 +219,24 @@ def test_each_pattern_matches_only_text_holding_one_of_its_triggers() -> None:
                 matched += 1
                 assert any(t in line.lower() for t in triggers), (pattern.pattern, line)
     assert matched >= 15
+
+
+# Letters Python's `re.IGNORECASE` equates with an ASCII letter of a trigger although
+# `str.lower()` does not turn them into it: long s, dotless i, dotted capital I, Kelvin sign.
+UNICODE_CASE = {"s": "\u017f", "i": "\u0131", "I": "\u0130", "k": "\u212a"}
+
+
+@pytest.mark.parametrize(("ascii_letter", "other"), UNICODE_CASE.items())
+def test_the_trigger_pre_test_skips_no_case_insensitive_match(
+        ascii_letter: str, other: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each corpus line with a letter swapped for one the case-insensitive patterns equate with
+    it is redacted exactly as running every pattern on it would."""
+    import analyzer.redact as redact_module
+
+    lines = [*LOG.splitlines(), STRAY, *pyspy_locals_with_secrets().splitlines()]
+    variants = [ln.replace(ascii_letter, other) for ln in lines]
+    fast = [Redactor().redact(ln) for ln in variants]
+    monkeypatch.setattr(redact_module, "TRIGGERS", tuple(("",) for _ in redact_module.PATTERNS))
+    every = [Redactor().redact(ln) for ln in variants]
+    assert sum(a != b for a, b in zip(variants, every, strict=True)) >= 5  # the variants do hold secrets
+    assert fast == every
