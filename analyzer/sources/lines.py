@@ -64,6 +64,38 @@ def _scan_file(path: Path) -> _Scan:
     return _Scan(candidates[0] if candidates else None, has_cr, has_ansi)
 
 
+def _holds(source: bytes | Path, needle: bytes) -> bool:
+    if isinstance(source, bytes):
+        return needle in source
+    with source.open("rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 24):
+            if needle in tail + chunk[:len(needle)] or needle in chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+
+
+def _invalid_lines(source: bytes | Path, replaced: int) -> int:
+    """How many lines hold bytes that are not UTF-8, given that `replaced` lines hold U+FFFD
+    after a lossy decode: that count, unless the input also holds a real (encoded) U+FFFD,
+    which only a line-by-line decode tells apart."""
+    if not replaced or not _holds(source, REPLACEMENT.encode()):
+        return replaced
+
+    def bad(line: bytes) -> bool:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return False
+
+    if isinstance(source, bytes):
+        return sum(bad(line) for line in source.split(b"\n"))
+    with source.open("rb") as f:
+        return sum(bad(line) for line in f)
+
+
 def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.DataFrame, int]:
     """Lines as a one-column frame, and how many lines held invalid UTF-8."""
     if (isinstance(source, bytes) and not source) or (isinstance(source, Path) and source.stat().st_size == 0):
@@ -72,7 +104,8 @@ def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.Da
         raw = source if isinstance(source, bytes) else source.read_bytes()
         text = raw.decode("utf-8", errors="replace").removesuffix("\n")
         df = pl.DataFrame({"text": text.split("\n")}).with_row_index("line", offset=first_line)
-        return df.with_columns(pl.col("line").cast(pl.Int64)), text.count(REPLACEMENT)
+        replaced = df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0
+        return df.with_columns(pl.col("line").cast(pl.Int64)), _invalid_lines(raw, int(replaced))
 
     def read(encoding: str) -> pl.DataFrame:
         return pl.read_csv(
@@ -87,7 +120,8 @@ def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.Da
         return read("utf8"), 0  # the common case: valid UTF-8, no counting pass needed
     except pl.exceptions.ComputeError:
         df = read("utf8-lossy")
-        return df, int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
+        replaced = int(df.select(pl.col("text").str.contains(REPLACEMENT, literal=True).sum()).item() or 0)
+        return df, _invalid_lines(source, replaced)
 
 
 def _read_optimistic(source: bytes | Path, first_line: int) -> tuple[pl.DataFrame, int, _Scan]:

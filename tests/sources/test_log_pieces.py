@@ -80,3 +80,23 @@ def test_a_piece_grows_past_a_huge_line(tmp_path: Path) -> None:
     assert len(spans) >= 2
     by_piece = celery_log.parse_file(p, source="odd.log", piece_bytes=100_000)
     assert by_piece.events.equals(_whole(p).events)
+
+
+def test_a_real_replacement_character_is_not_counted_as_invalid_utf8(tmp_path: Path) -> None:
+    """A log may hold U+FFFD itself (text an application decoded with errors='replace'). Whether a
+    lossy decode ran depends on the piece, so only lines with undecodable bytes may be counted."""
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    first, last = raw.find(b"ZeroDivisionError"), raw.rfind(b"ZeroDivisionError")
+    n = len(b"ZeroDivisionError")
+    data = (raw[:first] + b"Zero\xffDivisionError" + raw[first + n:last]
+            + "Zero\ufffdDivisionError".encode() + raw[last + n:])
+    p = tmp_path / "w.log"
+    p.write_bytes(data)
+    whole = _whole(p)
+    assert whole.coverage.invalid_utf8 == 1
+    for piece in (512, 1024):
+        assert len(record_spans(p, piece, celery_log._header_start)) > 2
+        by_piece = celery_log.parse_file(p, source="w.log", piece_bytes=piece)
+        assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+        assert by_piece.events.equals(whole.events)
+    assert read_lines(data).invalid_utf8 == 1  # bytes in memory count the same
