@@ -280,11 +280,18 @@ PIECE_BYTES = 32 << 20
 
 
 def _header_start(window: bytes) -> int | None:
-    """Offset of the last default-format header line in `window` (`[`, `,` at 20, `: ` at 24)."""
+    """Offset of the last default-format header line in `window` (`[`, `,` at 20, `: ` at 24).
+
+    Its first 26 bytes must be ASCII without ESC: `_default_candidates` counts characters of the
+    decoded, ANSI-stripped line, and a multi-byte or undecodable sequence (a torn write) or a
+    colour code would put those bytes at other columns, making the line a continuation whole
+    and the start of a piece here.
+    """
     i = len(window)
     while (i := window.rfind(b"\n[", 0, i)) >= 0:
         line = i + 1
-        if window[line + 20:line + 21] == b"," and window[line + 24:line + 26] == b": ":
+        head = window[line:line + 26]
+        if head[20:21] == b"," and head[24:26] == b": " and head.isascii() and b"\x1b" not in head:
             return line
     return None
 

@@ -100,3 +100,21 @@ def test_a_real_replacement_character_is_not_counted_as_invalid_utf8(tmp_path: P
         assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
         assert by_piece.events.equals(whole.events)
     assert read_lines(data).invalid_utf8 == 1  # bytes in memory count the same
+
+
+def test_a_header_torn_by_invalid_utf8_is_never_a_cut(tmp_path: Path) -> None:
+    """Two bytes of a header's year replaced by a truncated UTF-8 sequence: byte columns 20 and 24
+    still hold `,` and `: `, but decoded (one U+FFFD for both bytes) the line is no header, so the
+    whole parse folds it into the traceback before it. No piece may start there."""
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    torn = raw.index(b"\n[", raw.index(b"ZeroDivisionError: division by zero")) + 1
+    data = raw[:torn + 1] + b"\xe2\x82" + raw[torn + 3:]
+    p = tmp_path / "torn.log"
+    p.write_bytes(data)
+    whole = _whole(p)
+    assert whole.coverage.unrecognized == 0 and whole.coverage.invalid_utf8 == 1
+    for piece in range(200, len(data), 150):
+        assert torn not in [start for start, _ in record_spans(p, piece, celery_log._header_start)]
+        by_piece = celery_log.parse_file(p, source="torn.log", piece_bytes=piece)
+        assert by_piece.events.equals(whole.events)
+        assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
