@@ -121,8 +121,9 @@ def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
     text = pl.col("text")
     seconds = text.str.slice(1, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False)
     millis = text.str.slice(21, 3).cast(pl.Int64, strict=False).fill_null(0)
-    heads = heads.with_columns((text.str.find("/", literal=True)).alias("_s"),
-                               (text.str.find("]", literal=True)).alias("_e"))
+    rest = text.str.slice(26)  # a view: the level starts at column 26
+    heads = heads.with_columns((rest.str.find("/", literal=True) + 26).alias("_s"),
+                               (rest.str.find("]", literal=True) + 26).alias("_e"))
     slash, close = pl.col("_s"), pl.col("_e")
     return heads.select(
         "line", "stream",
@@ -333,7 +334,7 @@ def _attribute_hosts(ev: pl.DataFrame, source: str) -> pl.DataFrame:
         pl.when(pl.col("kind") == "ready").then(pl.col("message").str.extract(READY_RE, 1))
         .otherwise(pl.col("message").str.extract(BANNER_RE, 1)).alias("_named"),
         (pl.col("kind") == "banner").alias("_is_banner"),
-    ).drop_nulls("_named").sort("_is_banner").group_by("stream", maintain_order=True).first()
+    ).drop_nulls("_named").sort("_is_banner", maintain_order=True).group_by("stream", maintain_order=True).first()
     by_stream = dict(named.select("stream", "_named").rows())
     hostname = [pl.col("_hostname")] if "_hostname" in ev.columns else []
     named_host = pl.col("stream").fill_null("").replace_strict(by_stream, default=None, return_dtype=pl.String)
