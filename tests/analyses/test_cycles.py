@@ -147,3 +147,7 @@ def test_cycles_through_several_kinds_of_wait_are_still_reported() -> None:
         cycles = build(edited)
         assert cycles.height == 1 and cycles["kind"][0] == kind
         assert [f.rule for f in evaluate(x010, {"cycles": cycles})] == ["CP-X010"]
+    for every in ("join", "flock", "lease"):  # a cycle of thread joins, or of flock / lease waits alone
+        cycles = build(waits.with_columns(pl.lit(every).alias("kind")))
+        assert cycles["kind"].to_list() == [every]
+        assert [f.rule for f in evaluate(x010, {"cycles": cycles})] == ["CP-X010"]
