@@ -32,7 +32,7 @@ from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
-from analyzer.sources import Options, SourceResult, parse_member
+from analyzer.sources import Options, SourceResult, parse_members
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.log_format import compile_format
 
@@ -135,11 +135,10 @@ class Bundle:
         is called before each one, for a progress bar over a large bundle."""
         if "_parsed" in self.__dict__:
             return self.__dict__["_parsed"]  # type: ignore[no-any-return]
-        results = []
-        for i, (m, inp) in enumerate(zip(self.contents.members, self.inputs, strict=True)):
-            if on_member is not None:
-                on_member(i, len(self.inputs), inp)
-            results.append(parse_member(m, inp.kind, self.options))
+        inputs = self.inputs
+        step = None if on_member is None else (lambda i: on_member(i, len(inputs), inputs[i]))
+        results = parse_members([(m, inp.kind) for m, inp in zip(self.contents.members, inputs, strict=True)],
+                                self.options, on_member=step)
         self.__dict__["_parsed"] = results
         return results
 

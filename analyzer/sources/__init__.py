@@ -7,7 +7,7 @@ lines as unrecognised, so the rest of the bundle goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,6 +150,74 @@ def parse_member(member: Member, kind: str, opts: Options,
         result = unparsed(member, kind, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}")
         result.problems.append(Problem(member.name, f"could not be parsed as {kind}: {type(exc).__name__}: {exc}"))
         return result
+
+
+# Worker logs up to SMALL_LOG bytes are parsed together, up to BATCH_BYTES at a time
+# (`celery_log.parse_many`): a bundle of many small logs would otherwise pay each polars call's
+# fixed cost once per file.
+SMALL_LOG = 4 << 20
+BATCH_BYTES = 32 << 20
+
+
+def _batchable(member: Member, kind: str, opts: Options, parsers: Mapping[str, Parser] | None) -> bool:
+    return parsers is None and kind == "celery_log" and not opts.log_formats and member.size <= SMALL_LOG
+
+
+def _parse_batch(members: Sequence[Member], opts: Options) -> list[SourceResult]:
+    """One result per member, as `parse_member` gives; the batch's events ride on the first.
+
+    A batch that fails as a whole is parsed member by member, so bad input still costs only its
+    own member.
+    """
+    if len(members) == 1:
+        return [parse_member(members[0], "celery_log", opts)]
+    try:
+        events, covs = celery_log.parse_many([(_data(m), m.name) for m in members])
+    except Exception:  # find the culprit: each member on its own, with its own problem
+        return [parse_member(m, "celery_log", opts) for m in members]
+    results = [SourceResult(coverage=[cov]) for cov in covs]
+    results[0].frames["events"] = events
+    msg = pl.col("message")
+    dumped = set(events.filter(msg.str.starts_with("Thread 0x") | msg.str.starts_with("Current thread 0x"))
+                 .get_column("source").unique().to_list())
+    for member, result in zip(members, results, strict=True):
+        if member.name in dumped:  # faulthandler dumps inside this log: its threads and frames
+            found = dumps.embedded_faulthandler(member, SourceResult({"events": events.filter(
+                pl.col("source") == member.name)}, result.coverage))
+            result.frames.update((k, v) for k, v in found.frames.items() if k != "events")
+    return results
+
+
+def parse_members(members: Sequence[tuple[Member, str]], opts: Options,
+                  parsers: Mapping[str, Parser] | None = None,
+                  on_member: Callable[[int], None] | None = None) -> list[SourceResult]:
+    """`parse_member` for each (member, kind), in order; small worker logs are parsed in batches."""
+    results: list[SourceResult | None] = [None] * len(members)
+    batch: list[int] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        for i, result in zip(batch, _parse_batch([members[i][0] for i in batch], opts), strict=True):
+            results[i] = result
+        batch.clear()
+        size = 0
+
+    for i, (member, kind) in enumerate(members):
+        if on_member is not None:
+            on_member(i)
+        if _batchable(member, kind, opts, parsers):
+            batch.append(i)
+            size += member.size
+            if size >= BATCH_BYTES:
+                flush()
+            continue
+        results[i] = parse_member(member, kind, opts, parsers)
+    if batch:
+        flush()
+    done = [r for r in results if r is not None]
+    assert len(done) == len(members)
+    return done
 
 
 # Thread dumps, core files and inspect output (imported last: they use SourceResult above).
