@@ -130,6 +130,9 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
                  "sleep 10; done", ("rabbitmq_queues",)),
         Artifact("whether the broker raised its memory alarm", "rabbitmq-diagnostics alarms", ("rabbitmq_cli",)),
     ),
+    "events.clock_drift": (
+        Artifact("each host's clock and its synchronisation", "date -u; timedatectl status; chronyc tracking"),
+    ),
     "db.too_many_connections": (
         Artifact("who holds the connections", "psql -c \"select usename, application_name, state, count(*) from "
                  "pg_stat_activity group by 1,2,3 order by 4 desc\"", ("postgres_log",)),
