@@ -54,18 +54,32 @@ def _data(member: Member) -> bytes | Path:
 
 
 def _celery_log(member: Member, opts: Options) -> SourceResult:
+    data = _data(member)
     if not opts.log_formats:  # the lines are not kept: a big file is parsed piece by piece
-        parsed = celery_log.parse(_data(member), source=member.name)
+        parsed = celery_log.parse(data, source=member.name)
         return SourceResult({"events": parsed.events}, [parsed.coverage])
-    lines = read_lines(_data(member))
-    parsed = celery_log.parse_lines(lines, source=member.name)
-    if opts.log_formats:
-        custom = celery_log.parse_lines(lines, source=member.name, log_formats=list(opts.log_formats))
-        if custom.coverage.unrecognized < parsed.coverage.unrecognized or (
-            custom.events.height > parsed.events.height
-        ):
-            parsed = custom
+    formats = list(opts.log_formats)
+    # The users' formats or the default one, whichever reads more of the file; a big file is
+    # judged on its first MB and then read piece by piece with the winner.
+    small = member.size <= SMALL_LOG
+    probe = read_lines(data if small else _head_lines(member))
+    default = celery_log.parse_lines(probe, source=member.name)
+    custom = celery_log.parse_lines(probe, source=member.name, log_formats=formats)
+    use_custom = (custom.coverage.unrecognized < default.coverage.unrecognized
+                  or custom.events.height > default.events.height)
+    chosen = formats if use_custom else None
+    if small:
+        parsed = custom if use_custom else default
+    elif isinstance(data, Path):
+        parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
+    else:
+        parsed = celery_log.parse_lines(read_lines(data), source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+def _head_lines(member: Member, size: int = 1 << 20) -> bytes:
+    head = member.head(size)
+    return head[:head.rfind(b"\n") + 1] or head
 
 
 def _json_log(member: Member, opts: Options) -> SourceResult:

@@ -21,7 +21,8 @@ Python loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,17 +137,30 @@ def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
 
 
 def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
-    """Header lines of users' `%(...)s` formats; the most specific format that matches wins."""
+    """Header lines of users' `%(...)s` formats; the most specific format that matches wins.
+
+    One regex pass per format, its groups kept as a struct column (an eager select would rerun
+    the regex for every field taken from it); a format that ends with the message matches only
+    up to it (`LogFormat.head`) and the message is the rest of the line.
+    """
     none = pl.lit(None, dtype=pl.String)
     ordered = sorted(formats, key=lambda f: -len(f.groups))
+    text = pl.col("text")
+    df = df.with_columns(text.str.extract_groups(fmt.head or fmt.regex).alias(f"_caps{i}")
+                         for i, fmt in enumerate(ordered))
     hdr: pl.Expr = pl.lit(False)
     cols: dict[str, pl.Expr] = {}
     targets = {"levelname": "level", "processName": "process", "message": "message", "name": "logger",
                "task_name": "task_name", "task_id": "task_id", "hostname": "_hostname"}
-    for fmt in reversed(ordered):  # the last `when` written is the first tried
-        matches = pl.col("text").str.contains(fmt.regex)
-        caps = pl.col("text").str.extract_groups(fmt.regex)
+    for i, fmt in reversed(list(enumerate(ordered))):  # the last `when` written is the first tried
+        caps = pl.col(f"_caps{i}")
         fields = {name: caps.struct.field(name) for name in fmt.groups}
+        if fmt.head is not None:
+            head = caps.struct.field("_head")
+            fields["message"] = text.str.slice(head.str.len_chars())
+            matches = head.is_not_null()
+        else:
+            matches = caps.struct.field(fmt.groups[0]).is_not_null()
         ts = fmt.timestamp_expr(fields.get("asctime"))
         ok = matches & ts.is_not_null() if "asctime" in fields else matches
         hdr = ok | hdr
@@ -154,7 +168,8 @@ def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
         for field_name, col in targets.items():
             value = fields.get(field_name, pl.lit("", dtype=pl.String) if col == "message" else none)
             cols[col] = pl.when(ok).then(value).otherwise(cols.get(col, none))
-    out = df.with_columns(hdr.alias("_hdr"), *(e.alias(c) for c, e in cols.items()))
+    out = df.lazy().with_columns(hdr.alias("_hdr"), *(e.alias(c) for c, e in cols.items())).collect()
+    out = out.drop(*(f"_caps{i}" for i in range(len(ordered))))
     return out.with_columns(
         pl.when(pl.col(c).is_in(["???", ""])).then(None).otherwise(pl.col(c)).alias(c)
         for c in ("task_name", "task_id")
@@ -316,25 +331,48 @@ def _header_start(window: bytes) -> int | None:
     return None
 
 
-def parse_file(path: Path, *, source: str, piece_bytes: int = PIECE_BYTES) -> Parsed:
-    """Parse a default-format log piece by piece, each piece cut before a header line.
+def _custom_start(formats: list[LogFormat]) -> Callable[[bytes], int | None]:
+    """`_header_start` for users' formats: the last line of a window that `_custom_header` itself
+    takes for a header (the same regexes and timestamp parsing; one small frame per cut)."""
+    heads = [re.compile((f.head or f.regex).encode()) for f in formats]
+
+    def start(window: bytes) -> int | None:
+        end = len(window)
+        while (i := window.rfind(b"\n", 0, end)) >= 0:
+            line = window[i + 1:end]
+            end = i
+            if b"\x1b" in line or not line.isascii() or not any(h.match(line) for h in heads):
+                continue
+            one = pl.DataFrame({"text": [line.decode()]}, schema={"text": pl.String})
+            if _custom_header(one, formats).get_column("_hdr").item():
+                return i + 1
+        return None
+
+    return start
+
+
+def parse_file(path: Path, *, source: str, piece_bytes: int | None = None,
+               log_formats: list[LogFormat] | None = None) -> Parsed:
+    """Parse a log piece by piece, each piece cut before a header line (default format, or the
+    users' formats given).
 
     Same result as `parse_lines(read_lines(path))` (records never span a cut, lines keep their
     numbers, hosts are settled over the whole file) with peak memory bounded by one piece. Logs
     with container prefixes interleave streams, so a record may span any cut: those are read whole.
     """
-    spans = record_spans(path, piece_bytes, _header_start)
+    cut = _custom_start(log_formats) if log_formats else _header_start
+    spans = record_spans(path, piece_bytes or PIECE_BYTES, cut)
     if len(spans) == 1:
-        return parse_lines(read_lines(path), source=source)
+        return parse_lines(read_lines(path), source=source, log_formats=log_formats)
     parts: list[pl.DataFrame] = []
     covs: list[Coverage] = []
     first = 1
     for span in spans:
         lines = read_lines(path, span=span, first_line=first)
         if lines.had_prefix:
-            return parse_lines(read_lines(path), source=source)
+            return parse_lines(read_lines(path), source=source, log_formats=log_formats)
         first += lines.frame.height
-        records, unrec = _records(lines)
+        records, unrec = _records(lines, log_formats=log_formats)
         parts.append(records)
         covs.append(_coverage(lines, unrec, source=source, kind="celery_log"))
         del lines, records

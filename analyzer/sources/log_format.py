@@ -50,6 +50,9 @@ class LogFormat:
     text: str
     regex: str
     groups: tuple[str, ...]
+    # The regex up to the message, for formats that end with `%(message)s`: a trailing `(.*)$`
+    # group costs more than the rest of the match (PERF-NOTES), and the message is then a slice.
+    head: str | None = None
 
     def timestamp_expr(self, asctime: pl.Expr | None) -> pl.Expr:
         if asctime is None:
@@ -85,10 +88,13 @@ def compile_format(fmt: str) -> LogFormat:
         pos = m.end()
     parts.append(re.escape(fmt[pos:]))
     regex = "".join(parts)
+    head = None
     if "message" in groups and fields[-1].group(1) == "message":
         regex += "$"
+        if not fmt[pos:] and parts[-2] == "(?P<message>.*)":  # the message ends the line
+            head = "^(?P<_head>" + "".join(parts[1:-2]) + ")"
     try:
         re.compile(regex)
     except re.error as exc:  # pragma: no cover - escaping makes this unreachable in practice
         raise LogFormatError(f"log format {fmt!r} gives an invalid regex: {exc}") from exc
-    return LogFormat(fmt, regex, tuple(groups))
+    return LogFormat(fmt, regex, tuple(groups), head)

@@ -7,14 +7,17 @@ times, often right before a record with continuation lines.
 
 from __future__ import annotations
 
+import json
 from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from analyzer.bundle import Member
 from analyzer.sources import celery_log
 from analyzer.sources.lines import read_lines, record_spans
+from analyzer.sources.log_format import LogFormat, compile_format
 from tests.conftest import SAMPLES
 
 LOGS = ["app-exception/worker.log", "worker-sigkill/worker.log", "hard-time-limit/worker.log",
@@ -118,3 +121,60 @@ def test_a_header_torn_by_invalid_utf8_is_never_a_cut(tmp_path: Path) -> None:
         by_piece = celery_log.parse_file(p, source="torn.log", piece_bytes=piece)
         assert by_piece.events.equals(whole.events)
         assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+
+
+CUSTOM = SAMPLES / "custom-log-format"
+
+
+def _custom_formats() -> list[LogFormat]:
+    spec = json.loads((CUSTOM / "expected.json").read_text())["log_format"]
+    return [compile_format(f) for f in spec]
+
+
+@pytest.mark.parametrize("parts", [3, 7])
+def test_users_formats_cut_into_pieces_give_the_same_events(parts: int) -> None:
+    path = CUSTOM / "worker.log"
+    formats = _custom_formats()
+    piece = path.stat().st_size // parts
+    assert len(record_spans(path, piece, celery_log._custom_start(formats))) > 2
+    by_piece = celery_log.parse_file(path, source="w.log", piece_bytes=piece, log_formats=formats)
+    whole = celery_log.parse_lines(read_lines(path), source="w.log", log_formats=formats)
+    assert by_piece.events.equals(whole.events)
+    assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+    assert by_piece.events["level"].null_count() == 0  # every record read with the users' format
+
+
+def test_a_format_ending_with_the_message_matches_up_to_it_only() -> None:
+    """`LogFormat.head` + the rest of the line gives the fields the full regex gives, on every
+    line of the real custom-format log."""
+    lines = read_lines(CUSTOM / "worker.log").frame
+    for fmt in _custom_formats():
+        assert fmt.head is not None
+        full = lines.select(pl.col("text").str.extract_groups(fmt.regex).alias("c")).unnest("c")
+        head = lines.select(pl.col("text").str.extract_groups(fmt.head).alias("c"), "text").unnest("c")
+        head = head.with_columns(
+            pl.when(pl.col("_head").is_not_null()).then(pl.col("text").str.slice(pl.col("_head").str.len_chars()))
+            .alias("message")).select(full.columns)
+        assert head.equals(full)
+        assert full["message"].null_count() < lines.height  # the format matches some lines
+
+
+def test_a_big_log_in_users_formats_is_judged_on_its_head_and_read_in_pieces(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer import sources
+
+    raw = (CUSTOM / "worker.log").read_bytes()
+    p = tmp_path / "big.log"
+    p.write_bytes(raw * 40)
+    monkeypatch.setattr(sources, "SMALL_LOG", len(raw) * 4)
+    monkeypatch.setattr(celery_log, "PIECE_BYTES", len(raw) * 7)
+    formats = tuple(_custom_formats())
+    member = Member(name="big.log", path=p)
+    cuts: list[int] = []
+    spans = celery_log.record_spans
+    monkeypatch.setattr(celery_log, "record_spans", lambda *a, **k: cuts.append(1) or spans(*a, **k))
+    got = sources.parse_member(member, "celery_log", sources.Options(log_formats=formats))
+    assert cuts and len(spans(p, len(raw) * 7, celery_log._custom_start(list(formats)))) > 3
+    whole = celery_log.parse_lines(read_lines(p), source="big.log", log_formats=list(formats))
+    assert got.frames["events"].equals(whole.events)
+    assert got.coverage[0].to_dict() == whole.coverage.to_dict()
