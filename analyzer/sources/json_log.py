@@ -39,6 +39,24 @@ def _field(paths: tuple[str, ...]) -> pl.Expr:
     return pl.coalesce(*(pl.col("text").str.json_path_match(p) for p in paths))
 
 
+def _key(path: str) -> str:
+    """The last key of a JSON path, as it appears quoted in the text: `$.data.id` -> `"id"`."""
+    return '"' + path.removeprefix("$").replace("['", ".").replace("']", "").rsplit(".", 1)[-1] + '"'
+
+
+def _fields(objs: pl.DataFrame) -> pl.DataFrame:
+    """FIELDS of each JSON line. Every JSON-path match parses the line again, so paths whose key
+    never occurs in the file are skipped (a substring scan decides), and a field with one path
+    left needs no coalesce."""
+    keys = sorted({_key(p) for paths in FIELDS.values() for p in paths})
+    found = objs.select(**{k: pl.col("text").str.contains(k, literal=True).any() for k in keys}).row(0, named=True)
+    exprs = {}
+    for name, paths in FIELDS.items():
+        used = [p for p in paths if found[_key(p)]]
+        exprs[name] = _field(tuple(used)) if used else pl.lit(None, dtype=pl.String)
+    return objs.with_columns(**exprs)
+
+
 def _parse_time(raw: pl.Expr) -> pl.Expr:
     norm = raw.str.replace("T", " ", literal=True).str.replace(",", ".", literal=True)
     return pl.coalesce(
@@ -54,8 +72,7 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
     is_obj = pl.col("text").str.starts_with("{") & pl.col("text").str.ends_with("}")
     df = df.with_columns(is_obj.alias("_start"))
     df = df.with_columns(pl.col("_start").cast(pl.Int64).cum_sum().alias("_rec"))
-    objs = df.filter(pl.col("_start")).with_columns(
-        **{name: _field(paths) for name, paths in FIELDS.items()})
+    objs = _fields(df.filter(pl.col("_start")))
     # a line that starts like JSON but has no message/level is not a log record
     objs = objs.with_columns(
         pl.col("message").fill_null(""),
