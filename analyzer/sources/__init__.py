@@ -70,10 +70,8 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
     chosen = formats if use_custom else None
     if small:
         parsed = custom if use_custom else default
-    elif isinstance(data, Path):
-        parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     else:
-        parsed = celery_log.parse_lines(read_lines(data), source=member.name, log_formats=chosen)
+        parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 

@@ -351,10 +351,10 @@ def _custom_start(formats: list[LogFormat]) -> Callable[[bytes], int | None]:
     return start
 
 
-def parse_file(path: Path, *, source: str, piece_bytes: int | None = None,
+def parse_file(path: Path | bytes, *, source: str, piece_bytes: int | None = None,
                log_formats: list[LogFormat] | None = None) -> Parsed:
-    """Parse a log piece by piece, each piece cut before a header line (default format, or the
-    users' formats given).
+    """Parse a log (a file, or an archive member's bytes) piece by piece, each piece cut before a
+    header line (default format, or the users' formats given).
 
     Same result as `parse_lines(read_lines(path))` (records never span a cut, lines keep their
     numbers, hosts are settled over the whole file) with peak memory bounded by one piece. Logs
@@ -428,6 +428,6 @@ def _attribute_hosts(ev: pl.DataFrame) -> pl.DataFrame:
 
 def parse(data: bytes | Path, *, source: str, log_formats: list[LogFormat] | None = None) -> Parsed:
     """Parse one Celery text log (default format, or users' `%`-style formats)."""
-    if isinstance(data, Path) and not log_formats:
+    if not log_formats:
         return parse_file(data, source=source)
     return parse_lines(read_lines(data), source=source, log_formats=log_formats)

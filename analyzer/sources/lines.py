@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -146,13 +147,15 @@ def _read_optimistic(source: bytes | Path, first_line: int) -> tuple[pl.DataFram
 def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, first_line: int = 1) -> Lines:
     """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`).
 
-    `span` reads only bytes [start, end) of a file (a piece cut by `record_spans`), numbering its
-    lines from `first_line`.
+    `span` reads only bytes [start, end) of a file or of the bytes (a piece cut by
+    `record_spans`), numbering its lines from `first_line`.
     """
     if span is not None and isinstance(source, Path):
         with source.open("rb") as f:
             f.seek(span[0])
             source = f.read(span[1] - span[0])
+    elif span is not None and isinstance(source, bytes):
+        source = source[span[0]:span[1]]
     df, invalid, scan = _read_optimistic(source, first_line)
     if scan.has_cr:
         df = df.with_columns(pl.col("text").str.strip_suffix("\r"))
@@ -174,29 +177,41 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
     return Lines(df, invalid, had_ansi, had_prefix)
 
 
-def record_spans(path: Path, piece_bytes: int, record_start: Callable[[bytes], int | None],
+def record_spans(source: Path | bytes, piece_bytes: int, record_start: Callable[[bytes], int | None],
                  window: int = 1 << 20) -> list[tuple[int, int]]:
-    """Cut a big file into byte ranges of about `piece_bytes`, each starting at a record.
+    """Cut a big file (or the bytes of an archive member) into byte ranges of about
+    `piece_bytes`, each starting at a record.
 
     Parsing piece by piece bounds peak memory to one piece's intermediates. `record_start(w)`
     gives the offset in `w` of the last line there that surely starts a record (or None); each
     cut looks in the `window` bytes before the nominal boundary, and a piece grows by
     `piece_bytes` while its window shows no record start (a long traceback, a huge line).
     """
-    size = path.stat().st_size
+    if isinstance(source, bytes):
+        return _spans(memoryview(source), len(source), piece_bytes, record_start, window)
+    with source.open("rb") as f:
+        return _spans(f, source.stat().st_size, piece_bytes, record_start, window)
+
+
+def _spans(data: BinaryIO | memoryview, size: int, piece_bytes: int, record_start: Callable[[bytes], int | None],
+           window: int) -> list[tuple[int, int]]:
+    def read(low: int, high: int) -> bytes:
+        if isinstance(data, memoryview):
+            return bytes(data[low:high])
+        data.seek(low)
+        return data.read(high - low)
+
     spans: list[tuple[int, int]] = []
     start = 0
-    with path.open("rb") as f:
+    probe = start + piece_bytes
+    while size - start > piece_bytes + piece_bytes // 2 and probe < size:
+        low = max(start + 1, probe - window)
+        cut = record_start(read(low, probe))
+        if cut is None:
+            probe += piece_bytes
+            continue
+        spans.append((start, low + cut))
+        start = low + cut
         probe = start + piece_bytes
-        while size - start > piece_bytes + piece_bytes // 2 and probe < size:
-            low = max(start + 1, probe - window)
-            f.seek(low)
-            cut = record_start(f.read(probe - low))
-            if cut is None:
-                probe += piece_bytes
-                continue
-            spans.append((start, low + cut))
-            start = low + cut
-            probe = start + piece_bytes
     spans.append((start, size))
     return spans

@@ -38,6 +38,12 @@ def test_pieces_give_the_same_events_and_coverage(name: str, parts: int) -> None
     whole = _whole(path)
     assert by_piece.events.equals(whole.events)
     assert by_piece.coverage.to_dict() == whole.coverage.to_dict()
+    # an archive member's bytes are cut the same way
+    raw = path.read_bytes()
+    assert record_spans(raw, piece, celery_log._header_start) == record_spans(path, piece, celery_log._header_start)
+    from_bytes = celery_log.parse_file(raw, source=path.name, piece_bytes=piece)
+    assert from_bytes.events.equals(whole.events)
+    assert from_bytes.coverage.to_dict() == whole.coverage.to_dict()
 
 
 def test_spans_tile_the_file_and_each_starts_at_a_header() -> None:
