@@ -31,7 +31,7 @@ import polars as pl
 from analyzer.order import timeline
 from analyzer.schema import EVENTS, conform
 from analyzer.sources.lifecycle_messages import READY_RE, classify
-from analyzer.sources.lines import Lines, read_lines, record_spans
+from analyzer.sources.lines import Lines, read_joined, read_lines, record_spans
 from analyzer.sources.log_format import LogFormat
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S,%3f"
@@ -389,10 +389,15 @@ def parse_many(items: Sequence[tuple[bytes | Path, str]]) -> tuple[pl.DataFrame,
     most of the work. Parsed together, with records kept within their file (`_src`), they give
     the events each would give alone, in one frame, and one coverage per file, in order.
     """
-    read = [read_lines(data) for data, _ in items]
-    frames = [r.frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_src")) for i, r in enumerate(read)]
-    lines = Lines(pl.concat(frames, how="diagonal_relaxed"), invalid_utf8=sum(r.invalid_utf8 for r in read),
-                  had_ansi=any(r.had_ansi for r in read), had_prefix=any(r.had_prefix for r in read))
+    joined = read_joined([data for data, _ in items])
+    if joined is not None:
+        lines, counts = joined
+        read = [Lines(lines.frame.clear(n), 0, False, False) for n in counts]  # the per-file facts coverage needs
+    else:
+        read = [read_lines(data) for data, _ in items]
+        frames = [r.frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_src")) for i, r in enumerate(read)]
+        lines = Lines(pl.concat(frames, how="diagonal_relaxed"), invalid_utf8=sum(r.invalid_utf8 for r in read),
+                      had_ansi=any(r.had_ansi for r in read), had_prefix=any(r.had_prefix for r in read))
     records, unrec = _records(lines)
     names = [name for _, name in items]
     events = _finish(records, names)

@@ -58,3 +58,36 @@ def test_bundles_give_the_same_frames_batched_or_not(sample: str, monkeypatch: p
     for name in ("events", "tasks", "threads", "frames", "cycles"):
         assert getattr(batched, name).equals(getattr(alone, name)), name
     assert [c.to_dict() for c in batched.coverage] == [c.to_dict() for c in alone.coverage]
+
+
+def test_files_read_together_get_exactly_their_own_lines() -> None:
+    """One CSV read for the batch: every file's lines as `read_lines` gives them, numbered from 1,
+    CRLF and colour codes included (celery-colour), files without a final newline and empty ones."""
+    from analyzer.sources.lines import read_joined, read_lines
+
+    paths = [p for p in _celery_logs() if p.parent.name in ("celery-colour", "app-exception", "healthy")]
+    raws = [p.read_bytes() for p in paths]
+    sources: list[bytes | Path] = [*paths, raws[0].rstrip(b"\n"), b"", raws[1]]
+    joined = read_joined(sources)
+    assert joined is not None
+    lines, counts = joined
+    for i, source in enumerate(sources):
+        alone = read_lines(source).frame.select("line", "text")
+        mine = lines.frame.filter(pl.col("_src") == i).select("line", "text")
+        assert mine.equals(alone) and counts[i] == alone.height
+
+
+def test_files_that_must_be_read_alone_are(tmp_path: Path) -> None:
+    """Invalid UTF-8 or container prefixes in one file: the batch is read file by file, and still
+    gives what each file gives alone."""
+    from analyzer.sources.lines import read_joined
+
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    prefixed = b"".join(b"worker_1  | " + line + b"\n" for line in raw.splitlines())
+    for odd in (raw.replace(b"ZeroDivisionError", b"Zero\xffDivisionError"), prefixed):
+        items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (odd, "b.log")]
+        assert read_joined([raw, odd]) is None
+        events, covs = celery_log.parse_many(items)
+        alone_events, alone_covs = _alone(items)
+        assert events.equals(alone_events)
+        assert [c.to_dict() for c in covs] == alone_covs
