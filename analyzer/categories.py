@@ -11,6 +11,8 @@ CATEGORIES: dict[str, str] = {
     "broker.connection_refused": "nothing accepts connections on the broker's address and port",
     "broker.dns": "the broker's host name does not resolve",
     "broker.timeout": "connecting to or talking with the broker timed out",
+    # not in DESIGN.md, which files EHOSTUNREACH / ENETUNREACH (FORMATS.md B.3) nowhere: no route is no timeout
+    "broker.unreachable": "no route to the broker's host or network",
     "broker.auth": "the broker rejected the credentials",
     "broker.permission": "the broker user lacks access to the vhost or an ACL",
     "broker.connection_lost": "an established broker connection dropped",
