@@ -33,7 +33,7 @@ class Step:
 
 BROKER_TREE: tuple[Step, ...] = (
     Step("network", "Is the broker reachable?",
-         ("broker.connection_refused", "broker.dns", "broker.timeout"),
+         ("broker.connection_refused", "broker.dns", "broker.timeout", "broker.unreachable"),
          ("getent hosts BROKER_HOST  # does the name resolve?",
           "nc -vz BROKER_HOST PORT  # does anything accept connections?",
           "rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node",
@@ -105,6 +105,12 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
     ),
     "deadlock.edeadlk": (
         Artifact("who holds which byte range", "cat /proc/locks", ("proc_locks",)),
+    ),
+    "broker.unreachable": (
+        Artifact("the worker host's route to the broker and where the path stops",
+                 "ip route get BROKER_IP; traceroute -T -p PORT BROKER_HOST"),
+        Artifact("whether the worker's container is attached to the broker's network",
+                 "docker network inspect NETWORK  # Kubernetes: kubectl get networkpolicy -A"),
     ),
     "broker.max_clients": (
         Artifact("broker client counts", "redis-cli -h BROKER_HOST -p PORT INFO clients", ("redis_info",)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from analyzer import open_bundle
 from analyzer.advice import advise
 from analyzer.api import Bundle
@@ -24,6 +26,21 @@ def test_refused_broker_fails_at_network_with_reachability_checks() -> None:
     advice = _advice("broker-refused")
     assert advice["decision_tree"][0]["status"] == "failed here"  # type: ignore[index]
     assert any("PING" in c for c in advice["checks"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("sample", ["broker-unreachable", "broker-unreachable-amqp"])
+def test_no_route_fails_at_network_and_asks_for_the_route(sample: str) -> None:
+    advice = _advice(sample)
+    assert [(s["step"], s["status"]) for s in advice["decision_tree"]][:2] == [  # type: ignore[index]
+        ("network", "failed here"), ("credentials", "not reached")]
+    commands = [c["command"] for c in advice["collect"]]  # type: ignore[index]
+    assert commands[0] == "ip route get BROKER_IP; traceroute -T -p PORT BROKER_HOST"
+
+
+def test_refused_broker_is_not_asked_for_routes() -> None:
+    # the host answered (RST): routes are not the question
+    collect = _advice("broker-refused").get("collect", [])
+    assert not any("ip route" in c["command"] for c in collect)  # type: ignore[attr-defined,index]
 
 
 def test_sigkill_asks_for_the_kernel_log_the_bundle_lacks() -> None:
