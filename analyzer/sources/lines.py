@@ -24,6 +24,7 @@ ANSI_RE = r"\x1b\[[0-9;]*[A-Za-z]"
 PREFIX_RE = r"^(?:([\w.-]+?)\s*\| |\[pod/([^\]/]+)(?:/[^\]]*)?\] )"
 
 REPLACEMENT = "\ufffd"
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def read_joined(sources: list[bytes | Path]) -> tuple[Lines, list[int]] | None:
     bytes outside UTF-8 in some source, or a source with container prefixes (decided per file);
     then each is read on its own.
     """
-    raw = [s if isinstance(s, bytes) else s.read_bytes() for s in sources]
+    # polars drops a UTF-8 BOM at the start of its input only: each source's own goes here
+    raw = [(s if isinstance(s, bytes) else s.read_bytes()).removeprefix(BOM) for s in sources]
     sep = _SEPARATORS[0]
     if any(sep in b for b in raw):
         return None

@@ -91,3 +91,17 @@ def test_files_that_must_be_read_alone_are(tmp_path: Path) -> None:
         alone_events, alone_covs = _alone(items)
         assert events.equals(alone_events)
         assert [c.to_dict() for c in covs] == alone_covs
+
+
+def test_a_byte_order_mark_is_dropped_in_every_file_of_a_batch() -> None:
+    """polars drops a UTF-8 BOM at the start of its input: a file saved with one (Windows editors,
+    PowerShell) must lose it in a batch too, else its first header reads as preamble."""
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    bom = b"\xef\xbb\xbf" + (SAMPLES / "healthy" / "worker.log").read_bytes()
+    items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (bom, "b.log"), (b"\xef\xbb\xbf", "c.log")]
+    events, covs = celery_log.parse_many(items)
+    alone_events, alone_covs = _alone(items)
+    assert events.equals(alone_events)
+    assert [c.to_dict() for c in covs] == alone_covs
+    assert covs[1].unrecognized == 0 and covs[2].lines == 0
+
