@@ -256,7 +256,7 @@ def read_joined(sources: list[bytes | Path]) -> tuple[Lines, list[int]] | None:
         df = df.with_columns(text.str.strip_suffix("\r"))
     if b"\x1b[" in joined:
         df = df.with_columns(text.str.replace_all(ANSI_RE, ""))
-    head = df.filter(text != "").group_by("_src", maintain_order=True).head(200)
+    head = df.filter((pl.col("line") <= 200) & (text != ""))  # as `read_lines` judges each file
     if head.height and head.group_by("_src").agg(text.str.contains(PREFIX_RE).mean().alias("p")).select(
             (pl.col("p") >= 0.8).any()).item():
         return None

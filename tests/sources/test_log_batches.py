@@ -105,3 +105,19 @@ def test_a_byte_order_mark_is_dropped_in_every_file_of_a_batch() -> None:
     assert [c.to_dict() for c in covs] == alone_covs
     assert covs[1].unrecognized == 0 and covs[2].lines == 0
 
+
+def test_container_prefixes_are_judged_on_each_files_first_200_lines() -> None:
+    """`read_lines` judges prefixes on a file's first 200 lines, blank ones left out: blank lines,
+    a few prefixed lines, then a plain log is a prefixed file there, and so in a batch."""
+    from analyzer.sources.lines import read_joined, read_lines
+
+    raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
+    prefixed = b"".join(b"worker_1  | " + line + b"\n" for line in raw.splitlines()[:10])
+    odd = b"\n" * 190 + prefixed + raw
+    assert read_lines(odd).had_prefix
+    assert read_joined([raw, odd]) is None
+    items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (odd, "b.log")]
+    events, covs = celery_log.parse_many(items)
+    alone_events, alone_covs = _alone(items)
+    assert events.equals(alone_events)
+    assert [c.to_dict() for c in covs] == alone_covs
