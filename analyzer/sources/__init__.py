@@ -7,7 +7,8 @@ lines as unrecognised, so the rest of the bundle goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,24 +61,46 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
         return SourceResult({"events": parsed.events}, [parsed.coverage])
     formats = list(opts.log_formats)
     # The users' formats or the default one, whichever reads more of the file; a big file is
-    # judged on its first MB and then read piece by piece with the winner.
-    small = member.size <= SMALL_LOG
-    probe = read_lines(data if small else _head_lines(member))
-    default = celery_log.parse_lines(probe, source=member.name)
-    custom = celery_log.parse_lines(probe, source=member.name, log_formats=formats)
-    use_custom = (custom.coverage.unrecognized < default.coverage.unrecognized
-                  or custom.events.height > default.events.height)
-    chosen = formats if use_custom else None
-    if small:
-        parsed = custom if use_custom else default
-    else:
-        parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
+    # judged on its first PROBE_BYTES that either reads better (a crash-looping worker's stdout
+    # may open with MBs of banners, which both read alike) and then read piece by piece.
+    if member.size <= SMALL_LOG:
+        lines = read_lines(data)
+        default = celery_log.parse_lines(lines, source=member.name)
+        custom = celery_log.parse_lines(lines, source=member.name, log_formats=formats)
+        parsed = custom if _better(custom, default) else default
+        return SourceResult({"events": parsed.events}, [parsed.coverage])
+    chosen = None
+    for probe in _probes(data, PROBE_BYTES):
+        lines = read_lines(probe)
+        default = celery_log.parse_lines(lines, source=member.name)
+        custom = celery_log.parse_lines(lines, source=member.name, log_formats=formats)
+        if _better(custom, default) or _better(default, custom):
+            chosen = formats if _better(custom, default) else None
+            break
+    parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
-def _head_lines(member: Member, size: int = 1 << 20) -> bytes:
-    head = member.head(size)
-    return head[:head.rfind(b"\n") + 1] or head
+def _better(a: celery_log.Parsed, b: celery_log.Parsed) -> bool:
+    return a.coverage.unrecognized < b.coverage.unrecognized or a.events.height > b.events.height
+
+
+# How much of a big log `_celery_log` judges default-vs-custom on at a time.
+PROBE_BYTES = 1 << 20
+
+
+def _probes(data: bytes | Path, size: int) -> Iterator[bytes]:
+    """Successive whole-line chunks of about `size` bytes (one grows past a longer line)."""
+    with io.BytesIO(data) if isinstance(data, bytes) else data.open("rb") as f:
+        carry = b""
+        while chunk := f.read(size):
+            chunk = carry + chunk
+            cut = chunk.rfind(b"\n") + 1
+            carry = chunk[cut:]
+            if cut:
+                yield chunk[:cut]
+        if carry:
+            yield carry
 
 
 def _json_log(member: Member, opts: Options) -> SourceResult:

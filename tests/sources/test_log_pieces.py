@@ -184,3 +184,26 @@ def test_a_big_log_in_users_formats_is_judged_on_its_head_and_read_in_pieces(
     whole = celery_log.parse_lines(read_lines(p), source="big.log", log_formats=list(formats))
     assert got.frames["events"].equals(whole.events)
     assert got.coverage[0].to_dict() == whole.coverage.to_dict()
+
+
+def test_a_big_log_opening_with_banners_only_is_judged_where_records_begin(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash-looping worker's stdout repeats its banner; both formats read those lines alike, so
+    a head holding only them decides nothing: the next probe, with the users' records, does."""
+    from analyzer import sources
+
+    stdout = (SAMPLES / "healthy" / "worker.stdout").read_bytes()
+    raw = (CUSTOM / "worker.log").read_bytes()
+    p = tmp_path / "big.log"
+    p.write_bytes(stdout * 6 + raw * 20)
+    monkeypatch.setattr(sources, "SMALL_LOG", len(raw))
+    monkeypatch.setattr(sources, "PROBE_BYTES", len(stdout) * 2)
+    monkeypatch.setattr(celery_log, "PIECE_BYTES", len(raw) * 7)
+    formats = _custom_formats()
+    got = sources.parse_member(Member(name="big.log", path=p), "celery_log",
+                               sources.Options(log_formats=tuple(formats)))
+    whole = celery_log.parse_lines(read_lines(p), source="big.log", log_formats=formats)
+    events = got.frames["events"]
+    assert events.equals(whole.events)
+    assert got.coverage[0].to_dict() == whole.coverage.to_dict()
+    assert events.filter(pl.col("kind") == "received").height == 4 * 20
