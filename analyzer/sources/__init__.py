@@ -61,8 +61,8 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
         return SourceResult({"events": parsed.events}, [parsed.coverage])
     formats = list(opts.log_formats)
     # The users' formats or the default one, whichever reads more of the file; a big file is
-    # judged on its first PROBE_BYTES that either reads better (a crash-looping worker's stdout
-    # may open with MBs of banners, which both read alike) and then read piece by piece.
+    # judged on its first PROBE_BYTES that hold a header of either kind (a crash-looping worker's
+    # stdout may open with MBs of banners, which decide nothing) and then read piece by piece.
     if member.size <= SMALL_LOG:
         lines = read_lines(data)
         default = celery_log.parse_lines(lines, source=member.name)
@@ -72,11 +72,12 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
     chosen = None
     for probe in _probes(data, PROBE_BYTES):
         lines = read_lines(probe)
+        if not celery_log.holds_header(lines, formats):
+            continue
         default = celery_log.parse_lines(lines, source=member.name)
         custom = celery_log.parse_lines(lines, source=member.name, log_formats=formats)
-        if _better(custom, default) or _better(default, custom):
-            chosen = formats if _better(custom, default) else None
-            break
+        chosen = formats if _better(custom, default) else None
+        break
     parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 

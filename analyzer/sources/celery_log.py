@@ -176,6 +176,14 @@ def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
     )
 
 
+def holds_header(lines: Lines, formats: list[LogFormat]) -> bool:
+    """Whether any line is a header of the default format or of one of `formats`: lines that are
+    neither (banners, stdout) read alike either way, so cannot tell which format a log uses."""
+    if lines.frame.select(_default_candidates().any()).item():
+        return True
+    return bool(_custom_header(lines.frame, formats).get_column("_hdr").any())
+
+
 def _pseudo() -> pl.Expr:
     """Lines that start a record of their own in merged console output (run on non-headers only)."""
     text = pl.col("text")
