@@ -345,8 +345,10 @@ def _custom_start(formats: list[LogFormat]) -> Callable[[bytes], int | None]:
     heads = [re.compile((f.head or f.regex).encode()) for f in formats]
 
     def start(window: bytes) -> int | None:
-        end = len(window)
-        while (i := window.rfind(b"\n", 0, end)) >= 0:
+        # only whole lines: the window may end inside one, and a format with text after the
+        # message could match its beginning where the whole line does not match
+        end = window.rfind(b"\n")
+        while end > 0 and (i := window.rfind(b"\n", 0, end)) >= 0:
             line = window[i + 1:end]
             end = i
             if b"\x1b" in line or not line.isascii() or not any(h.match(line) for h in heads):

@@ -207,3 +207,18 @@ def test_a_big_log_opening_with_banners_only_is_judged_where_records_begin(
     assert events.equals(whole.events)
     assert got.coverage[0].to_dict() == whole.coverage.to_dict()
     assert events.filter(pl.col("kind") == "received").height == 4 * 20
+
+
+def test_a_cut_is_only_made_before_a_whole_line() -> None:
+    """A window can end inside a line. With text after the message in a user's format
+    (`…%(message)s.`), the beginning of a real line can match where the whole line does not:
+    that line must not become a cut."""
+    raw = (CUSTOM / "worker.log").read_bytes()
+    first = raw.split(b"\n")[0]
+    fmt = compile_format(json.loads((CUSTOM / "expected.json").read_text())["log_format"][0] + ".")
+    line = next(ln for ln in raw.split(b"\n") if b"127.0.0.1." not in ln and b"127.0.0.1" in ln)
+    truncated = line[:line.index(b"127.0.0.1") + len(b"127.")]  # ends with "." inside the line
+    assert not line.endswith(b".") and truncated.endswith(b".")
+    start = celery_log._custom_start([fmt])
+    assert start(b"\n" + truncated + b"\n") == 1  # as a whole line it would be a header of that format
+    assert start(first + b"\n" + truncated) is None  # cut off at the window's end: not a cut
