@@ -890,6 +890,19 @@ def _kernel_tops(processes: pl.DataFrame) -> dict[tuple[int, int], list[tuple[st
     return out
 
 
+def _join_timeout(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The timeout a join waits with, None when it waits for good: `Thread.join(timeout=None)`,
+    `_wait_for_tstate_lock(block=True, timeout=-1)` (py-spy --locals)."""
+    for r in rows:
+        loc = _locals(r)
+        fn = str(r["function"]).rsplit(".", 1)[-1]
+        t = str(loc.get("timeout", "None" if fn == "join" else "-1"))
+        if (fn == "join" and t != "None") or (fn == "_wait_for_tstate_lock" and (
+                t not in ("-1", "None") or str(loc.get("block", "True")) == "False")):
+            return t
+    return None
+
+
 def join_edges(frames: pl.DataFrame, processes: pl.DataFrame, info: ProcessInfo,
                names: Mapping[tuple[int, int], str]) -> list[Edge]:
     """``join`` edges: a thread blocked in ``Thread.join`` waits for the thread running the joined object.
@@ -938,14 +951,18 @@ def join_edges(frames: pl.DataFrame, processes: pl.DataFrame, info: ProcessInfo,
         tops = kernel.get((pid, tid), [])
         if tops and not any("futex" in t for t, _ in tops):
             continue
+        bound = _join_timeout(rows[:top])
         caller = rows[top] if top < len(rows) else None
         label = _frame_label(rows[0]["function"], rows[0]["file"], rows[0]["line"])
         if caller is not None:
             label += " in " + _frame_label(caller["function"], caller["file"], caller["line"])
+        if bound is not None:
+            label += f" (timeout={bound}: it wakes up, a caller that loops on it does not progress)"
         if tops:
             label += f"; kernel: {tops[0][0]}"
         ev = [_ev(source, rows[0]["src_line"]), *(e for _, e in tops[:1]), _ev(run["source"], run["src_line"])]
-        edges.append(Edge(thread_id(info, pid, tid), f"thread:{addr}", thread_id(info, pid, ttid), "join", 1.0, False,
+        edges.append(Edge(thread_id(info, pid, tid), f"thread:{addr}", thread_id(info, pid, ttid), "join",
+                          1.0 if bound is None else 0.5, False,
                           ev, "Thread.join on the Thread object another thread of the process runs (py-spy --locals)",
                           host=info.host.get(pid), task_id=info.task.get(pid), holder_task_id=info.task.get(pid),
                           waiter_name=names.get((pid, tid)), holder_name=names.get((pid, ttid)), waiter_frame=label,

@@ -118,3 +118,20 @@ def test_kernel_asleep_outside_a_futex_is_not_a_join() -> None:
         pl.when(joiner).then(None).otherwise(pl.col("kstack")).alias("kstack"))
     assert _joins(frames) == []
     assert cycles.build(waits.build(frames)).is_empty()
+
+
+def test_a_join_with_a_timeout_is_a_weaker_edge() -> None:
+    """`Thread.join(5.0)` wakes up: the edge stays (a caller looping on it never gets past) at
+    half the confidence, and says so. The real dump with its join's `timeout` local changed."""
+    frames = _frames()
+    fr = frames["frames"]
+    joiner = (pl.col("pid") == CHILD) & (pl.col("tid") == CHILD)
+    # what `join(5.0)` leaves in both frames: join's `timeout` and the one it passes on
+    timed = fr.with_columns(pl.when(joiner).then(
+        pl.col("locals").str.replace('"timeout":"None"', '"timeout":"5.0"', literal=True)
+        .str.replace('"timeout":"-1"', '"timeout":"5.0"', literal=True)).otherwise(pl.col("locals")).alias("locals"))
+    assert not timed.equals(fr)  # the join frame had `timeout: None`
+    join = waits.build({**frames, "frames": timed}).filter(pl.col("kind") == "join").row(0, named=True)
+    assert join["confidence"] == 0.5 and "timeout=5.0" in join["waiter_frame"]
+    untimed = waits.build(frames).filter(pl.col("kind") == "join").row(0, named=True)
+    assert untimed["confidence"] == 1.0 and "timeout=" not in untimed["waiter_frame"]
