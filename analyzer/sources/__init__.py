@@ -135,6 +135,7 @@ PARSERS: dict[str, Parser] = {
     "rabbitmq_log": _rabbitmq_log,
     "postgres_log": _postgres_log,
     "redis_info": _redis_info,
+    "ulimit": _ulimit,
     "mysql_innodb_status": innodb_status.adapter,
     "proc_locks": proc_locks.adapter,
     "procfs": procfs.adapter,

@@ -40,3 +40,14 @@ def test_ulimit_snapshot_gives_the_open_files_limit() -> None:
     assert cov.unrecognized == 0
     limits = dict(frame.select("flag", "value").rows())
     assert limits["n"] == 64 and limits["c"] == 0 and limits["v"] is None
+
+
+def test_a_ulimit_snapshot_in_a_bundle_fills_the_limits_frame() -> None:
+    """`ulimit -a` output was sniffed but had no registered parser: counted unrecognised, `limits` empty."""
+    from analyzer import open_bundle
+
+    b = open_bundle(SAMPLES / "fd-exhaustion")
+    cov = next(c for c in b.coverage if c.source == "ulimit.txt")
+    assert cov.kind == "ulimit" and cov.unrecognized == 0 and cov.parsed > 0
+    limits = b.frame_map()["limits"]
+    assert limits.filter(limits["flag"] == "n").select("name", "value").rows() == [("open files", 64)]
