@@ -119,14 +119,19 @@ def _postgres_log(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
-def _redis_info(member: Member, opts: Options) -> SourceResult:
-    frame, cov = redis_info.parse_lines(read_lines(_data(member)), source=member.name)
-    return SourceResult({"redis_info": frame}, [cov])
+LinesParser = Callable[..., tuple[pl.DataFrame | dict[str, pl.DataFrame], Coverage]]
 
 
-def _ulimit(member: Member, opts: Options) -> SourceResult:
-    frame, cov = ulimit.parse_lines(read_lines(_data(member)), source=member.name)
-    return SourceResult({"limits": frame}, [cov])
+def from_lines(parse: LinesParser, frame: str | None = None) -> Parser:
+    """The bundle parser of a `parse_lines(lines, *, source)` that gives one frame (named `frame`)
+    or a dict of frames, and its coverage."""
+    def parser(member: Member, opts: Options) -> SourceResult:
+        frames, cov = parse(read_lines(_data(member)), source=member.name)
+        if isinstance(frames, pl.DataFrame):
+            assert frame is not None
+            frames = {frame: frames}
+        return SourceResult(frames, [cov])
+    return parser
 
 
 PARSERS: dict[str, Parser] = {
@@ -134,13 +139,13 @@ PARSERS: dict[str, Parser] = {
     "json_log": _json_log,
     "rabbitmq_log": _rabbitmq_log,
     "postgres_log": _postgres_log,
-    "redis_info": _redis_info,
-    "ulimit": _ulimit,
+    "redis_info": from_lines(redis_info.parse_lines, "redis_info"),
+    "ulimit": from_lines(ulimit.parse_lines, "limits"),
     "mysql_innodb_status": innodb_status.adapter,
-    "proc_locks": proc_locks.adapter,
-    "procfs": procfs.adapter,
-    "ps": ps.adapter,
-    "rabbitmq_queues": rabbitmq_queues.adapter,
+    "proc_locks": from_lines(proc_locks.parse_lines, "proc_locks"),
+    "procfs": from_lines(procfs.parse_lines),
+    "ps": from_lines(ps.parse_lines, "processes"),
+    "rabbitmq_queues": from_lines(rabbitmq_queues.parse_lines, "queues"),
 }
 
 

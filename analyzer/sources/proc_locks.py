@@ -17,16 +17,10 @@ not a process), `major:minor:inode`, first byte, last byte (`EOF` = to the end o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import Lines, read_lines
-
-if TYPE_CHECKING:
-    from analyzer.bundle import Member
-    from analyzer.sources import Options, SourceResult
 
 PROC_LOCKS: dict[str, pl.DataType] = {
     "source": pl.String(), "line": pl.Int64(), "lock_id": pl.Int64(), "blocked": pl.Boolean(),
@@ -59,10 +53,3 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
 def parse_text(text: str, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     return parse_lines(read_lines(text.encode()), source=source)
 
-
-def adapter(member: Member, opts: Options) -> SourceResult:
-    from analyzer.sources import SourceResult
-
-    data = member.path if member.path is not None else (member.data or b"")
-    frame, cov = parse_lines(read_lines(data), source=member.name)
-    return SourceResult({"proc_locks": frame}, [cov])

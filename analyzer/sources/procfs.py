@@ -29,16 +29,12 @@ pid/tid of a file: `tid` null means the process's main thread).  `parse_lines` i
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import Lines, read_lines
-
-if TYPE_CHECKING:
-    from analyzer.bundle import Member
-    from analyzer.sources import Options, SourceResult
 
 PROC_FDS: dict[str, pl.DataType] = {
     "source": pl.String(), "line": pl.Int64(), "pid": pl.Int64(), "tid": pl.Int64(), "fd": pl.Int64(),
@@ -179,10 +175,3 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[dict[str, pl.DataFrame], 
 def parse_text(text: str, *, source: str) -> tuple[dict[str, pl.DataFrame], Coverage]:
     return parse_lines(read_lines(text.encode()), source=source)
 
-
-def adapter(member: Member, opts: Options) -> SourceResult:
-    from analyzer.sources import SourceResult
-
-    data = member.path if member.path is not None else (member.data or b"")
-    frames, cov = parse_lines(read_lines(data), source=member.name)
-    return SourceResult(frames, [cov])

@@ -15,17 +15,13 @@ first is the short name.  ``ps -L`` adds LWP / TID (a row per thread).  `parse_l
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
-
-if TYPE_CHECKING:
-    from analyzer.bundle import Member
-    from analyzer.sources import Options, SourceResult
 
 COMMAND_COLS = ("CMD", "COMMAND", "ARGS")
 HEADER_RE = re.compile(r"^\s*(?:[A-Z%]+\s+)*PID(?:\s+[A-Z%]+)*\s*$")
@@ -85,10 +81,3 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
 def parse_text(text: str, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     return parse_lines(read_lines(text.encode()), source=source)
 
-
-def adapter(member: Member, opts: Options) -> SourceResult:
-    from analyzer.sources import SourceResult
-
-    data = member.path if member.path is not None else (member.data or b"")
-    frame, cov = parse_lines(read_lines(data), source=member.name)
-    return SourceResult({"processes": frame}, [cov])

@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from analyzer import schema
 from analyzer.sources.celery_log import Coverage
-from analyzer.sources.lines import Lines, read_lines
-
-if TYPE_CHECKING:
-    from analyzer.bundle import Member
-    from analyzer.sources import Options, SourceResult
+from analyzer.sources.lines import Lines
 
 SCHEMA = schema.QUEUES
 
@@ -129,10 +125,3 @@ def with_growth(frame: pl.DataFrame) -> pl.DataFrame:
         .alias("interval_s"),
     )
 
-
-def adapter(member: Member, opts: Options) -> SourceResult:
-    from analyzer.sources import SourceResult
-
-    data = member.path if member.path is not None else (member.data or b"")
-    frame, cov = parse_lines(read_lines(data), source=member.name)
-    return SourceResult({"queues": frame}, [cov])
