@@ -336,19 +336,6 @@ Needle = tuple[str, str]  # (text column, literal it must contain)
 Leaf = Needle | pl.Expr
 
 
-def is_row_local(node: Condition) -> bool:
-    """True when the condition looks at each row alone (no `count`, `followed by`, `first`, `burst`)."""
-    match node:
-        case Count() | FollowedBy() | FirstLast() | Burst():
-            return False
-        case Not(operand=operand):
-            return is_row_local(operand)
-        case And(operands=operands) | Or(operands=operands):
-            return all(is_row_local(o) for o in operands)
-        case _:
-            return True
-
-
 def prefilter(node: Condition, schema: Schema) -> list[Leaf] | None:
     """Leaves whose OR holds on every row `node` can match and every row its evaluation reads.
 
