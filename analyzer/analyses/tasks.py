@@ -138,7 +138,7 @@ def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     lost = pl.concat([by_proc, lone])
     if lost.is_empty():
         return tasks
-    exit_ts = (pl.Series("_exit_ts", [None], dtype=lost.schema["_exit_ts"]).extend_constant(None, tasks.height - 1)
+    exit_ts = (pl.repeat(None, tasks.height, dtype=lost.schema["_exit_ts"], eager=True).alias("_exit_ts")
                .scatter(lost["_row"], lost["_exit_ts"]))
     return tasks.with_columns(exit_ts).with_columns(
         pl.when(pl.col("_exit_ts").is_not_null()).then(pl.lit("LOST")).otherwise(pl.col("state")).alias("state"),

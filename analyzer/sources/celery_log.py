@@ -244,7 +244,7 @@ def fold(df: pl.DataFrame, starts: pl.DataFrame, *, over: Sequence[str] = ()) ->
     at = multi.get_column("_i")
     text = starts.get_column("message").clone().scatter(at, multi.get_column("_text")).alias("text")
     end_line = starts.get_column("line").clone().scatter(at, multi.get_column("end_line")).alias("end_line")
-    exc_type = (pl.Series("exc_type", [None], dtype=pl.String).extend_constant(None, starts.height - 1)
+    exc_type = (pl.repeat(None, starts.height, dtype=pl.String, eager=True).alias("exc_type")
                 .scatter(at, multi.get_column("exc_type")))
     starts = starts.with_columns(text, end_line, exc_type)
     return df, starts

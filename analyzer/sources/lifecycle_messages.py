@@ -141,7 +141,7 @@ def _scatter(n: int, families: list[pl.DataFrame], col: str, dtype: pl.DataType)
     """
     parts = [f.select("_i", pl.col(col).cast(dtype)) for f in families if col in f.columns]
     values = pl.concat(parts, rechunk=False).drop_nulls(col) if parts else None
-    base = pl.Series(col, [None], dtype=dtype).extend_constant(None, n - 1) if n else pl.Series(col, [], dtype=dtype)
+    base = pl.repeat(None, n, dtype=dtype, eager=True).alias(col)
     if values is None or values.is_empty():
         return base
     return base.scatter(values.get_column("_i"), values.get_column(col))
