@@ -11,6 +11,7 @@ from analyzer import open_bundle
 from analyzer import sources as sources_module
 from analyzer.sniff import sniff
 from analyzer.sources import celery_log
+from analyzer.sources.celery_log import Coverage
 from tests.conftest import SAMPLES
 
 
@@ -24,13 +25,19 @@ def _alone(paths: list[tuple[Path | bytes, str]]) -> tuple[pl.DataFrame, list[di
     return events, [p.coverage.to_dict() for p in parsed]
 
 
-def test_every_sample_log_parsed_in_one_batch_equals_each_alone() -> None:
-    items: list[tuple[Path | bytes, str]] = [(p, f"{p.parent.name}/{p.name}") for p in _celery_logs()]
-    assert len(items) > 60
+def _batch_equals_alone(items: list[tuple[Path | bytes, str]]) -> list[Coverage]:
+    """Parse `items` as one batch, assert it gives what each gives alone, return its coverages."""
     events, covs = celery_log.parse_many(items)
     alone_events, alone_covs = _alone(items)
     assert events.equals(alone_events)
     assert [c.to_dict() for c in covs] == alone_covs
+    return covs
+
+
+def test_every_sample_log_parsed_in_one_batch_equals_each_alone() -> None:
+    items: list[tuple[Path | bytes, str]] = [(p, f"{p.parent.name}/{p.name}") for p in _celery_logs()]
+    assert len(items) > 60
+    _batch_equals_alone(items)
 
 
 def test_a_file_never_folds_into_the_one_before(tmp_path: Path) -> None:
@@ -42,10 +49,7 @@ def test_a_file_never_folds_into_the_one_before(tmp_path: Path) -> None:
     tail = b"\n".join(first.rstrip().split(b"\n")[-3:])
     second = tail + b"\n\n" + (SAMPLES / "healthy" / "worker.log").read_bytes()
     items: list[tuple[Path | bytes, str]] = [(first, "a.log"), (second, "b.log"), (b"", "empty.log")]
-    events, covs = celery_log.parse_many(items)
-    alone_events, alone_covs = _alone(items)
-    assert events.equals(alone_events)
-    assert [c.to_dict() for c in covs] == alone_covs
+    covs = _batch_equals_alone(items)
     assert covs[1].unrecognized == 3 and covs[2].lines == 0
 
 
@@ -87,10 +91,7 @@ def test_files_that_must_be_read_alone_are(tmp_path: Path) -> None:
     for odd in (raw.replace(b"ZeroDivisionError", b"Zero\xffDivisionError"), prefixed):
         items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (odd, "b.log")]
         assert read_joined([raw, odd]) is None
-        events, covs = celery_log.parse_many(items)
-        alone_events, alone_covs = _alone(items)
-        assert events.equals(alone_events)
-        assert [c.to_dict() for c in covs] == alone_covs
+        _batch_equals_alone(items)
 
 
 def test_a_byte_order_mark_is_dropped_in_every_file_of_a_batch() -> None:
@@ -99,10 +100,7 @@ def test_a_byte_order_mark_is_dropped_in_every_file_of_a_batch() -> None:
     raw = (SAMPLES / "app-exception" / "worker.log").read_bytes()
     bom = b"\xef\xbb\xbf" + (SAMPLES / "healthy" / "worker.log").read_bytes()
     items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (bom, "b.log"), (b"\xef\xbb\xbf", "c.log")]
-    events, covs = celery_log.parse_many(items)
-    alone_events, alone_covs = _alone(items)
-    assert events.equals(alone_events)
-    assert [c.to_dict() for c in covs] == alone_covs
+    covs = _batch_equals_alone(items)
     assert covs[1].unrecognized == 0 and covs[2].lines == 0
 
 
@@ -117,7 +115,4 @@ def test_container_prefixes_are_judged_on_each_files_first_200_lines() -> None:
     assert read_lines(odd).had_prefix
     assert read_joined([raw, odd]) is None
     items: list[tuple[Path | bytes, str]] = [(raw, "a.log"), (odd, "b.log")]
-    events, covs = celery_log.parse_many(items)
-    alone_events, alone_covs = _alone(items)
-    assert events.equals(alone_events)
-    assert [c.to_dict() for c in covs] == alone_covs
+    _batch_equals_alone(items)
