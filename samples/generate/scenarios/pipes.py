@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import time
+from subprocess import Popen
 
 from harness import Ctx, Scenario, ScenarioError
 
@@ -99,17 +100,32 @@ def _task_files(ctx: Ctx, pids: list[int]) -> str:
     return ctx.run(["grep", "-H", ".", *files], timeout=20).stdout
 
 
-def deadlock_pipe(ctx: Ctx) -> None:
+def _start(ctx: Ctx, tasks: str, task: str, child_re: str) -> tuple[Popen[bytes], int, int]:
+    """A worker running `task`, and the pids of its pool child and of the process the task started
+    (`child_re` names it in the log with its parent, which must be the pool child)."""
     port = ctx.redis()
-    ctx.write("proj.py", app_source(port, PIPE_TASKS))
+    ctx.write("proj.py", app_source(port, tasks))
     w = ctx.worker()
     ctx.wait_ready()
-    ctx.python(f"from proj import export_summary; print(export_summary.delay({ROWS}).id)")
-    pool = pid_from_log(ctx, r"export_summary running in pid (?P<pid>\d+)")
-    m = ctx.wait_for("worker.log", r"summarize pid (?P<pid>\d+) \(parent (?P<ppid>\d+)\) sends", timeout=30)
+    ctx.python(f"from proj import {task}; print({task}.delay({ROWS}).id)")
+    pool = pid_from_log(ctx, rf"{task} running in pid (?P<pid>\d+)")
+    m = ctx.wait_for("worker.log", child_re, timeout=30)
     child = int(m.group("pid"))
     if int(m.group("ppid")) != pool:
-        raise ScenarioError(f"summarize pid {child} has parent {m.group('ppid')}, not the pool child {pool}")
+        raise ScenarioError(f"pid {child} has parent {m.group('ppid')}, not the pool child {pool}")
+    return w, pool, child
+
+
+def _ps_and_inspect(ctx: Ctx, columns: list[str], pids: list[int]) -> None:
+    ps = ctx.run(["ps", *columns, "-p", ",".join(map(str, pids))], timeout=20)
+    ctx.save("ps.txt", ps.stdout)
+    ctx.save("inspect-active.json", inspect(ctx, "active"))
+    ctx.save("inspect-stats.json", inspect(ctx, "stats"))
+
+
+def deadlock_pipe(ctx: Ctx) -> None:
+    w, pool, child = _start(ctx, PIPE_TASKS, "export_summary",
+                            r"summarize pid (?P<pid>\d+) \(parent (?P<ppid>\d+)\) sends")
     ctx.wait_for("worker.log", rf"in pid {pool} started pid {child}, joining it", timeout=30)
     time.sleep(1.5)  # the child has filled the pipe and sleeps in write(2); the task sleeps in wait4(2)
     if re.search(rf"summarize pid {child} sent its rows", ctx.read("worker.log")):
@@ -126,10 +142,7 @@ def deadlock_pipe(ctx: Ctx) -> None:
         ctx.save(f"pyspy-locals-{pid}.txt", pyspy(ctx, pid, "--locals"))
     # both processes in one dump: the task's pool child and its children
     ctx.save("pyspy-subprocesses.txt", pyspy(ctx, pool, "--subprocesses", "--locals"))
-    ps = ctx.run(["ps", "-o", "pid,ppid,stat,wchan:32,cmd", "-p", f"{w.pid},{pool},{child}"], timeout=20)
-    ctx.save("ps.txt", ps.stdout)
-    ctx.save("inspect-active.json", inspect(ctx, "active"))
-    ctx.save("inspect-stats.json", inspect(ctx, "stats"))
+    _ps_and_inspect(ctx, ["-o", "pid,ppid,stat,wchan:32,cmd"], [w.pid, pool, child])
     ctx.note(f"Pool child {pool} ran the task: it started process {child} (billiard.Process) to build "
              f"{ROWS} rows and send them over a billiard.Pipe(duplex=False), then joined it before reading the "
              f"pipe. The pickled rows are bigger than the pipe buffer, so {child} sleeps in write(2) on the pipe "
@@ -141,16 +154,8 @@ def deadlock_pipe(ctx: Ctx) -> None:
 
 
 def deadlock_queue(ctx: Ctx) -> None:
-    port = ctx.redis()
-    ctx.write("proj.py", app_source(port, QUEUE_TASKS))
-    w = ctx.worker()
-    ctx.wait_ready()
-    ctx.python(f"from proj import export_report; print(export_report.delay({ROWS}).id)")
-    pool = pid_from_log(ctx, r"export_report running in pid (?P<pid>\d+)")
-    m = ctx.wait_for("worker.log", r"collect pid (?P<pid>\d+) \(parent (?P<ppid>\d+)\) puts", timeout=30)
-    child = int(m.group("pid"))
-    if int(m.group("ppid")) != pool:
-        raise ScenarioError(f"collect pid {child} has parent {m.group('ppid')}, not the pool child {pool}")
+    w, pool, child = _start(ctx, QUEUE_TASKS, "export_report",
+                            r"collect pid (?P<pid>\d+) \(parent (?P<ppid>\d+)\) puts")
     ctx.wait_for("worker.log", rf"collect pid {child} put its rows, returning", timeout=30)
     ctx.wait_for("worker.log", rf"in pid {pool} started pid {child}, joining it", timeout=30)
     time.sleep(1.5)  # the feeder has filled the pipe; the child's main thread joins it at exit
@@ -161,10 +166,7 @@ def deadlock_queue(ctx: Ctx) -> None:
             f"/proc/{pool}/task/{pool}/wchan:do_wait" not in state:
         raise ScenarioError(f"not the expected kernel waits:\n{state}")
     ctx.save("pyspy-subprocesses.txt", pyspy(ctx, pool, "--subprocesses", "--locals"))
-    ps = ctx.run(["ps", "-L", "-o", "pid,lwp,ppid,stat,wchan:32,cmd", "-p", f"{w.pid},{pool},{child}"], timeout=20)
-    ctx.save("ps.txt", ps.stdout)
-    ctx.save("inspect-active.json", inspect(ctx, "active"))
-    ctx.save("inspect-stats.json", inspect(ctx, "stats"))
+    _ps_and_inspect(ctx, ["-L", "-o", "pid,lwp,ppid,stat,wchan:32,cmd"], [w.pid, pool, child])
     ctx.note(f"Pool child {pool} ran the task: it started process {child} (billiard.Process) that puts {ROWS} "
              f"rows on a billiard.Queue, then joined it before get(). In {child} the queue's feeder thread "
              "(QueueFeederThread) sleeps in write(2) on the queue's full pipe, and its main thread, back from the "
