@@ -64,10 +64,12 @@ class Coverage:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, source: str, kind: str, lines: pl.DataFrame, unrecognized: pl.DataFrame,
+    def of(cls, source: str, kind: str, lines: pl.DataFrame | int, unrecognized: pl.DataFrame,
            invalid_utf8: int = 0) -> Coverage:
-        """Counts and the first few unrecognised lines (`line`, `text`) of one parsed input."""
-        cov = cls(source=source, kind=kind, lines=lines.height, unrecognized=unrecognized.height,
+        """Counts and the first few unrecognised lines (`line`, `text`) of one parsed input; `lines`
+        is its frame of lines or their number."""
+        n = lines if isinstance(lines, int) else lines.height
+        cov = cls(source=source, kind=kind, lines=n, unrecognized=unrecognized.height,
                   invalid_utf8=invalid_utf8)
         cov.parsed = cov.lines - cov.unrecognized
         cov.samples = [(int(r[0]), str(r[1])[:300])
@@ -300,7 +302,10 @@ def _records(lines: Lines, *, log_formats: list[LogFormat] | None = None) -> tup
     return classify(starts), unrec
 
 
-def _coverage(lines: Lines, unrec: pl.DataFrame, *, source: str, kind: str) -> Coverage:
+def _coverage(lines: Lines | int, unrec: pl.DataFrame, *, source: str, kind: str) -> Coverage:
+    """Coverage of `lines` (or of that many lines, read plainly: valid UTF-8, no container prefix)."""
+    if isinstance(lines, int):
+        return Coverage.of(source, kind, lines, unrec)
     cov = Coverage.of(source, kind, lines.frame, unrec, lines.invalid_utf8)
     if lines.had_prefix:
         cov.notes.append("container log prefixes removed (docker compose / kubectl)")
@@ -309,10 +314,8 @@ def _coverage(lines: Lines, unrec: pl.DataFrame, *, source: str, kind: str) -> C
 
 def _finish(records: pl.DataFrame, source: str | Sequence[str]) -> pl.DataFrame:
     """Events of one file's records (`source` its name), or of a batch's (`source[_src]`)."""
-    if isinstance(source, str):
-        name = pl.lit(source)
-    else:
-        name = pl.Series(list(source), dtype=pl.String).gather(records.get_column("_src"))  # type: ignore[assignment]
+    name: pl.Expr | pl.Series = (pl.lit(source) if isinstance(source, str) else
+                                 pl.Series(list(source), dtype=pl.String).gather(records.get_column("_src")))
     ev = _attribute_hosts(records).with_columns(name.alias("source"))
     return conform(ev, EVENTS).select(EVENTS.keys())
 
@@ -400,14 +403,16 @@ def parse_many(items: Sequence[tuple[bytes | Path, str]]) -> tuple[pl.DataFrame,
     the events each would give alone, in one frame, and one coverage per file, in order.
     """
     joined = read_joined([data for data, _ in items])
+    read: list[Lines | int]
     if joined is not None:
         lines, counts = joined
-        read = [Lines(lines.frame.clear(n), 0, False, False) for n in counts]  # the per-file facts coverage needs
+        read = list(counts)  # line counts: what coverage needs of plainly read files
     else:
-        read = [read_lines(data) for data, _ in items]
-        frames = [r.frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_src")) for i, r in enumerate(read)]
-        lines = Lines(pl.concat(frames, how="diagonal_relaxed"), invalid_utf8=sum(r.invalid_utf8 for r in read),
-                      had_ansi=any(r.had_ansi for r in read), had_prefix=any(r.had_prefix for r in read))
+        each = [read_lines(data) for data, _ in items]
+        frames = [r.frame.with_columns(pl.lit(i, dtype=pl.UInt32).alias("_src")) for i, r in enumerate(each)]
+        lines = Lines(pl.concat(frames, how="diagonal_relaxed"), invalid_utf8=sum(r.invalid_utf8 for r in each),
+                      had_ansi=any(r.had_ansi for r in each), had_prefix=any(r.had_prefix for r in each))
+        read = list(each)
     records, unrec = _records(lines)
     names = [name for _, name in items]
     events = _finish(records, names)
