@@ -28,7 +28,7 @@ from analyzer.sources import (
     ulimit,
 )
 from analyzer.sources.celery_log import Coverage
-from analyzer.sources.lines import read_lines
+from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.log_format import LogFormat
 
 
@@ -64,26 +64,25 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
     # judged on its first PROBE_BYTES that hold a header of either kind (a crash-looping worker's
     # stdout may open with MBs of banners, which decide nothing) and then read piece by piece.
     if member.size <= SMALL_LOG:
-        lines = read_lines(data)
-        default = celery_log.parse_lines(lines, source=member.name)
-        custom = celery_log.parse_lines(lines, source=member.name, log_formats=formats)
-        parsed = custom if _better(custom, default) else default
+        parsed, _ = _judge(read_lines(data), member.name, formats)
         return SourceResult({"events": parsed.events}, [parsed.coverage])
     chosen = None
     for probe in _probes(data, PROBE_BYTES):
         lines = read_lines(probe)
-        if not celery_log.holds_header(lines, formats):
-            continue
-        default = celery_log.parse_lines(lines, source=member.name)
-        custom = celery_log.parse_lines(lines, source=member.name, log_formats=formats)
-        chosen = formats if _better(custom, default) else None
-        break
+        if celery_log.holds_header(lines, formats):
+            chosen = formats if _judge(lines, member.name, formats)[1] else None
+            break
     parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
-def _better(a: celery_log.Parsed, b: celery_log.Parsed) -> bool:
-    return a.coverage.unrecognized < b.coverage.unrecognized or a.events.height > b.events.height
+def _judge(lines: Lines, name: str, formats: list[LogFormat]) -> tuple[celery_log.Parsed, bool]:
+    """The better reading of `lines`, default or the users' formats, and whether it is the users'."""
+    default = celery_log.parse_lines(lines, source=name)
+    custom = celery_log.parse_lines(lines, source=name, log_formats=formats)
+    users = (custom.coverage.unrecognized < default.coverage.unrecognized
+             or custom.events.height > default.events.height)
+    return (custom if users else default), users
 
 
 # How much of a big log `_celery_log` judges default-vs-custom on at a time.
