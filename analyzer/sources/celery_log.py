@@ -129,13 +129,31 @@ def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
     heads = heads.with_columns((rest.str.find("/", literal=True) + 26).alias("_s"),
                                (rest.str.find("]", literal=True) + 26).alias("_e"))
     slash, close = pl.col("_s"), pl.col("_e")
-    return heads.select(
+    out = heads.select(
         "line", "stream", *(c for c in ("_src", "_row") if c in heads.columns),
         (seconds + pl.duration(milliseconds=millis)).alias("ts"),
         text.str.slice(26, slash - 26).alias("level"),
         text.str.slice(slash + 1, close - slash - 1).alias("process"),
         text.str.slice(close + 2).alias("message"),
     )
+    return _slashed_dates(heads, out)
+
+
+def _slashed_dates(heads: pl.DataFrame, out: pl.DataFrame) -> pl.DataFrame:
+    """Timestamps of a `datefmt` of `%Y/%m/%d` (same width, so the header's columns hold): parsed
+    on the rows the dash format left null only, so a default log pays one null count."""
+    if not out.get_column("ts").null_count():
+        return out
+    text = pl.col("text")
+    missing = heads.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), text,
+                           pl.Series(out.get_column("ts").is_null()).alias("_null")).filter(pl.col("_null"))
+    fixed = missing.select("_i", (text.str.slice(1, 19).str.strptime(pl.Datetime("ms"), "%Y/%m/%d %H:%M:%S",
+                                                                       strict=False)
+                                  + pl.duration(milliseconds=text.str.slice(21, 3).cast(pl.Int64, strict=False)
+                                                .fill_null(0))).alias("ts")).drop_nulls("ts")
+    if fixed.is_empty():
+        return out
+    return out.with_columns(out.get_column("ts").scatter(fixed.get_column("_i"), fixed.get_column("ts")))
 
 
 def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
