@@ -3,6 +3,8 @@
 This is the only module that reads the file system. Archives are never extracted to disk:
 members are streamed into memory under size and ratio bounds, and anything that is not a
 plain file with a safe relative name is refused with a message while the rest is kept.
+Archive members are read in name order, the order a directory of the same files gives, so
+the report does not depend on how the bundle was packed.
 Plain files on disk stay on disk (`Member.path`), so parsers can memory-map big logs.
 """
 
@@ -159,7 +161,7 @@ def _expand(name: str, data: bytes, budget: _Budget, depth: int, out: Contents, 
             _expand(_strip_gz(name), inner, budget, depth + 1, out, prefix)
             return
         if nested and _is_tar(head):
-            _expand_tar(io.BytesIO(data), len(data), budget, depth, out, prefix)
+            _expand_tar(io.BytesIO(data), len(data), budget, depth, out, prefix, name)
             return
         if nested and head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
             _expand_zip(io.BytesIO(data), budget, depth, out, prefix)
@@ -177,10 +179,41 @@ def _expand(name: str, data: bytes, budget: _Budget, depth: int, out: Contents, 
     out.members.append(Member(name, data=data))
 
 
-def _expand_tar(fileobj: io.IOBase, compressed: int, budget: _Budget, depth: int, out: Contents,
-                prefix: str) -> None:
-    with tarfile.open(fileobj=fileobj, mode="r:") as tar:  # type: ignore[call-overload]
+def _member_order(name: str) -> tuple[str, ...]:
+    """Sort key of an archive member: the order `_walk` gives the same files in a directory.
+
+    Members are read in this order, not the archive's, so that a bundle gives the same report
+    however it was packed (and the same as its directory).
+    """
+    return tuple((safe_member_name(name) or name).split("/"))
+
+
+def _tar_headers(tar: tarfile.TarFile, limits: Limits, name: str,
+                 out: Contents) -> tuple[list[tarfile.TarInfo], tarfile.TarError | None]:
+    """The archive's member headers, up to `max_members`, and the error that ended the scan early.
+
+    Only headers are read here (tarfile skips over the data), so sorting them before reading keeps
+    the memory bound: member data is read one at a time afterwards, as before.
+    """
+    infos: list[tarfile.TarInfo] = []
+    try:
         for info in tar:
+            if len(infos) >= limits.max_members:
+                out.problems.append(Problem(name, f"refused: more than {limits.max_members} members; "
+                                                  "the rest is not read"))
+                break
+            infos.append(info)
+    except tarfile.TarError as exc:
+        return infos, exc
+    return infos, None
+
+
+def _expand_tar(fileobj: io.IOBase, compressed: int, budget: _Budget, depth: int, out: Contents,
+                prefix: str, name: str) -> None:
+    """The members of a tar in `_member_order`; a truncated tar keeps what it holds, then raises."""
+    with tarfile.open(fileobj=fileobj, mode="r:") as tar:  # type: ignore[call-overload]
+        infos, broken = _tar_headers(tar, budget.limits, name, out)
+        for info in sorted(infos, key=lambda i: _member_order(i.name)):
             shown = prefix + info.name
             if info.isdir():
                 continue
@@ -194,23 +227,28 @@ def _expand_tar(fileobj: io.IOBase, compressed: int, budget: _Budget, depth: int
             if not info.isfile():
                 out.problems.append(Problem(shown, "refused: device, fifo or other special file in archive"))
                 continue
-            stream = tar.extractfile(info)
-            if stream is None:
-                out.problems.append(Problem(shown, "unreadable member"))
-                continue
             try:
+                stream = tar.extractfile(info)
+                if stream is None:
+                    out.problems.append(Problem(shown, "unreadable member"))
+                    continue
                 data = budget.read(stream, max(compressed, 1), shown)  # type: ignore[arg-type]
             except _Refused as exc:
                 out.problems.append(Problem(shown, f"refused: {exc}"))
                 if budget.total > budget.limits.max_total_bytes:
                     return
                 continue
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                out.problems.append(Problem(shown, f"unreadable member: {exc}"))
+                continue
             _expand(prefix + safe, data, budget, depth + 1, out, prefix + safe + ":")
+    if broken is not None:
+        raise broken
 
 
 def _expand_zip(fileobj: io.IOBase, budget: _Budget, depth: int, out: Contents, prefix: str) -> None:
     with zipfile.ZipFile(fileobj) as zf:  # type: ignore[arg-type]
-        for info in zf.infolist():
+        for info in sorted(zf.infolist(), key=lambda i: _member_order(i.filename)):
             shown = prefix + info.filename
             if info.is_dir():
                 continue
@@ -263,7 +301,7 @@ def _read_file(path: Path, name: str, limits: Limits, out: Contents, prefix: str
             budget = _Budget(limits)
             if _is_tar(head):
                 f.seek(0)
-                _expand_tar(f, st.st_size, budget, 0, out, prefix)  # type: ignore[arg-type]
+                _expand_tar(f, st.st_size, budget, 0, out, prefix, name)  # type: ignore[arg-type]
                 return
             if head.startswith((GZIP_MAGIC, ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
                 f.seek(0)

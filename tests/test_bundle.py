@@ -9,8 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from analyzer.bundle import BundleError, Limits, read_bundle, safe_member_name
+from analyzer.cli import app
 from tests.conftest import SAMPLES
 
 LOG = (SAMPLES / "app-exception" / "worker.log").read_bytes()
@@ -52,10 +54,10 @@ def test_tar_gz_and_zip_members_are_named_by_their_paths(tmp_path: Path) -> None
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("w3.log", HEALTHY)
     one = read_bundle([tgz])
-    assert [m.name for m in one.members] == ["logs/worker.log", "logs/w2.log"]
-    assert one.members[1].read() == HEALTHY
+    assert [m.name for m in one.members] == ["logs/w2.log", "logs/worker.log"]  # by name, not archive order
+    assert one.members[0].read() == HEALTHY
     both = read_bundle([tgz, z])
-    assert [m.name for m in both.members] == [f"{tgz.as_posix()}:logs/worker.log", f"{tgz.as_posix()}:logs/w2.log",
+    assert [m.name for m in both.members] == [f"{tgz.as_posix()}:logs/w2.log", f"{tgz.as_posix()}:logs/worker.log",
                                               f"{z.as_posix()}:w3.log"]
 
 
@@ -138,3 +140,70 @@ def test_missing_path_is_a_bundle_error(tmp_path: Path) -> None:
                                             ("a/../../b", None), ("/etc/x", None), ("C:/x", None), ("", None)])
 def test_safe_member_name(name: str, safe: str | None) -> None:
     assert safe_member_name(name) == safe
+
+
+def _json_report(path: Path) -> bytes:
+    r = CliRunner().invoke(app, ["analyze", str(path), "-f", "json"])
+    assert r.exit_code in (0, 1), r.output
+    return r.stdout_bytes
+
+
+def _pack(src: Path, dest: Path, names: list[str]) -> Path:
+    """`dest` (.tar, .tar.gz or .zip) holding `names` of `src`, in that order."""
+    if dest.suffix == ".zip":
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+            for n in names:
+                zf.write(src / n, n)
+        return dest
+    with tarfile.open(dest, "w:gz" if dest.name.endswith(".gz") else "w") as tar:
+        for n in names:
+            tar.add(src / n, n)
+    return dest
+
+
+def test_archive_member_order_does_not_change_the_report(tmp_path: Path) -> None:
+    """Same bundle, same bytes: a tar/zip packed in any order reads as its directory does."""
+    src = SAMPLES / "deadlock-lock"
+    names = sorted(p.name for p in src.iterdir())
+    reference = _json_report(src)
+    assert b"lock.wait" in reference  # the finding whose evidence order used to follow the archive
+    for dest in ("fwd.tar", "rev.tar", "rev.tar.gz", "rev.zip", "shuffled.zip"):
+        order = names if dest.startswith("fwd") else names[::-1]
+        if dest.startswith("shuffled"):
+            order = names[1::2] + names[::2]
+        assert _json_report(_pack(src, tmp_path / dest, order)) == reference, dest
+
+
+def test_member_order_is_the_directory_order_by_path_components(tmp_path: Path) -> None:
+    """`a/b.log` before `a.log`, as a directory walk gives them ('a' < 'a.log'), not string order."""
+    d = tmp_path / "d"
+    (d / "a").mkdir(parents=True)
+    (d / "a" / "b.log").write_bytes(HEALTHY)
+    (d / "a.log").write_bytes(LOG)
+    (d / "z.log.gz").write_bytes(gzip.compress(LOG))
+    want = [m.name for m in read_bundle([d]).members]
+    assert want == ["a/b.log", "a.log", "z.log"]
+    for dest in ("x.tar", "x.zip"):
+        packed = _pack(d, tmp_path / dest, ["z.log.gz", "a.log", "a/b.log"])
+        assert [m.name for m in read_bundle([packed]).members] == want, dest
+
+
+def test_truncated_tar_keeps_its_whole_members_whatever_their_order(tmp_path: Path) -> None:
+    """The cut member is a problem of its own; members sorted after it are still read."""
+    src = SAMPLES / "deadlock-lock"
+    whole = _pack(src, tmp_path / "whole.tar", ["worker.log", "gdb-bt.txt"])  # gdb-bt.txt sorts first
+    cut = tmp_path / "cut.tar"
+    raw = whole.read_bytes()
+    cut.write_bytes(raw[:raw.index(b"gdb-bt.txt") + 512 + 100])  # header of gdb-bt.txt and 100 bytes of it
+    got = read_bundle([cut])
+    assert [(m.name, m.read()) for m in got.members] == [("worker.log", (src / "worker.log").read_bytes())]
+    assert any(p.source == "gdb-bt.txt" and "unreadable member" in p.message for p in got.problems)
+    assert any(p.source == "cut.tar" and "unreadable archive" in p.message for p in got.problems)
+
+
+def test_members_past_the_limit_are_refused_with_one_problem(tmp_path: Path) -> None:
+    src = SAMPLES / "deadlock-lock"
+    names = ["worker.log", "gdb-bt.txt", "pyspy.json"]
+    got = read_bundle([_pack(src, tmp_path / "x.tar", names)], Limits(max_members=2))
+    assert [m.name for m in got.members] == ["gdb-bt.txt", "worker.log"]
+    assert [p.message for p in got.problems] == ["refused: more than 2 members; the rest is not read"]
