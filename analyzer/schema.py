@@ -169,6 +169,8 @@ STUCK: Mapping[str, pl.DataType] = {
     "ts": TS,  # time of that evidence (inspect: the estimated capture time), for ranking
     "text": STR,  # the evidence as text: the log record, or the inspect entry summarised
     "summary": STR,  # the row in words, for finding messages: "in pid 15096 has run 12 s at capture, …"
+    "typical_runtime_s": FLOAT,  # 95th percentile of the task name's successful runs in the bundle (null: none)
+    "runtime_ratio": FLOAT,  # running_for_s / typical_runtime_s: how long it has run for what it is
 }
 
 # One row per single-threaded process parked on a Python lock nobody in it can release

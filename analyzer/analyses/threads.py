@@ -789,7 +789,36 @@ def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
         parts.append(_log_only_rows(log_only, last, _host_capture(events, workers), schema))
     if not parts:
         return empty(schema)
-    return pl.concat(parts, how="vertical_relaxed").sort("ts", "source", "line", nulls_last=True)
+    out = pl.concat(parts, how="vertical_relaxed").sort("ts", "source", "line", nulls_last=True)
+    return _with_typical_runtime(out, tasks)
+
+
+def _with_typical_runtime(stuck: pl.DataFrame, tasks: pl.DataFrame) -> pl.DataFrame:
+    """`typical_runtime_s` (95th percentile of the task name's successful runs in the bundle) and
+    `runtime_ratio` (running_for_s over it), said in `summary` too.
+
+    A task still running when the evidence ends is stuck only when it has run long for what it
+    is: seconds are nothing for a report that takes an hour, and everything for one that takes
+    50 ms. Without finished runs of the same name there is nothing to compare with (null).
+    """
+    runs = (tasks.filter((pl.col("state") == "SUCCESS") & pl.col("runtime_s").is_not_null())
+            .group_by("task_name").agg(pl.col("runtime_s").quantile(0.95, "higher").alias("typical_runtime_s"),
+                                       pl.len().alias("_runs"))
+            if not tasks.is_empty() else pl.DataFrame(schema={"task_name": pl.String(),
+                                                              "typical_runtime_s": pl.Float64(),
+                                                              "_runs": pl.UInt32()}))
+    typical = pl.col("typical_runtime_s")
+    shown = pl.when(typical < 10).then(typical.round(3).cast(pl.String)).otherwise(
+        typical.round(0).cast(pl.Int64).cast(pl.String))
+    cols = stuck.columns
+    stuck = stuck.drop("typical_runtime_s", "runtime_ratio", strict=False)
+    return stuck.join(runs, on="task_name", how="left", maintain_order="left").with_columns(
+        pl.when(typical > 0).then(pl.col("running_for_s") / typical).alias("runtime_ratio"),
+        pl.when(typical.is_not_null()).then(pl.concat_str(
+            "summary", pl.lit("; its successful runs took "), shown,
+            pl.lit(" s or less (95th percentile of "), pl.col("_runs").cast(pl.String), pl.lit(")")))
+        .otherwise(pl.col("summary")).alias("summary"),
+    ).select(cols)
 
 
 def _log_only_rows(log_only: pl.DataFrame, last: pl.DataFrame, refs: pl.DataFrame,

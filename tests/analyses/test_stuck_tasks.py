@@ -104,3 +104,29 @@ def test_example_text_alone_builds_a_stuck_row() -> None:
     text = (SAMPLES / "task-never-finishes" / "inspect-active.json").read_text()
     st = Bundle.from_text(text, name="example").frame_map()["stuck"]
     assert st["task_name"].to_list() == ["proj.sync_forever"] and st["pid"].to_list() == [14253]
+
+
+def test_running_time_is_judged_against_the_task_names_successful_runs() -> None:
+    # acme's call of a 50 ms task had run 12.9 s when the log (still going on the other child) ended
+    [r] = _stuck("task-hangs-others-run")
+    assert r["task_name"] == "proj.sync_account" and 12 < r["running_for_s"] < 14
+    assert 0.05 < r["typical_runtime_s"] < 0.07 and r["runtime_ratio"] > 150
+    assert "its successful runs took 0.06 s or less (95th percentile of 25)" in str(r["summary"])
+    # no run of the name finished: nothing to compare with
+    [alone] = _stuck("task-never-finishes")
+    assert alone["typical_runtime_s"] is None and alone["runtime_ratio"] is None
+
+
+def test_a_task_running_when_the_evidence_ends_is_not_reported_stuck() -> None:
+    # backend-failure's log ends 0.1–0.3 s after three tasks started (their results could not be stored):
+    # they are in the stuck frame, but CP-S010 needs 5 s and 10x the name's usual runtime
+    rows = _stuck("backend-failure")
+    assert len(rows) == 3 and all(r["running_for_s"] < 0.5 for r in rows)
+    assert not [f for f in _bundle("backend-failure").report().findings if f.category == "task.stuck"]
+    # the same log cut a moment after a task started, without inspect output or dumps
+    cut = Bundle.from_text("\n".join((SAMPLES / "task-never-finishes" / "worker.log").read_text().splitlines()[:9]))
+    assert cut.frame_map()["stuck"].height == 1
+    assert not [f for f in cut.report().findings if f.category == "task.stuck"]
+    # with the sample's inspect output and stats it had run 9.5 s: reported
+    assert [f.rule for f in _bundle("task-never-finishes").report().findings if f.category == "task.stuck"] == [
+        "CP-S010"]

@@ -362,6 +362,39 @@ def task_never_finishes(ctx: Ctx) -> None:
     ctx.keep("worker.log")
 
 
+# --- 12. a task that hangs while the worker goes on logging -----------------------------------------
+def task_hangs_others_run(ctx: Ctx) -> None:
+    port = ctx.redis()
+    _app(ctx, port, """
+        @app.task
+        def sync_account(account):
+            log.info("syncing account %s", account)
+            time.sleep(600 if account == "acme" else 0.05)
+            return account
+    """)
+    ctx.note("`proj.sync_account` takes 50 ms, except for account `acme`, where it sleeps 600 s with no time limit. "
+             "The other pool child goes on syncing accounts for about 12 s after `acme` started, so the log runs "
+             "on well past the hung task; then the worker process group is SIGKILLed. Only the log is kept: "
+             "no inspect output, no dump.")
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.python("""
+        import time
+        from proj import sync_account
+        print(sync_account.delay("a-100").get(timeout=20))
+        sync_account.delay("acme")
+        for i in range(24):
+            print(sync_account.delay(f"b-{i}").get(timeout=20))
+            time.sleep(0.5)
+    """)
+    ctx.wait_for("worker.log", r"sync_account\[\S+\] succeeded in .*: 'b-23'")
+    ctx.commands.append("kill -KILL -<worker pgid>")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(w.pid, signal.SIGKILL)
+    w.wait(timeout=10)
+    ctx.keep("worker.log")
+
+
 SCENARIOS = [
     Scenario("hard-time-limit", "A task with time_limit=2 (no soft limit) sleeps 30 s; the pool kills it "
              "(TimeLimitExceeded, Hard time limit, child exits) and a quick task succeeds.",
@@ -384,4 +417,7 @@ SCENARIOS = [
     Scenario("task-never-finishes", "A task sleeps 600 s with no time limit; inspect active/stats taken while it "
              "runs; the worker is SIGKILLed ~5 s later so the log ends with the task started, never finished.",
              task_never_finishes, needs=("redis",)),
+    Scenario("task-hangs-others-run", "One call of a 50 ms task sleeps 600 s while the other pool child runs 24 "
+             "more calls over ~12 s; the worker is then SIGKILLed. Log only: the log runs on past the hung task.",
+             task_hangs_others_run, needs=("redis",)),
 ]
