@@ -2,8 +2,9 @@
 
 Two tables, both data:
 
-- `BROKER_TREE`: the classic broker troubleshooting order — is the network reachable, are the
-  credentials valid, are resource limits hit, does TLS verify, is the connection healthy. A
+- `BROKER_TREE`: the order in which a broker connection can fail — the network carries the
+  connection, TLS is negotiated on it, the credentials are sent over TLS, the broker and the
+  worker must have room for the connection, and the open connection must stay healthy. A
   broker root cause sits on one step; the steps before it passed (the broker got far enough to
   say so), the ones after were not reached. Each step names the checks that confirm it.
 - `EVIDENCE`: per category, artifacts that would confirm or refute the diagnosis and the exact
@@ -38,6 +39,9 @@ BROKER_TREE: tuple[Step, ...] = (
           "nc -vz BROKER_HOST PORT  # does anything accept connections?",
           "rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node",
           "redis-cli -h BROKER_HOST -p PORT PING")),
+    Step("tls", "Does TLS verify?",
+         ("broker.tls",),
+         ("openssl s_client -connect BROKER_HOST:PORT -servername BROKER_HOST  # certificate chain and name",)),
     Step("credentials", "Are the credentials and permissions valid?",
          ("broker.auth", "broker.permission"),
          ("rabbitmqctl authenticate_user USER PASSWORD",
@@ -49,9 +53,6 @@ BROKER_TREE: tuple[Step, ...] = (
           "redis-cli -h BROKER_HOST -p PORT INFO memory  # used_memory vs maxmemory",
           "redis-cli -h BROKER_HOST -p PORT INFO clients  # connected_clients vs maxclients",
           "rabbitmq-diagnostics alarms")),
-    Step("tls", "Does TLS verify?",
-         ("broker.tls",),
-         ("openssl s_client -connect BROKER_HOST:PORT -servername BROKER_HOST  # certificate chain and name",)),
     Step("connection", "Does the connection stay healthy?",
          ("broker.heartbeat", "broker.connection_lost", "broker.ack_timeout", "broker.readonly_replica"),
          ("rabbitmqctl list_connections name state timeout  # negotiated heartbeat",

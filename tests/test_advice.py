@@ -16,10 +16,20 @@ def _advice(sample: str) -> dict[str, object]:
     return rep.to_dict()["advice"][rep.root_causes[0]]  # type: ignore[index,no-any-return]
 
 
-def test_auth_failure_passes_network_and_fails_at_credentials() -> None:
+def test_auth_failure_passes_network_and_tls_and_fails_at_credentials() -> None:
+    # ACCESS_REFUSED is the broker's answer over an open (TLS) session: network and TLS are proven
     tree = _advice("rabbitmq-access-refused")["decision_tree"]
-    assert [(s["step"], s["status"]) for s in tree][:3] == [  # type: ignore[index]
-        ("network", "passed"), ("credentials", "failed here"), ("resources", "not reached")]
+    assert [(s["step"], s["status"]) for s in tree] == [  # type: ignore[attr-defined,index]
+        ("network", "passed"), ("tls", "passed"), ("credentials", "failed here"),
+        ("resources", "not reached"), ("connection", "not reached")]
+
+
+def test_tls_failure_comes_right_after_network_and_credentials_were_never_sent() -> None:
+    advice = _advice("broker-tls")
+    assert [(s["step"], s["status"]) for s in advice["decision_tree"]] == [  # type: ignore[attr-defined,index]
+        ("network", "passed"), ("tls", "failed here"), ("credentials", "not reached"),
+        ("resources", "not reached"), ("connection", "not reached")]
+    assert [c.split()[0] for c in advice["checks"]] == ["openssl"]  # type: ignore[attr-defined]
 
 
 def test_refused_broker_fails_at_network_with_reachability_checks() -> None:
@@ -32,7 +42,7 @@ def test_refused_broker_fails_at_network_with_reachability_checks() -> None:
 def test_no_route_fails_at_network_and_asks_for_the_route(sample: str) -> None:
     advice = _advice(sample)
     assert [(s["step"], s["status"]) for s in advice["decision_tree"]][:2] == [  # type: ignore[index]
-        ("network", "failed here"), ("credentials", "not reached")]
+        ("network", "failed here"), ("tls", "not reached")]
     commands = [c["command"] for c in advice["collect"]]  # type: ignore[index]
     assert commands[0] == "ip route get BROKER_IP; traceroute -T -p PORT BROKER_HOST"
 

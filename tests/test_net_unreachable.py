@@ -17,5 +17,5 @@ def test_network_unreachable_is_a_missing_route(sample: str) -> None:
     assert first.evidence and all("Network is unreachable" in e.text for e in first.evidence)
     advice = rep.advice[first.id]
     assert [(step, status) for step, _, status in advice.tree][:2] == [
-        ("network", "failed here"), ("credentials", "not reached")]
+        ("network", "failed here"), ("tls", "not reached")]
     assert advice.missing[0].command == "ip route get BROKER_IP; traceroute -T -p PORT BROKER_HOST"
