@@ -1,12 +1,14 @@
 """What to check next for each root cause: the broker decision tree and the evidence advisor.
 
-Two tables, both data:
+The tables are data:
 
 - `BROKER_TREE`: the order in which a broker connection can fail — the network carries the
   connection, TLS is negotiated on it, the credentials are sent over TLS, the broker and the
-  worker must have room for the connection, and the open connection must stay healthy. A
-  broker root cause sits on one step; the steps before it passed (the broker got far enough to
-  say so), the ones after were not reached. Each step names the checks that confirm it.
+  worker must have room for the connection, and the open connection must stay healthy. A broker
+  root cause sits on one step. A step before it is `passed` only when the bundle shows it: the
+  failure itself implies it (`IMPLIES`: a certificate error needs a TCP connection, a refused
+  login a completed handshake) or the worker logged `Connected to …` before the failure.
+  Every other step is `not reached`: nothing in the bundle shows the worker got past it.
 - `EVIDENCE`: per category, artifacts that would confirm or refute the diagnosis and the exact
   command that collects each, with the bundle kind that already holds it — an artifact the
   bundle already has is not asked for again. `CYCLE_EVIDENCE` overrides it for a finding whose
@@ -18,10 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
 from analyzer.findings import Finding
+
+# The renderers know these three statuses; a step before the failure that nothing proves passed is
+# `not reached` as well (the evidence does not reach it), not a fourth status they cannot show.
+PASSED, FAILED, NOT_REACHED = "passed", "failed here", "not reached"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,61 @@ BROKER_TREE: tuple[Step, ...] = (
           "grep -E 'missed heartbeats|closing AMQP connection' /var/log/rabbitmq/*.log",
           "redis-cli -h BROKER_HOST -p PORT INFO replication  # role:master?")),
 )
+
+
+# Steps a failure of the category shows were passed: a certificate error needs a TCP connection; a
+# refused login or a full client table is answered over the negotiated (TLS) session; a broker
+# that rejects a write (OOM, READONLY), closes a consuming channel or loses the heartbeats of an
+# open connection had accepted the login. A worker out of descriptors may not have connected.
+IMPLIES: dict[str, tuple[str, ...]] = {
+    "broker.tls": ("network",),
+    "broker.auth": ("network", "tls"),
+    "broker.permission": ("network", "tls"),
+    "broker.max_clients": ("network", "tls"),
+    "broker.memory": ("network", "tls", "credentials"),
+    "broker.heartbeat": ("network", "tls", "credentials"),
+    "broker.connection_lost": ("network", "tls", "credentials"),
+    "broker.ack_timeout": ("network", "tls", "credentials"),
+    "broker.readonly_replica": ("network", "tls", "credentials"),
+}
+
+# Celery logs `Connected to URL` once the consumer's connection is open (kombu's Redis channel has
+# answered PING, py-amqp has opened the vhost); the eventlet/gevent pidbox logs `pidbox: Connected to`.
+CONNECTED = r"^(?:pidbox: )?Connected to [A-Za-z][A-Za-z0-9+.-]*://"
+
+
+def connected_before(finding: Finding, events: pl.DataFrame | None) -> bool:
+    """Whether the worker logged `Connected to …` before the finding's failure.
+
+    Before: earlier by timestamp than its first evidence, or earlier in a file its evidence
+    quotes (for lines without a timestamp). When the finding's hosts logged such lines, only
+    theirs count (another worker's connection says little about this one's); a broker-side
+    finding (host `rabbitmq`) takes any worker's.
+    """
+    if events is None or events.is_empty() or not {"message", "ts", "source", "line", "host"} <= set(events.columns):
+        return False
+    hits = events.filter(pl.col("message").str.contains(CONNECTED))
+    own = set(finding.hosts) & set(hits.get_column("host").drop_nulls().to_list())
+    if own:
+        hits = hits.filter(pl.col("host").is_in(sorted(own)))
+    if hits.is_empty():
+        return False
+    before = pl.lit(False)
+    ts = events.schema["ts"]
+    # first_seen is naive, as the logs write it; a frame already moved to UTC is ordered by lines only
+    if finding.first_seen and not (isinstance(ts, pl.Datetime) and ts.time_zone is not None):
+        try:
+            first = datetime.fromisoformat(finding.first_seen)
+        except ValueError:
+            pass
+        else:
+            before = before | (pl.col("ts") <= pl.lit(first)).fill_null(False)
+    first_line: dict[str, int] = {}
+    for e in finding.evidence:
+        first_line[e.source] = min(e.line, first_line.get(e.source, e.line))
+    for source, line in first_line.items():
+        before = before | ((pl.col("source") == source) & (pl.col("line") < line))
+    return not hits.filter(before).is_empty()
 
 
 @dataclass(frozen=True)
@@ -179,6 +241,13 @@ def cycle_kinds(finding: Finding, cycles: pl.DataFrame | None) -> list[str]:
 
 @dataclass(frozen=True)
 class Advice:
+    """Where a root cause sits in the broker tree, the checks for that step, and what to collect.
+
+    Tree statuses: `passed` (the bundle shows the worker got past the step), `failed here`, and
+    `not reached` (nothing shows it got past the step: after the failing one, or before it when
+    no line proves it was passed).
+    """
+
     finding: str
     tree: tuple[tuple[str, str, str], ...] = ()  # (step, question, passed | failed here | not reached)
     checks: tuple[str, ...] = ()
@@ -195,19 +264,24 @@ class Advice:
         return d
 
 
-def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None = None) -> Advice:
+def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None = None,
+           events: pl.DataFrame | None = None) -> Advice:
     """The decision-tree position and the evidence to collect for one (root-cause) finding.
 
     `cycles` (the bundle's `cycles` frame) lets a deadlock finding get the artifacts that prove
-    its kind of cycle rather than its category's.
+    its kind of cycle rather than its category's. `events` (the naive frame rules see) lets a
+    `Connected to …` line before the failure prove the steps before it.
     """
     have = set(kinds)
     tree: list[tuple[str, str, str]] = []
     checks: tuple[str, ...] = ()
     failed_at = next((i for i, s in enumerate(BROKER_TREE) if finding.category in s.categories), None)
     if failed_at is not None:
+        proven = set(IMPLIES.get(finding.category, ()))
+        if connected_before(finding, events):  # an open connection got past every step but its upkeep
+            proven |= {s.name for s in BROKER_TREE if s.name != "connection"}
         for i, step in enumerate(BROKER_TREE):
-            status = "passed" if i < failed_at else "failed here" if i == failed_at else "not reached"
+            status = FAILED if i == failed_at else PASSED if i < failed_at and step.name in proven else NOT_REACHED
             tree.append((step.name, step.question, status))
         checks = BROKER_TREE[failed_at].checks
     wanted: list[Artifact] = []

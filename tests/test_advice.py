@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from analyzer import open_bundle
-from analyzer.advice import advise
+from analyzer.advice import Advice, advise
 from analyzer.api import Bundle
 from analyzer.findings import Finding
 from tests.conftest import SAMPLES
@@ -14,6 +16,10 @@ from tests.conftest import SAMPLES
 def _advice(sample: str) -> dict[str, object]:
     rep = open_bundle(SAMPLES / sample).report()
     return rep.to_dict()["advice"][rep.root_causes[0]]  # type: ignore[index,no-any-return]
+
+
+def _tree(advice: Advice) -> list[tuple[str, str]]:
+    return [(step, status) for step, _, status in advice.tree]
 
 
 def test_auth_failure_passes_network_and_tls_and_fails_at_credentials() -> None:
@@ -30,6 +36,40 @@ def test_tls_failure_comes_right_after_network_and_credentials_were_never_sent()
         ("network", "passed"), ("tls", "failed here"), ("credentials", "not reached"),
         ("resources", "not reached"), ("connection", "not reached")]
     assert [c.split()[0] for c in advice["checks"]] == ["openssl"]  # type: ignore[attr-defined]
+
+
+def test_fd_exhaustion_at_startup_passes_steps_only_on_the_connected_line(tmp_path: Path) -> None:
+    # the worker logged `Connected to redis://…` a second before `Too many open files. Aborting...`
+    sample = SAMPLES / "fd-exhaustion-startup"
+    b = open_bundle(sample)
+    root, kinds = _root(b), b.report().kinds.values()
+    assert root.category == "broker.fd_exhaustion"
+    assert _tree(advise(root, kinds, b.cycles, b.events)) == [
+        ("network", "passed"), ("tls", "passed"), ("credentials", "passed"),
+        ("resources", "failed here"), ("connection", "not reached")]
+    # running out of descriptors proves nothing about the broker by itself
+    assert [st for _, st in _tree(advise(root, kinds))] == [
+        "not reached", "not reached", "not reached", "failed here", "not reached"]
+    # the same log without its first line (rotated away): nothing shows the worker ever connected
+    lines = (sample / "worker.log").read_text().splitlines(keepends=True)
+    assert lines[0].split("] ", 1)[1].startswith("Connected to redis://")
+    (tmp_path / "worker.log").write_text("".join(lines[1:]))
+    cut = open_bundle(tmp_path / "worker.log")
+    assert _tree(advise(_root(cut), ["celery_log"], cut.cycles, cut.events))[:4] == [
+        ("network", "not reached"), ("tls", "not reached"), ("credentials", "not reached"),
+        ("resources", "failed here")]
+
+
+def test_heartbeat_loss_after_connected_proves_every_step_before_it() -> None:
+    b = open_bundle(SAMPLES / "heartbeat-stall-hang")
+    rep = b.report()
+    for fid in rep.root_causes:  # the broker's `missed heartbeats` and the worker's ConnectionForced
+        root = next(f for f in rep.findings if f.id == fid)
+        assert _tree(advise(root, rep.kinds.values(), b.cycles, b.events)) == [
+            ("network", "passed"), ("tls", "passed"), ("credentials", "passed"), ("resources", "passed"),
+            ("connection", "failed here")]
+        # without the log's `Connected to`, the open connection still proves the login, not the limits
+        assert _tree(advise(root, []))[2:4] == [("credentials", "passed"), ("resources", "not reached")]
 
 
 def test_refused_broker_fails_at_network_with_reachability_checks() -> None:
