@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import posixpath
 import stat
 import tarfile
@@ -316,27 +317,93 @@ def _read_file(path: Path, name: str, limits: Limits, out: Contents, prefix: str
     out.members.append(Member(name, path=path))
 
 
+def _distinct(roots: Sequence[Path]) -> tuple[list[int], list[Problem]]:
+    """Indexes of the inputs to read: a path given twice, or one inside a directory also given,
+    is read once (by real path), with a problem saying which input already covers it."""
+    def real(p: Path) -> Path:  # a link is refused, not followed: it stands for itself
+        return p.parent.resolve() / p.name if p.is_symlink() else p.resolve()
+
+    reals = [real(r) for r in roots]
+    dirs = [i for i, r in enumerate(roots) if r.is_dir() and not r.is_symlink()]
+    keep: list[int] = []
+    problems: list[Problem] = []
+    for i, rp in enumerate(reals):
+        same = next((j for j in keep if reals[j] == rp), None)
+        inside = next((j for j in dirs if reals[j] in rp.parents), None)
+        if same is not None:
+            problems.append(Problem(roots[i].as_posix(), f"skipped: the same path as input {roots[same].as_posix()}"))
+        elif inside is not None:
+            problems.append(Problem(roots[i].as_posix(), f"skipped: read already as part of input "
+                                                         f"{roots[inside].as_posix()}"))
+        else:
+            keep.append(i)
+    return keep, problems
+
+
+def _labels(roots: Sequence[Path]) -> list[str]:
+    """For several inputs, how each one's members are named: a file or archive by the path it was
+    given (`x/incident.tgz`), a directory by the shortest suffix of its absolute path that tells it
+    from the others (`s`, or `a/s` and `b/s` for two directories named `s`).
+
+    A label must differ from every other and must not start with another followed by `/` or `:`
+    (a directory's members are `label/…`, an archive's `label:…`); a clashing directory label grows
+    by one path component until it doesn't (or is the whole path). Given file paths cannot clash
+    with each other: two equal ones are the same file, read once (`_distinct`).
+    """
+    parts = [Path(os.path.abspath(r)).parts for r in roots]
+    grows = [r.is_dir() and not r.is_symlink() for r in roots]
+
+    def label(i: int, k: int) -> str:
+        if not grows[i]:
+            return roots[i].as_posix()
+        comps = parts[i][1:]  # without the root
+        return "/".join(comps[-k:]) if k < len(comps) else Path(*parts[i]).as_posix()
+
+    ks = [1] * len(roots)
+    while True:
+        labels = [label(i, k) for i, k in enumerate(ks)]
+        owners: dict[str, list[int]] = {}
+        for i, lab in enumerate(labels):
+            owners.setdefault(lab, []).append(i)
+        clash = {i for group in owners.values() if len(group) > 1 for i in group}
+        for i, lab in enumerate(labels):
+            for cut in (n for n, c in enumerate(lab) if c in "/:" and n):
+                if lab[:cut] in owners:
+                    clash.add(i)
+                    clash.update(owners[lab[:cut]])
+        grow = sorted(i for i in clash if grows[i] and ks[i] < len(parts[i]) - 1)
+        if not grow:
+            return labels
+        for i in grow:
+            ks[i] += 1
+
+
 def read_bundle(paths: Sequence[str | Path], limits: Limits | None = None) -> Contents:
     """Every member of every input, with a problem entry for each thing refused.
 
-    Names are relative to each input; with several inputs a directory's members are prefixed by
-    its name (`a/worker.log`), an archive's by its path (`x/incident.tgz:worker.log`), and a file
-    keeps the path it was given, so that two `worker.log` stay apart.
+    Names are relative to each input. With several inputs each one gets a label that tells it
+    from the others (`_labels`): a directory's members are `label/worker.log` (its name, or as much
+    of its path as needed: `a/s/worker.log`, `b/s/worker.log`), an archive's members
+    `x/incident.tgz:worker.log`, and a file keeps the path it was given, so two `worker.log`
+    stay apart. An input given twice, or a path inside a directory also given, is read once and
+    noted as a problem (`_distinct`); if only one input is left, names are those of that input alone.
     """
     limits = limits or Limits()
     out = Contents()
-    many = len(paths) > 1
-    for raw in paths:
-        root = Path(raw)
+    roots = [Path(raw) for raw in paths]
+    for raw, root in zip(paths, roots, strict=True):
         if not root.exists() and not root.is_symlink():
             raise BundleError(f"{raw}: no such file or directory")
+    keep, out.problems = _distinct(roots)
+    many = len(keep) > 1
+    labels = _labels([roots[i] for i in keep]) if many else [roots[i].name for i in keep]
+    for i, label in zip(keep, labels, strict=True):
+        root = roots[i]
         if root.is_dir() and not root.is_symlink():
             for p in _walk(root):
                 rel = p.relative_to(root).as_posix()
-                name = f"{root.name}/{rel}" if many else rel
+                name = f"{label}/{rel}" if many else rel
                 _read_file(p, name, limits, out, prefix=name + ":")
         else:
-            name = root.as_posix() if many else root.name  # two `worker.log` inputs stay apart
-            _read_file(root, name, limits, out, prefix=f"{name}:" if many else "")
+            _read_file(root, label, limits, out, prefix=f"{label}:" if many else "")
     return out
-

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -142,8 +145,8 @@ def test_safe_member_name(name: str, safe: str | None) -> None:
     assert safe_member_name(name) == safe
 
 
-def _json_report(path: Path) -> bytes:
-    r = CliRunner().invoke(app, ["analyze", str(path), "-f", "json"])
+def _json_report(*paths: Path) -> bytes:
+    r = CliRunner().invoke(app, ["analyze", *map(str, paths), "-f", "json"])
     assert r.exit_code in (0, 1), r.output
     return r.stdout_bytes
 
@@ -207,3 +210,49 @@ def test_members_past_the_limit_are_refused_with_one_problem(tmp_path: Path) -> 
     got = read_bundle([_pack(src, tmp_path / "x.tar", names)], Limits(max_members=2))
     assert [m.name for m in got.members] == ["gdb-bt.txt", "worker.log"]
     assert [p.message for p in got.problems] == ["refused: more than 2 members; the rest is not read"]
+
+
+def _refused(report: bytes) -> dict[str, Any]:
+    rep = json.loads(report)
+    f = next(f for f in rep["findings"] if f["category"] == "broker.connection_refused")
+    return {"count": f["count"], "sources": sorted({e["source"] for e in f["evidence"]}),
+            "inputs": [i["path"] for i in rep["inputs"]], "problems": rep["problems"]}
+
+
+def test_two_directories_with_one_name_get_labels_that_tell_them_apart(tmp_path: Path) -> None:
+    a, b = tmp_path / "x" / "a" / "s", tmp_path / "x" / "b" / "s"
+    for d in (a, b):
+        shutil.copytree(SAMPLES / "broker-refused", d)
+    one = _refused(_json_report(a))
+    both = _refused(_json_report(a, b))
+    assert one["sources"] == ["worker.log"]  # one input: names as before, no label
+    assert both["sources"] == ["a/s/worker.log", "b/s/worker.log"]
+    assert both["count"] == 2 * one["count"]  # two bundles, each counted once
+    assert both["inputs"] == [f"{d}/{name}" for d in ("a/s", "b/s") for name in one["inputs"]]
+
+
+def test_a_path_given_twice_or_inside_another_is_read_once(tmp_path: Path) -> None:
+    s = tmp_path / "s"
+    shutil.copytree(SAMPLES / "broker-refused", s)
+    alone = _refused(_json_report(s))
+    assert alone["count"] == 3 and not alone["problems"]
+    (tmp_path / "alias").symlink_to(tmp_path)  # the same directory through a linked parent
+    for paths in ((s, s), (s, s / "worker.log"), (s / "worker.log", s), (s, s / ".." / "s"),
+                  (s, tmp_path / "alias" / "s")):
+        got = _refused(_json_report(*paths))
+        assert {k: v for k, v in got.items() if k != "problems"} == \
+            {k: v for k, v in alone.items() if k != "problems"}, paths
+        assert len(got["problems"]) == 1 and "skipped" in got["problems"][0]["message"], paths
+
+
+def test_a_directory_label_that_a_given_file_path_would_shadow_grows(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file given as `s/worker.log` and another directory named `s`: its members would be named
+    `s/worker.log` too, so the directory's label takes its parent's name as well."""
+    for d in ("here/s", "there/s"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "worker.log").write_bytes(LOG)
+    monkeypatch.chdir(tmp_path / "here")
+    got = read_bundle([Path("s/worker.log"), tmp_path / "there" / "s"])
+    assert [m.name for m in got.members] == ["s/worker.log", "there/s/worker.log"]
+    assert not got.problems
