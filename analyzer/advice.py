@@ -14,10 +14,14 @@ The tables are data:
   bundle already has is not asked for again. `CYCLE_EVIDENCE` overrides it for a finding whose
   evidence is a cycle of a kind that other tools see better (a pipe cycle is read off /proc and
   py-spy, not gdb).
+
+Checks and artifacts that only make sense on one broker carry its transport (`amqp`, `redis`);
+they are offered only when the bundle's logs name that transport or do not name any.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,39 +36,46 @@ PASSED, FAILED, NOT_REACHED = "passed", "failed here", "not reached"
 
 
 @dataclass(frozen=True)
+class Check:
+    command: str
+    transport: str | None = None  # "amqp" | "redis" when the command talks to that broker only
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     question: str
     categories: tuple[str, ...]
-    checks: tuple[str, ...]
+    checks: tuple[Check, ...]
 
 
 BROKER_TREE: tuple[Step, ...] = (
     Step("network", "Is the broker reachable?",
          ("broker.connection_refused", "broker.dns", "broker.timeout", "broker.unreachable"),
-         ("getent hosts BROKER_HOST  # does the name resolve?",
-          "nc -vz BROKER_HOST PORT  # does anything accept connections?",
-          "rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node",
-          "redis-cli -h BROKER_HOST -p PORT PING")),
+         (Check("getent hosts BROKER_HOST  # does the name resolve?"),
+          Check("nc -vz BROKER_HOST PORT  # does anything accept connections?"),
+          Check("rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node", "amqp"),
+          Check("redis-cli -h BROKER_HOST -p PORT PING", "redis"))),
     Step("tls", "Does TLS verify?",
          ("broker.tls",),
-         ("openssl s_client -connect BROKER_HOST:PORT -servername BROKER_HOST  # certificate chain and name",)),
+         (Check("openssl s_client -connect BROKER_HOST:PORT -servername BROKER_HOST  # certificate chain and name"),)),
     Step("credentials", "Are the credentials and permissions valid?",
          ("broker.auth", "broker.permission"),
-         ("rabbitmqctl authenticate_user USER PASSWORD",
-          "rabbitmqctl list_user_permissions USER  # and list_vhosts",
-          "redis-cli -h BROKER_HOST -p PORT --user USER --pass '***' PING")),
+         (Check("rabbitmqctl authenticate_user USER PASSWORD", "amqp"),
+          Check("rabbitmqctl list_user_permissions USER  # and list_vhosts", "amqp"),
+          Check("redis-cli -h BROKER_HOST -p PORT --user USER --pass '***' PING", "redis"))),
     Step("resources", "Is a resource limit hit?",
          ("broker.fd_exhaustion", "broker.memory", "broker.max_clients"),
-         ("ulimit -n  # in the worker's environment; cat /proc/WORKER_PID/limits",
-          "redis-cli -h BROKER_HOST -p PORT INFO memory  # used_memory vs maxmemory",
-          "redis-cli -h BROKER_HOST -p PORT INFO clients  # connected_clients vs maxclients",
-          "rabbitmq-diagnostics alarms")),
+         (Check("ulimit -n  # in the worker's environment; cat /proc/WORKER_PID/limits"),
+          Check("redis-cli -h BROKER_HOST -p PORT INFO memory  # used_memory vs maxmemory", "redis"),
+          Check("redis-cli -h BROKER_HOST -p PORT INFO clients  # connected_clients vs maxclients", "redis"),
+          Check("rabbitmq-diagnostics alarms", "amqp"))),
     Step("connection", "Does the connection stay healthy?",
          ("broker.heartbeat", "broker.connection_lost", "broker.ack_timeout", "broker.readonly_replica"),
-         ("rabbitmqctl list_connections name state timeout  # negotiated heartbeat",
-          "grep -E 'missed heartbeats|closing AMQP connection' /var/log/rabbitmq/*.log",
-          "redis-cli -h BROKER_HOST -p PORT INFO replication  # role:master?")),
+         (Check("rabbitmqctl list_connections name state timeout  # negotiated heartbeat", "amqp"),
+          Check("grep -E 'missed heartbeats|closing AMQP connection' /var/log/rabbitmq/*.log", "amqp"),
+          Check("redis-cli -h BROKER_HOST -p PORT INFO server  # uptime_in_seconds: did it restart?", "redis"),
+          Check("redis-cli -h BROKER_HOST -p PORT INFO replication  # role:master?", "redis"))),
 )
 
 
@@ -87,6 +98,38 @@ IMPLIES: dict[str, tuple[str, ...]] = {
 # Celery logs `Connected to URL` once the consumer's connection is open (kombu's Redis channel has
 # answered PING, py-amqp has opened the vhost); the eventlet/gevent pidbox logs `pidbox: Connected to`.
 CONNECTED = r"^(?:pidbox: )?Connected to [A-Za-z][A-Za-z0-9+.-]*://"
+# broker URLs Celery writes: `Connected to`, `Cannot connect to`, the banner's `.> transport:`
+BROKER_URL = r"(?:Connected to|Cannot connect to|transport:)\s+([A-Za-z][A-Za-z0-9+.-]*)://"
+CLIENT_EXCEPTION = r"\b(amqp|redis)\.exceptions\.[A-Z]"  # py-amqp / redis-py (the backend may use redis-py too)
+SCHEMES = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp", "librabbitmq": "amqp",
+           "redis": "redis", "rediss": "redis", "sentinel": "redis", "redis+socket": "redis"}
+KIND_TRANSPORT = {"redis_info": "redis", "rabbitmq_log": "amqp", "rabbitmq_cli": "amqp", "rabbitmq_queues": "amqp"}
+
+
+def transports(finding: Finding, kinds: Iterable[str], events: pl.DataFrame | None = None) -> set[str]:
+    """The broker transports the bundle shows, strongest evidence first; empty when it shows none.
+
+    Broker URLs in the logs or the finding's evidence decide; failing those, py-amqp / redis-py
+    exception types (weaker: a Redis result backend raises redis-py errors under an AMQP broker);
+    failing those, broker artifacts in the bundle (`redis-cli INFO`, RabbitMQ logs and listings).
+    """
+    texts = [e.text for e in finding.evidence]
+    exc: list[str] = []
+    if events is not None and not events.is_empty() and "text" in events.columns:
+        texts += events.filter(pl.col("text").str.contains(BROKER_URL)).get_column("text").to_list()
+        if "exc_type" in events.columns:
+            exc += events.get_column("exc_type").drop_nulls().unique().to_list()
+    urls = {SCHEMES.get(m.lower(), m.lower()) for t in texts for m in re.findall(BROKER_URL, t)}
+    if urls:
+        return urls
+    clients = {m for t in [*texts, *exc] for m in re.findall(CLIENT_EXCEPTION, t)}
+    if clients:
+        return clients
+    return {KIND_TRANSPORT[k] for k in kinds if k in KIND_TRANSPORT}
+
+
+def _for_transport(items: Iterable[Check], shown: set[str]) -> tuple[str, ...]:
+    return tuple(c.command for c in items if not shown or c.transport is None or c.transport in shown)
 
 
 def connected_before(finding: Finding, events: pl.DataFrame | None) -> bool:
@@ -128,6 +171,7 @@ class Artifact:
     what: str
     command: str
     kinds: tuple[str, ...] = ()  # bundle kinds that already hold it
+    transport: str | None = None  # "amqp" | "redis" when only that broker has it
 
 
 EVIDENCE: dict[str, tuple[Artifact, ...]] = {
@@ -176,28 +220,33 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
                  "docker network inspect NETWORK  # Kubernetes: kubectl get networkpolicy -A"),
     ),
     "broker.max_clients": (
-        Artifact("broker client counts", "redis-cli -h BROKER_HOST -p PORT INFO clients", ("redis_info",)),
+        Artifact("broker client counts", "redis-cli -h BROKER_HOST -p PORT INFO clients", ("redis_info",), "redis"),
     ),
     "broker.memory": (
-        Artifact("broker memory", "redis-cli -h BROKER_HOST -p PORT INFO memory; rabbitmq-diagnostics alarms",
-                 ("redis_info", "rabbitmq_cli")),
+        Artifact("broker memory", "redis-cli -h BROKER_HOST -p PORT INFO memory", ("redis_info",), "redis"),
+        Artifact("whether the broker raised its memory alarm", "rabbitmq-diagnostics alarms", ("rabbitmq_cli",),
+                 "amqp"),
     ),
     "broker.fd_exhaustion": (
         Artifact("the worker's descriptor limit and use", "cat /proc/WORKER_PID/limits; ls /proc/WORKER_PID/fd | wc -l",
                  ("ulimit",)),
     ),
     "broker.heartbeat": (
-        Artifact("the broker's view", "grep -E 'missed heartbeats' /var/log/rabbitmq/*.log", ("rabbitmq_log",)),
+        Artifact("the broker's view", "grep -E 'missed heartbeats' /var/log/rabbitmq/*.log", ("rabbitmq_log",),
+                 "amqp"),
     ),
     "broker.auth": (
         Artifact("the broker's reason (clients only see ACCESS_REFUSED)",
-                 "grep -E 'login refused|invalid credentials' /var/log/rabbitmq/*.log", ("rabbitmq_log",)),
+                 "grep -E 'login refused|invalid credentials' /var/log/rabbitmq/*.log", ("rabbitmq_log",), "amqp"),
+        Artifact("the broker's record of the refused logins (entries with reason auth: user and client address)",
+                 "redis-cli -h BROKER_HOST -p PORT --user ADMIN --pass '***' ACL LOG 10", (), "redis"),
     ),
     "events.storm": (
         Artifact("event queue depth and consumers, listed twice to show growth",
                  "for i in 1 2; do date -Is; rabbitmqctl list_queues -p VHOST name messages consumers memory; "
-                 "sleep 10; done", ("rabbitmq_queues",)),
-        Artifact("whether the broker raised its memory alarm", "rabbitmq-diagnostics alarms", ("rabbitmq_cli",)),
+                 "sleep 10; done", ("rabbitmq_queues",), "amqp"),
+        Artifact("whether the broker raised its memory alarm", "rabbitmq-diagnostics alarms", ("rabbitmq_cli",),
+                 "amqp"),
     ),
     "events.clock_drift": (
         Artifact("each host's clock and its synchronisation", "date -u; timedatectl status; chronyc tracking"),
@@ -270,9 +319,12 @@ def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None =
 
     `cycles` (the bundle's `cycles` frame) lets a deadlock finding get the artifacts that prove
     its kind of cycle rather than its category's. `events` (the naive frame rules see) lets a
-    `Connected to …` line before the failure prove the steps before it.
+    `Connected to …` line before the failure prove the steps before it, and names the transport
+    so that only that broker's commands are offered; without it only the finding's own evidence
+    and the bundle kinds do.
     """
     have = set(kinds)
+    shown = transports(finding, have, events)
     tree: list[tuple[str, str, str]] = []
     checks: tuple[str, ...] = ()
     failed_at = next((i for i, s in enumerate(BROKER_TREE) if finding.category in s.categories), None)
@@ -283,11 +335,11 @@ def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None =
         for i, step in enumerate(BROKER_TREE):
             status = FAILED if i == failed_at else PASSED if i < failed_at and step.name in proven else NOT_REACHED
             tree.append((step.name, step.question, status))
-        checks = BROKER_TREE[failed_at].checks
+        checks = _for_transport(BROKER_TREE[failed_at].checks, shown)
     wanted: list[Artifact] = []
     for kind in cycle_kinds(finding, cycles) or [""]:
         for a in CYCLE_EVIDENCE.get(kind) or EVIDENCE.get(finding.category, ()):
-            if a not in wanted:
+            if a not in wanted and (not shown or a.transport is None or a.transport in shown):
                 wanted.append(a)
     missing = tuple(a for a in wanted if not (set(a.kinds) & have))
     return Advice(finding.id, tuple(tree), checks, missing)

@@ -135,3 +135,61 @@ def test_lock_cycle_still_asks_for_gdb() -> None:
     assert b.cycles["kind"].to_list() == ["lock"]
     advice = advise(_root(b), ["celery_log", "pyspy"], b.cycles)
     assert [a.command for a in advice.missing] == ["gdb -p PID -batch -ex 'thread apply all bt' -ex 'info threads'"]
+
+
+def _commands(advice: Advice) -> list[str]:
+    return [*advice.checks, *(a.command for a in advice.missing)]
+
+
+def test_amqp_bundle_is_not_sent_to_redis() -> None:
+    # heartbeat-stall-hang: `Connected to amqp://…`, a RabbitMQ server log, py-amqp's ConnectionForced
+    b = open_bundle(SAMPLES / "heartbeat-stall-hang")
+    rep = b.report()
+    for fid in rep.root_causes:
+        root = next(f for f in rep.findings if f.id == fid)
+        for advice in (rep.advice[fid], advise(root, rep.kinds.values(), b.cycles, b.events)):
+            commands = _commands(advice)
+            assert any(c.startswith("rabbitmqctl list_connections") for c in commands)
+            assert not any("redis" in c for c in commands)
+
+
+def test_redis_bundle_is_not_sent_to_rabbitmq() -> None:
+    # broker-lost: a Redis broker killed and restarted (`Connected to redis://…`, `redis-cli INFO`)
+    b = open_bundle(SAMPLES / "broker-lost")
+    rep = b.report()
+    root = _root(b)
+    for advice in (rep.advice[root.id], advise(root, rep.kinds.values(), b.cycles, b.events)):
+        commands = _commands(advice)
+        assert "redis-cli -h BROKER_HOST -p PORT INFO server  # uptime_in_seconds: did it restart?" in commands
+        assert not any("rabbitmq" in c for c in commands)
+
+
+def test_redis_auth_failure_asks_for_the_acl_log_not_the_rabbitmq_log() -> None:
+    advice = _advice("redis-wrong-password")
+    assert advice["checks"] == ["redis-cli -h BROKER_HOST -p PORT --user USER --pass '***' PING"]
+    assert [c["command"] for c in advice["collect"]] == [  # type: ignore[index]
+        "redis-cli -h BROKER_HOST -p PORT --user ADMIN --pass '***' ACL LOG 10"]
+
+
+@pytest.mark.parametrize(("sample", "ours", "theirs"), [
+    ("broker-refused", "redis-cli -h BROKER_HOST -p PORT PING", "rabbitmq"),
+    ("broker-refused-amqp", "rabbitmq-diagnostics check_port_connectivity  # on the RabbitMQ node", "redis")])
+def test_network_checks_follow_the_broker_url(sample: str, ours: str, theirs: str) -> None:
+    # only the worker's `Cannot connect to redis://…` / `amqp://…` names the broker here
+    checks: list[str] = _advice(sample)["checks"]  # type: ignore[assignment]
+    assert checks == ["getent hosts BROKER_HOST  # does the name resolve?",
+                      "nc -vz BROKER_HOST PORT  # does anything accept connections?", ours]
+    assert not any(theirs in c for c in checks)
+
+
+def test_both_brokers_are_offered_only_when_the_transport_is_unknown() -> None:
+    # the worker log alone quotes `AccessRefused(403, …)` without naming a URL or module: unknown
+    log = SAMPLES / "rabbitmq-access-refused" / "worker.log"
+    b = open_bundle(log)
+    root = _root(b)
+    both = advise(root, ["celery_log"]).checks
+    assert any(c.startswith("rabbitmqctl") for c in both) and any(c.startswith("redis-cli") for c in both)
+    # its traceback's exception type (amqp.exceptions.AccessRefused) names py-amqp
+    assert b.events.filter(b.events["exc_type"] == "amqp.exceptions.AccessRefused").height == 1
+    amqp = advise(root, ["celery_log"], b.cycles, b.events).checks
+    assert amqp and all(c.startswith("rabbitmqctl") for c in amqp)
