@@ -11,6 +11,12 @@ def rule_markdown(rule: Rule) -> str:
              f"{rule.status}", "",
              "## What it finds", "", rule.what, "", "## Why it matters", "", rule.why, "",
              "## Condition", "", f"on `{rule.on}`:", "", "```", rule.when.strip(), "```", ""]
+    if rule.group_by or rule.distinct:
+        lines += [f"One finding per {', '.join(f'`{c}`' for c in rule.group_by)}." if rule.group_by
+                  else "One finding."]
+        if rule.distinct:
+            lines[-1] += f" Rows with the same {', '.join(f'`{c}`' for c in rule.distinct)} count once."
+        lines += [""]
     if rule.explains:
         lines += ["## Explains", "", ", ".join(f"`{c}`" for c in rule.explains), ""]
     lines += ["## What to do", ""] + [f"- {r}" for r in rule.remediation] + [""]

@@ -211,6 +211,15 @@ def _evidence(rule: Rule, row: Mapping[str, Any]) -> Evidence:
     )
 
 
+def _distinct(part: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """The first row of each occurrence: rows equal on every `keys` column (a thread seen in
+    three dumps) are one; a row with a null key (a thread no tool gave an id) is its own."""
+    if not keys:
+        return part
+    cols = [pl.col(k) for k in keys]
+    return part.filter(pl.any_horizontal(c.is_null() for c in cols) | pl.struct(cols).is_first_distinct())
+
+
 def _finding(
     rule: Rule, part: pl.DataFrame, key: tuple[Any, ...], max_evidence: int, max_tasks: int
 ) -> Finding:
@@ -219,10 +228,11 @@ def _finding(
         first_seen, last_seen = iso(part.get_column("ts").min()), iso(part.get_column("ts").max())
     hosts = _unique_sorted(part, "host")
     tasks = _unique_sorted(part, "task_id")[:max_tasks]
-    rows = part.head(max(max_evidence, 1)).to_dicts()
+    counted = _distinct(part, rule.distinct)
+    rows = counted.head(max(max_evidence, 1)).to_dicts()
     fields: dict[str, Any] = dict(rows[0])
     fields.update(
-        count=part.height,
+        count=counted.height,
         hosts=", ".join(hosts) or None,
         tasks=", ".join(tasks) or None,
         first_seen=first_seen,
@@ -236,13 +246,13 @@ def _finding(
         confidence=rule.confidence,
         title=rule.title,
         summary=render_message(rule.message, fields),
-        count=part.height,
+        count=counted.height,
         first_seen=first_seen,
         last_seen=last_seen,
         hosts=hosts,
         tasks=tasks,
         evidence=[_evidence(rule, row) for row in rows[:max_evidence]],
-        evidence_total=part.height,
+        evidence_total=counted.height,
         remediation=list(rule.remediation),
         references=list(rule.references),
         explains_categories=list(rule.explains),

@@ -14,6 +14,7 @@ Fields (top level, in the order rule files should use):
 | `on`          | str       | yes       | frame the condition runs on (`events`, `tasks`, `threads`, ...) |
 | `when`        | str       | yes       | condition, see `grammar.py` |
 | `group_by`    | list[str] | no ([])   | columns splitting matches into findings; default: one finding |
+| `distinct`    | list[str] | no ([])   | columns naming one occurrence: rows equal on all (none null) count once |
 | `message`     | str       | yes       | summary template, see below |
 | `explains`    | list[str] | no ([])   | categories this one causes (causal precedence for ranking) |
 | `remediation` | list[str] | yes (>=1) | what to do |
@@ -29,7 +30,8 @@ A rule needs at least one `match` and one `no_match` example (loaders take
 `require_examples=False` for ad-hoc user rules).  Examples are run by
 `evaluate.check_examples` through the real parsers.
 
-`message` is a `str.format` template.  Fields: `{count}` (matching rows), `{hosts}` (sorted
+`message` is a `str.format` template.  Fields: `{count}` (matching rows; with `distinct`, the
+distinct occurrences, e.g. threads rather than one row per dump of each), `{hosts}` (sorted
 unique `host`, comma-separated), `{tasks}`, `{first_seen}`, `{last_seen}`, `{group}` (the
 `group_by` values, comma-separated), and any column of the rule's frame, taken from the first
 matching row of the finding (e.g. `{task_name}`).  Missing values render as `?`.
@@ -64,7 +66,7 @@ AGGREGATE_FIELDS = ("count", "hosts", "tasks", "first_seen", "last_seen", "group
 DEFAULT_CONFIDENCE = 0.8
 
 REQUIRED = ("id", "category", "severity", "title", "what", "why", "on", "when", "message", "remediation")
-OPTIONAL = ("confidence", "group_by", "explains", "references", "status", "samples", "example")
+OPTIONAL = ("confidence", "group_by", "distinct", "explains", "references", "status", "samples", "example")
 EXAMPLE_KEYS = ("match", "no_match", "xfail")
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
@@ -94,6 +96,7 @@ class Rule:
     condition: Condition
     expr: pl.Expr = field(compare=False, repr=False)
     group_by: tuple[str, ...] = ()
+    distinct: tuple[str, ...] = ()  # one occurrence per distinct value: what `count` and evidence count
     explains: tuple[str, ...] = ()
     remediation: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
@@ -104,8 +107,8 @@ class Rule:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Frame columns the condition and `group_by` use, deduplicated, in order of use."""
-        names = [c.name for c in columns(self.condition)] + list(self.group_by)
+        """Frame columns the condition, `group_by` and `distinct` use, deduplicated, in order of use."""
+        names = [c.name for c in columns(self.condition)] + list(self.group_by) + list(self.distinct)
         return tuple(dict.fromkeys(names))
 
 
@@ -279,6 +282,7 @@ def rule_from_dict(
         confidence = DEFAULT_CONFIDENCE
 
     group_by = _str_list(data, "group_by", errs)
+    distinct = _str_list(data, "distinct", errs)
     explains = _str_list(data, "explains", errs)
     for cat in explains:
         if cat not in CATEGORIES:
@@ -294,9 +298,10 @@ def rule_from_dict(
     schema = schemas.get(on) if on else None
     if on and schema is None:
         errs.add(f"unknown frame {on!r} (frames: {', '.join(schemas)})", "on")
-    for col in group_by:
-        if schema is not None and col not in schema:
-            errs.add(f"'group_by' names unknown column {col!r} of frame {on!r}", "group_by")
+    for key, cols in (("group_by", group_by), ("distinct", distinct)):
+        for col in cols:
+            if schema is not None and col not in schema:
+                errs.add(f"'{key}' names unknown column {col!r} of frame {on!r}", key)
 
     message = text_field("message")
     try:
@@ -326,7 +331,8 @@ def rule_from_dict(
     rule = Rule(
         id=rid, category=category, severity=severity, confidence=float(confidence),
         title=text_field("title"), what=text_field("what"), why=text_field("why"), on=on, when=when,
-        message=message, condition=condition, expr=expr, group_by=group_by, explains=explains,
+        message=message, condition=condition, expr=expr, group_by=group_by, distinct=distinct,
+        explains=explains,
         remediation=remediation, references=references, status=status, samples=samples,
         examples=examples, path=path,
     )

@@ -56,7 +56,8 @@ def toy_parse(frame: str, text: str) -> pl.DataFrame:
 
 
 def rule(
-    when: str, *, on: str = "events", group_by: str = "[]", message: str = "{count} hits", rid: str = "R1"
+    when: str, *, on: str = "events", group_by: str = "[]", message: str = "{count} hits", rid: str = "R1",
+    distinct: str = "[]",
 ) -> Rule:
     text = f'''
 id = "{rid}"
@@ -68,6 +69,7 @@ why = "y"
 on = "{on}"
 when = {when!r}
 group_by = {group_by}
+distinct = {distinct}
 message = "{message}"
 remediation = ["fix it"]
 explains = ["task.stuck"]
@@ -133,6 +135,17 @@ def test_group_by_gives_one_finding_per_key_in_key_order() -> None:
         [rule('message == "boom"', group_by='["host"]', message="{group}: {count}")], {"events": FRAME}
     )
     assert [(f.hosts, f.count, f.summary) for f in found] == [(["w1"], 2, "w1: 2"), (["w2"], 1, "w2: 1")]
+
+
+def test_distinct_rows_count_once_and_null_keys_stay_apart() -> None:
+    # the same task twice, another task, and two rows whose key is null
+    frame = events([{"t": 0, "message": "boom", "task_id": "a"}, {"t": 5, "message": "boom", "task_id": "b"},
+                    {"t": 9, "message": "boom", "task_id": "a"}, {"t": 12, "message": "boom"},
+                    {"t": 15, "message": "boom"}])
+    [f] = evaluate([rule('message == "boom"', distinct='["task_id"]')], {"events": frame})
+    assert (f.count, f.evidence_total, f.summary) == (4, 4, "4 hits")
+    assert [e.line for e in f.evidence] == [1, 2, 4, 5]  # each occurrence's first row
+    assert (f.first_seen, f.last_seen) == ("2024-05-01T10:00:00", "2024-05-01T10:00:15")  # every row's time
 
 
 def test_milliseconds_appear_only_when_present() -> None:

@@ -101,6 +101,7 @@ def test_unknown_column_is_located_in_a_basic_string_with_escapes() -> None:
         (('id = "CP-X001"', 'id = "CP X001"'), "must start with a letter", 1),
         (('on = "events"', 'on = "events"\nconfidence = 1.5'), "'confidence' must be a number", 8),
         (('on = "events"', 'on = "events"\ngroup_by = ["hostname"]'), "unknown column 'hostname'", 8),
+        (('on = "events"', 'on = "events"\ndistinct = ["tid"]'), "'distinct' names unknown column 'tid'", 8),
         (('on = "events"', 'on = "events"\nexplains = ["nope"]'), "unknown category 'nope'", 8),
         (('on = "events"', 'on = "events"\nstatus = "stable"'), "must name the sample bundles", 8),
         (('match = "x"', 'match = "x"\nno_match = "z"'), "exactly one of 'match' or 'no_match'", 12),
