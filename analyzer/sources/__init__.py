@@ -176,13 +176,24 @@ def unparsed(member: Member, kind: str, note: str) -> SourceResult:
     return SourceResult(coverage=[cov])
 
 
+def _text_as_log(member: Member, opts: Options) -> SourceResult:
+    """Unsniffed text, when the user gave log formats: a worker log in a layout the sniffer does
+    not know, if any record matches the default format or a given one; otherwise still text
+    (a README or a JSON file must not count as a log whose blank lines were "parsed")."""
+    result = _celery_log(member, opts)
+    if result.frames["events"].height:
+        return result
+    return unparsed(member, "text", "no parser for text artifacts yet; no line matches the default log format "
+                                    "or a given one")
+
+
 def parse_member(member: Member, kind: str, opts: Options,
                  parsers: Mapping[str, Parser] | None = None) -> SourceResult:
     table = PARSERS if parsers is None else parsers
     parser = table.get(kind)
+    if parser is None and kind == "text" and opts.log_formats:
+        parser = _text_as_log
     if parser is None:
-        if kind == "text" and opts.log_formats:
-            return _celery_log(member, opts)
         what = "binary content" if kind in ("core", "binary") else f"no parser for {kind} artifacts yet"
         return unparsed(member, kind, what)
     try:
