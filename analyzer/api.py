@@ -52,6 +52,17 @@ def _stem(source: str) -> str:
     return Path(source.rsplit(":", 1)[-1]).name.split(".")[0] or source
 
 
+def fixed(name: str, df: pl.DataFrame) -> pl.DataFrame:
+    """`df` as public frame `name`: the columns of `schema.FRAME_SCHEMAS[name]` in order, typed.
+
+    Analyses add columns only when their input has them (a bundle without dumps has no
+    `threads.status`), so a notebook filter on any contract column must not depend on the bundle.
+    A column the contract does not name is dropped: the contract is the whole public shape.
+    """
+    declared = schema.FRAME_SCHEMAS[name]
+    return schema.conform(df, declared).select(list(declared))
+
+
 def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
     """Give records whose file never named its node one: the only node named in the same folder
     (a worker's log file beside its stdout banner), else the file's stem."""
@@ -211,29 +222,62 @@ class Bundle:
     def _stuck(self) -> pl.DataFrame:
         from analyzer.analyses import threads as thread_analysis
 
-        return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self.frames, self._events,
+        return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self._frames, self._events,
                                            self._tasks, self._frame("workers"))
 
-    # --- frames (public) -----------------------------------------------------------------------
+    @cached_property
+    def _frames(self) -> pl.DataFrame:
+        return self._frame("frames")
+
+    @cached_property
+    def _waits(self) -> pl.DataFrame:
+        from analyzer.analyses import waits
+
+        return waits.from_bundle(self, self._frame("waits"))
+
+    @cached_property
+    def _cycles(self) -> pl.DataFrame:
+        from analyzer.analyses import cycles
+
+        return cycles.from_waits(self._waits, self._frame("cycles"))
+
+    def _built(self, name: str) -> pl.DataFrame:
+        """Frame `name` as the analyses made it: a bundle without dumps may lack columns of the contract."""
+        derived: dict[str, Callable[[], pl.DataFrame]] = {
+            "events": lambda: self._events, "tasks": lambda: self._tasks, "threads": lambda: self._threads,
+            "frames": lambda: self._frames, "waits": lambda: self._waits, "cycles": lambda: self._cycles,
+            "stuck": lambda: self._stuck,
+            "fork_waits": lambda: fork_locks.build(self._threads, self._frames, self._frame("workers")),
+        }
+        return derived[name]() if name in derived else self._frame(name)
+
+    def _fixed(self, name: str) -> pl.DataFrame:
+        """Frame `name` with exactly its contract's columns, naive timestamps; cached per name."""
+        cache: dict[str, pl.DataFrame] = self.__dict__.setdefault("_fixed_frames", {})
+        if name not in cache:
+            cache[name] = fixed(name, self._built(name))
+        return cache[name]
+
+    # --- frames (public: the columns of `schema.FRAME_SCHEMAS`, whatever the bundle holds) -------
     @cached_property
     def events(self) -> pl.DataFrame:
         """Every log record of every input on one timeline (ts, then source and line)."""
-        return self._localize(self._events)
+        return self._localize(self._fixed("events"))
 
     @cached_property
     def tasks(self) -> pl.DataFrame:
         """One row per task id: lifecycle times, state, runtime, retries."""
-        return self._localize(self._tasks)
+        return self._localize(self._fixed("tasks"))
 
     @cached_property
     def threads(self) -> pl.DataFrame:
         """One row per thread per dump: `state`, innermost frame `top`, stack `signature`, `bucket`."""
-        return self._localize(self._threads)
+        return self._localize(self._fixed("threads"))
 
     @cached_property
     def frames(self) -> pl.DataFrame:
         """One row per stack frame of every dumped thread (`depth` 0 = innermost)."""
-        return self._frame("frames")
+        return self._fixed("frames")
 
     @cached_property
     def stuck(self) -> pl.DataFrame:
@@ -242,21 +286,17 @@ class Bundle:
         `celery inspect active` entries joined to the thread dumps of their `worker_pid` and to
         their log lines, plus tasks the logs leave STARTED; see `analyses.threads.stuck_frame`.
         """
-        return self._localize(self._stuck)
+        return self._localize(self._fixed("stuck"))
 
     @cached_property
     def waits(self) -> pl.DataFrame:
         """Wait-for edges (waiter → resource → holder) reconstructed from dumps and server logs."""
-        from analyzer.analyses import waits
-
-        return waits.from_bundle(self, self._frame("waits"))
+        return self._localize(self._fixed("waits"))
 
     @cached_property
     def cycles(self) -> pl.DataFrame:
         """Deadlock cycles in the wait-for graph."""
-        from analyzer.analyses import cycles
-
-        return cycles.from_waits(self.waits, self._frame("cycles"))
+        return self._localize(self._fixed("cycles"))
 
     # --- rules and findings -------------------------------------------------------------------
     def _load_rules(self, rule_dirs: Sequence[str | Path], select: Sequence[str], ignore: Sequence[str],
@@ -287,7 +327,7 @@ class Bundle:
         rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
-        ordered, roots = diagnose(with_cycles(findings, self.cycles))
+        ordered, roots = diagnose(with_cycles(findings, self._cycles))
         kinds = {i.name: i.kind for i in self.inputs}
         report = Report(
             inputs=self.coverage,
@@ -298,7 +338,7 @@ class Bundle:
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
-            advice={f.id: advise(f, kinds.values(), self.cycles) for f in ordered if f.id in roots},
+            advice={f.id: advise(f, kinds.values(), self._cycles) for f in ordered if f.id in roots},
         )
         if default:
             self._report = report
@@ -397,12 +437,7 @@ class Bundle:
         its growth since the previous listing, `messages_delta`); `schema.FRAME_SCHEMAS` has
         their columns.
         """
-        built = {"events": self._events, "tasks": self._tasks, "threads": self._threads, "frames": self.frames,
-                 "waits": self.waits, "cycles": self.cycles, "stuck": self._stuck}
-        built["fork_waits"] = fork_locks.build(self._threads, self.frames, self._frame("workers"))
-        # diagnostic frames (inspect, workers, redis_info, limits, queues): concatenated as the sources made them
-        return built | {name: self._frame(name) for name in schema.FRAME_SCHEMAS if name not in built}
-
+        return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
 
 def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,
                 tz: str | None = None, log_formats: Sequence[str] = (), limits: Limits | None = None) -> Bundle:

@@ -63,7 +63,20 @@ THREADS: Mapping[str, pl.DataType] = {
     "state": STR,  # lock_wait / io_wait / db_wait / sleep / running / idle / unknown
     "top": STR,  # innermost frame as "function (file:line)"
     "signature": STR,  # normalised stack, innermost first, for bucketing
-    "bucket": INT,
+    "bucket": INT,  # stack group over the whole bundle, 1 = the largest (same `bucket_key`)
+    # what the dump parsers (`analyses.threads.finish`) add, the same for every tool:
+    "thread_key": STR,  # "{source}:{header line}", joins a thread to its `frames` rows
+    "status": STR,  # py-spy's idle / active / active+gil / gil; null for other tools
+    "wait_call": STR,  # the frame that decided `state`: `pthread_mutex_lock`, `recv`, …
+    "wait_on": STR,  # address waited on: mutex / futex / Python lock object (`0x7f…`)
+    "wait_symbol": STR,  # that address's symbol when gdb printed one: `mutex_a`
+    "mutex_owner": INT,  # LWP owning `wait_on` (gdb `__data.__owner`) when read
+    "state_from": STR,  # which step decided `state`: idle / frames / locals / status / none
+    "frames_count": INT,  # stack depth: rows of this thread in `frames`
+    "gdb_num": INT,  # gdb's thread number (gdb / GDB/MI / core dumps)
+    "fatal": STR,  # faulthandler: the fatal error of a crash dump (`Segmentation fault`)
+    "bucket_key": STR,  # what `bucket` groups on (the signature at level exact)
+    "bucket_size": INT,  # threads in that bucket
 }
 
 FRAMES: Mapping[str, pl.DataType] = {
@@ -80,6 +93,8 @@ FRAMES: Mapping[str, pl.DataType] = {
     "code": STR,  # source line text when the dump carries it (gdb py-bt, cry)
     "locals": STR,  # JSON object name -> repr, when the dump carries locals
     "role": STR,  # app / celery / stdlib / third_party / native
+    "thread_key": STR,  # "{source}:{header line}" of its thread (`threads.thread_key`)
+    "args": STR,  # gdb's argument list as printed (`mutex=0x7f84314a0040 <mutex_a>`)
 }
 
 WAITS: Mapping[str, pl.DataType] = {
@@ -90,6 +105,19 @@ WAITS: Mapping[str, pl.DataType] = {
     "confidence": FLOAT,
     "inferred": BOOL,
     "evidence": STR,  # "source:line"
+    # added by `analyses.waits`:
+    "source": STR,  # the first evidence, split (findings' evidence and `explain` cite source/line)
+    "line": INT,
+    "ts": TS,  # when the edge was seen (dump capture / server log record), when known
+    "host": STR,  # node name of the waiter, when known
+    "task_id": STR,  # task the waiter runs, when known
+    "holder_task_id": STR,  # task the holder runs, when known
+    "waiter_name": STR,  # thread / process name of the waiter
+    "holder_name": STR,
+    "waiter_frame": STR,  # where the waiter waits (`take (proj.py:31): with second:`)
+    "holder_frame": STR,  # where the holder took / holds the resource, when known
+    "via": STR,  # how the edge was derived
+    "all_evidence": pl.List(STR),  # every "source:line" behind the edge
 }
 
 CYCLES: Mapping[str, pl.DataType] = {
@@ -101,6 +129,19 @@ CYCLES: Mapping[str, pl.DataType] = {
     "lock_order": pl.List(STR),
     "cycle_text": STR,  # "A waits for R1 held by B; B waits for R2 held by A", for messages
     "lock_order_text": STR,  # "R1 → R2"
+    # added by `analyses.cycles`:
+    "members_text": STR,  # `w1@sample/12466/12504 "ledger-writer", …`
+    "resources_text": STR,  # the resources, comma-separated
+    "confidence": FLOAT,  # of the weakest edge
+    "inferred": BOOL,  # whether any edge is inferred
+    "detail": STR,  # JSON list, per member: id, name, host, pid, tid, task_id, holds, waits_for
+    "source": STR,  # the first evidence (findings cite source:line)
+    "line": INT,
+    "ts": TS,  # earliest time of its edges, when known
+    "host": STR,  # a member's node name (a `celery@…` one first)
+    "task_id": STR,  # a member's task, when known
+    "task_ids": pl.List(STR),  # the members' tasks, sorted
+    "message": STR,  # same as cycle_text (the evidence text of findings)
 }
 
 # Diagnostic frames: live state and broker/host snapshots, one row per item of a snapshot.

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 
-from analyzer import open_bundle
+from analyzer import open_bundle, schema
 from analyzer.api import Bundle
 from analyzer.engine.rule import parse_rule
 from analyzer.findings import Evidence, Finding
@@ -17,6 +17,8 @@ from analyzer.findings import Evidence, Finding
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 DOCS = ROOT / "docs"
+SAMPLE_DIRS = sorted(d for d in SAMPLES.iterdir() if (d / "expected.json").is_file())
+ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
 
 RULE = '''
 id = "NB-001"
@@ -119,6 +121,43 @@ def test_empty_bundle_has_typed_empty_frames_and_reprs(empty_bundle: Bundle) -> 
     assert isinstance(empty_bundle._repr_html_(), str)
     assert isinstance(empty_bundle._repr_markdown_(), str)
     assert "healthy" in empty_bundle.report()._repr_markdown_()
+
+
+def _public_frames(b: Bundle) -> dict[str, pl.DataFrame]:
+    return {**b.frame_map(), **{name: getattr(b, name) for name in ATTRIBUTE_FRAMES}}
+
+
+@pytest.mark.parametrize("sample", [*SAMPLE_DIRS, None], ids=[*(d.name for d in SAMPLE_DIRS), "empty"])
+def test_every_public_frame_has_its_declared_schema_whatever_the_bundle_holds(sample: Path | None) -> None:
+    b = open_bundle(sample) if sample else Bundle.from_text("nothing a parser knows\n", name="notes.txt")
+    frames = _public_frames(b)
+    assert set(frames) == set(schema.FRAME_SCHEMAS)
+    for name, df in frames.items():
+        assert list(df.schema.items()) == list(schema.FRAME_SCHEMAS[name].items()), name
+        # conforming drops what the contract does not name: nothing an analysis makes may be lost that way
+        undeclared = set(b._built(name).columns) - set(schema.FRAME_SCHEMAS[name])
+        assert not undeclared, f"{name}: declare {sorted(undeclared)} in analyzer/schema.py"
+
+
+def test_dump_columns_are_there_without_dumps() -> None:
+    healthy, deadlock = open_bundle(SAMPLES / "healthy"), open_bundle(SAMPLES / "deadlock-lock")
+    assert healthy.threads.is_empty() and deadlock.threads.height
+    assert healthy.threads.columns == deadlock.threads.columns
+    assert healthy.threads.filter(pl.col("status") == "active").is_empty()  # the notebook filter that crashed
+    assert healthy.frames.columns == deadlock.frames.columns
+
+
+def test_tz_makes_every_timestamp_of_every_attribute_frame_utc() -> None:
+    sample = SAMPLES / "deadlock-postgres"
+    naive, berlin = open_bundle(sample), open_bundle(sample, tz="Europe/Berlin")
+    for name in ATTRIBUTE_FRAMES:
+        declared = {col: pl.Datetime("ms", "UTC") if isinstance(dt, pl.Datetime) else dt
+                    for col, dt in schema.FRAME_SCHEMAS[name].items()}
+        assert dict(getattr(berlin, name).schema) == declared, name
+    for name in ("waits", "cycles"):  # their times come from the PostgreSQL log, local time as written
+        written = getattr(naive, name).get_column("ts").drop_nulls()[0]
+        utc = getattr(berlin, name).get_column("ts").drop_nulls()[0]
+        assert utc == written.replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC), name
 
 
 def test_short_repr_names_the_bundle(broker_lost: Bundle) -> None:
