@@ -85,7 +85,7 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
     tasks = out.filter(pl.col("task_id").is_not_null()).collect(engine="in-memory")
     if tasks.is_empty():
         return empty(TASKS)
-    tasks = _mark_lost(tasks, events).drop("_proc", "_last")
+    tasks = _mark_lost(_mark_outside_body(tasks, events), events).drop("_proc", "_last")
     # received_at, started_at (nulls last), task_id: integer keys sort several times faster than
     # a multi-column sort of nullable datetimes
     order = tasks.select(pl.arg_sort_by(
@@ -94,6 +94,48 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("task_id"),
     )).to_series()
     return conform(tasks[order], TASKS).select(TASKS.keys())
+
+
+# `/…/celery/app/trace.py:809: RuntimeWarning: Exception raised outside body: …` (celery/app/trace.py
+# report_internal_error): the task's own bookkeeping failed after its body, e.g. storing the result
+OUTSIDE_BODY = "Exception raised outside body: "
+
+
+def _mark_outside_body(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Unfinished tasks whose pool child then warned `Exception raised outside body` ended: FAILURE.
+
+    The warning names no task, so the task is the one that child last logged for before it, on
+    the same host (a prefork child runs one task at a time); its exception type is the warning's
+    traceback's. Without this, a result-backend outage leaves every task it hit "STARTED".
+    """
+    warned = events.filter(pl.col("message").str.contains(OUTSIDE_BODY, literal=True)
+                           & pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
+                           ).select("host", pl.col("process").alias("_proc"), pl.col("ts").alias("_warn_ts"),
+                                    pl.col("exc_type").alias("_warn_exc")).drop_nulls("_warn_ts")
+    if warned.is_empty():
+        return tasks
+    unfinished = (tasks.with_row_index("_row").filter(pl.col("state") == "STARTED")
+                  .select("_row", "host", "_proc", "_last").drop_nulls(["_proc", "_last"]))
+    # each warning takes the latest task its child logged for at or before it
+    hit = (warned.sort("_warn_ts")
+           .join_asof(unfinished.sort("_last"), left_on="_warn_ts", right_on="_last", by=["host", "_proc"],
+                      strategy="backward", check_sortedness=False)
+           .drop_nulls("_row").sort("_warn_ts").unique("_row", keep="first", maintain_order=True))
+    if hit.is_empty():
+        return tasks
+    n = tasks.height
+    warn_ts = (pl.repeat(None, n, dtype=hit.schema["_warn_ts"], eager=True).alias("_warn_ts")
+               .scatter(hit["_row"], hit["_warn_ts"]))
+    warn_exc = pl.repeat(None, n, dtype=pl.String, eager=True).alias("_warn_exc").scatter(hit["_row"], hit["_warn_exc"])
+    ended = pl.col("_warn_ts").is_not_null()
+    return tasks.with_columns(warn_ts, warn_exc).with_columns(
+        pl.when(ended).then(pl.lit("FAILURE")).otherwise(pl.col("state")).alias("state"),
+        pl.coalesce("finished_at", "_warn_ts").alias("finished_at"),
+        pl.when(ended).then(pl.coalesce("exc_type", "_warn_exc")).otherwise(pl.col("exc_type")).alias("exc_type"),
+    ).with_columns(
+        pl.coalesce("runtime_s", (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0)
+        .alias("runtime_s"),
+    ).drop("_warn_ts", "_warn_exc")
 
 
 # `Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'` (billiard/pool.py)

@@ -72,7 +72,8 @@ def test_native_and_plain_pyspy_dumps_compare_on_python_frames() -> None:
 def test_finished_and_log_only_tasks() -> None:
     # a finished task never appears; a STARTED one without inspect output comes from the log
     assert _stuck("healthy") == []
-    rows = _stuck("backend-failure")
+    assert _stuck("backend-failure") == []  # their children warned `Exception raised outside body`: FAILURE
+    rows = _stuck("task-hangs-others-run")
     assert rows and all(r["source"] == "worker.log" and r["pid"] is None for r in rows)
     assert all(r["verdict"] == "unknown" and r["dumps"] == 0 and "no inspect output" in str(r["summary"])
                for r in rows)
@@ -118,14 +119,11 @@ def test_running_time_is_judged_against_the_task_names_successful_runs() -> None
 
 
 def test_a_task_running_when_the_evidence_ends_is_not_reported_stuck() -> None:
-    # backend-failure's log ends 0.1–0.3 s after three tasks started (their results could not be stored):
-    # they are in the stuck frame, but CP-S010 needs 5 s and 10x the name's usual runtime
-    rows = _stuck("backend-failure")
-    assert len(rows) == 3 and all(r["running_for_s"] < 0.5 for r in rows)
-    assert not [f for f in _bundle("backend-failure").report().findings if f.category == "task.stuck"]
-    # the same log cut a moment after a task started, without inspect output or dumps
+    # the log cut a moment after a task started, without inspect output or dumps: in the stuck frame,
+    # but CP-S010 needs 5 s (and 10x the name's usual runtime when some run finished)
     cut = Bundle.from_text("\n".join((SAMPLES / "task-never-finishes" / "worker.log").read_text().splitlines()[:9]))
-    assert cut.frame_map()["stuck"].height == 1
+    [row] = cut.frame_map()["stuck"].rows(named=True)
+    assert row["running_for_s"] < 0.01
     assert not [f for f in cut.report().findings if f.category == "task.stuck"]
     # with the sample's inspect output and stats it had run 9.5 s: reported
     assert [f.rule for f in _bundle("task-never-finishes").report().findings if f.category == "task.stuck"] == [
