@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from analyzer import open_bundle, schema
-from analyzer.api import Bundle
+from analyzer.api import Bundle, UnknownFinding
 from analyzer.engine.rule import parse_rule
 from analyzer.findings import Evidence, Finding
 
@@ -85,9 +85,21 @@ def test_explain_full_returns_every_matching_row(broker_lost: Bundle) -> None:
     assert broker_lost.explain(fid, full=True).height >= broker_lost.explain(fid).height
 
 
-def test_explain_unknown_finding_raises_key_error(broker_lost: Bundle) -> None:
-    with pytest.raises(KeyError):
+def test_explain_unknown_finding_raises_key_error_naming_the_findings(broker_lost: Bundle) -> None:
+    ids = broker_lost.findings.get_column("id").to_list()
+    assert 1 < len(ids) <= 5 and "f999" not in ids
+    with pytest.raises(KeyError) as raised:
         broker_lost.explain("f999")
+    assert str(raised.value) == "no finding 'f999' in this report; findings are " + ", ".join(ids)
+    many = [f"f{i}" for i in range(1, 31)]
+    assert str(UnknownFinding("f31", many)) == "no finding 'f31' in this report; findings are f1…f30"
+
+
+def test_explain_on_a_bundle_without_findings_says_there_are_none() -> None:
+    healthy = open_bundle(SAMPLES / "healthy")
+    assert healthy.findings.is_empty()
+    with pytest.raises(KeyError, match="no finding 'f1' in this report; it has no findings"):
+        healthy.explain("f1")
 
 
 def test_rules_given_to_open_bundle_are_used_by_the_report(tmp_path: Path) -> None:
