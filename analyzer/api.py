@@ -97,6 +97,10 @@ class UnknownFinding(KeyError):
         return str(self.args[0])
 
 
+# Frames a `Bundle` has an attribute for; `frame_map()` has these and the diagnostic frames.
+ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
+
+
 @dataclass(frozen=True)
 class Input:
     name: str
@@ -458,6 +462,17 @@ class Bundle:
         their columns.
         """
         return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
+
+
+def public_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
+    """Every frame of `schema.FRAME_SCHEMAS` as a notebook sees it (`tz` applied), in that order.
+
+    The attribute frames (`events` … `stuck`) as their attributes give them; the others
+    (`fork_waits` and the diagnostic frames) from `frame_map()`, localized the same way.
+    """
+    return {name: getattr(bundle, name) if name in ATTRIBUTE_FRAMES else bundle._localize(frame)
+            for name, frame in bundle.frame_map().items()}
+
 
 def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,
                 tz: str | None = None, log_formats: Sequence[str] = (), limits: Limits | None = None) -> Bundle:

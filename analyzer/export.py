@@ -1,11 +1,13 @@
 """Write a bundle's frames to files that DuckDB, pandas, Excel or polars open directly.
 
-`export(bundle, directory, to="parquet")` writes one file per frame: `events`, `tasks`,
-`threads`, `frames`, `waits`, `cycles`, `findings`, `coverage` (`<name>.parquet`, `.csv` or
-`.ndjson`).  Parquet and NDJSON keep list columns and timestamps as they are; CSV cannot hold
-lists, so their items are joined with `;`.
+`export(bundle, directory, to="parquet")` writes one file per public frame — every frame of
+`analyzer.schema.FRAME_SCHEMAS` (`events`, `tasks`, `threads`, `frames`, `waits`, `cycles`,
+`stuck`, `fork_waits` and the diagnostic `inspect`, `workers`, `redis_info`, `limits`,
+`queues`) — plus `findings` and `coverage` (`<name>.parquet`, `.csv` or `.ndjson`).  Parquet
+and NDJSON keep list columns and timestamps as they are; CSV cannot hold lists, so their items
+are joined with `;`.
 
-On the command line: `celery-postmortem export PATH --to csv DIR` (`export_command`).
+On the command line: `celery-postmortem export PATH DIR --to csv` (`export_command`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 import polars as pl
 import typer
 
+from analyzer.schema import FRAME_SCHEMAS
+
 if TYPE_CHECKING:
     from analyzer.api import Bundle
     from analyzer.report import Report
 
 FORMATS = ("parquet", "csv", "ndjson")
-FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "findings", "coverage")
+FRAMES = (*FRAME_SCHEMAS, "findings", "coverage")
 LIST_SEPARATOR = ";"
 
 FINDINGS_SCHEMA: dict[str, pl.DataType] = {
@@ -79,11 +83,9 @@ def coverage_frame(bundle: Bundle) -> pl.DataFrame:
 
 def frames_of(bundle: Bundle) -> dict[str, pl.DataFrame]:
     """Every exportable frame of `bundle`, by name (the order of `FRAMES`)."""
-    return {
-        "events": bundle.events, "tasks": bundle.tasks, "threads": bundle.threads, "frames": bundle.frames,
-        "waits": bundle.waits, "cycles": bundle.cycles, "findings": bundle.findings,
-        "coverage": coverage_frame(bundle),
-    }
+    from analyzer.api import public_frames
+
+    return {**public_frames(bundle), "findings": bundle.findings, "coverage": coverage_frame(bundle)}
 
 
 def flatten_lists(df: pl.DataFrame, separator: str = LIST_SEPARATOR) -> pl.DataFrame:
@@ -135,7 +137,8 @@ def export_command(
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
     = None,
 ) -> None:
-    """Write the bundle's frames (events, tasks, threads, ..., findings, coverage) to DIR."""
+    """Write every frame of the bundle (events, tasks, threads, ..., stuck, the diagnostic ones, findings,
+    coverage) to DIR, one file each."""
     from analyzer.api import open_bundle
 
     if to not in FORMATS:

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from analyzer import open_bundle
-from analyzer.api import Bundle
+from analyzer.api import ATTRIBUTE_FRAMES, Bundle
 from analyzer.export import FRAMES, export, export_command, flatten_lists
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -33,6 +33,28 @@ def test_export_writes_every_frame_and_reads_back(bundle: Bundle, fmt: str, tmp_
     assert threads.get_column("state").to_list() == bundle.threads.get_column("state").to_list()
     findings = READERS[fmt](tmp_path / f"findings.{fmt}")
     assert findings.height == bundle.findings.height
+
+
+@pytest.mark.parametrize("fmt", list(READERS))
+def test_export_writes_one_file_per_public_frame_plus_findings_and_coverage(bundle: Bundle, fmt: str,
+                                                                             tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["export", str(SAMPLES / "hang-socket-read"), str(tmp_path), "--to", fmt])
+    assert result.exit_code == 0, result.output
+    public = {*ATTRIBUTE_FRAMES, *bundle.frame_map()}
+    assert {"stuck", "inspect", "workers"} <= public
+    assert {p.name for p in tmp_path.iterdir()} == {f"{name}.{fmt}" for name in (*public, "findings", "coverage")}
+
+
+def test_parquet_holds_each_public_frame_as_the_notebook_sees_it(tmp_path: Path) -> None:
+    b = open_bundle(SAMPLES / "hang-socket-read", tz="Europe/Berlin")
+    export(b, tmp_path, to="parquet")
+    for name in ATTRIBUTE_FRAMES:
+        assert pl.read_parquet(tmp_path / f"{name}.parquet").equals(getattr(b, name)), name
+    stuck = pl.read_parquet(tmp_path / "stuck.parquet")
+    assert stuck.height == 1 and stuck.schema["time_start"] == pl.Datetime("ms", "UTC")
+    inspect = pl.read_parquet(tmp_path / "inspect.parquet")  # a diagnostic frame, localized like the others
+    assert inspect.height == b.frame_map()["inspect"].height > 0
+    assert inspect.schema["captured_at"] == pl.Datetime("ms", "UTC")
 
 
 def test_parquet_keeps_types_and_lists(bundle: Bundle, tmp_path: Path) -> None:
