@@ -3,9 +3,10 @@
 Each function takes a `Bundle` (anything with the frames as attributes) and returns a
 `matplotlib.figure.Figure`:
 
-- `timeline`: events per host and kind (lifecycle kind, else log level) over time, with event
-  counts per level above; findings' `first_seen` as vertical lines, the root cause in red with
-  its first → last span shaded.
+- `timeline`: log records per host and kind (lifecycle kind, else log level) over time, with
+  record counts per level above; findings' `first_seen` as vertical lines, the root cause in red
+  with its first → last span shaded.  Records without a timestamp cannot be placed: the title
+  says "30 timed records of 33" where the report's header says "33 records".
 - `runtimes`: distribution of task runtimes per task name (box + points, log scale when wide).
 - `gantt`: stuck and longest tasks, received → started (waiting), started → finished or the
   end of the evidence (hatched when the task never finished).
@@ -15,7 +16,7 @@ Each function takes a `Bundle` (anything with the frames as attributes) and retu
 
 `save_plots(bundle, directory, formats=("png", "svg"))` writes them all; two runs give
 byte-identical files (fixed size and dpi, `svg.hashsalt`, no dates in SVG/PDF metadata,
-none in PNG).  Without data a figure says so ("no events") instead of raising.
+none in PNG).  Without data a figure says so ("no records") instead of raising.
 """
 
 from __future__ import annotations
@@ -161,6 +162,22 @@ def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi
     return handles
 
 
+def _counts(records: pl.DataFrame, timed: pl.DataFrame) -> str:
+    """Records and hosts plotted, in the report header's terms (`Summary.events`, `.hosts`).
+
+    Only records with a timestamp can be placed on a time axis (a worker's banner has none), so
+    when some lack one the title says how many of the report's records are shown, and likewise
+    for hosts, instead of a smaller count that reads as a contradiction.
+    """
+    def hosts(df: pl.DataFrame) -> int:
+        return df.get_column("host").drop_nulls().n_unique()
+
+    shown = (f"{records.height} records" if timed.height == records.height
+             else f"{timed.height} timed records of {records.height}")
+    n_all, n_timed = hosts(records), hosts(timed)
+    return f"{shown}, {n_timed} host(s)" if n_timed == n_all else f"{shown}, on {n_timed} of {n_all} hosts"
+
+
 @_styled
 def timeline(bundle: Any) -> Figure:
     """Events per host and kind over time; findings marked, the root cause highlighted."""
@@ -168,9 +185,11 @@ def timeline(bundle: Any) -> Figure:
     import numpy as np
 
     title = "Incident timeline"
-    ev = bundle.events.filter(pl.col("ts").is_not_null())
+    records: pl.DataFrame = bundle.events
+    ev = records.filter(pl.col("ts").is_not_null())
     if ev.is_empty():
-        return _empty(title, "no events")
+        return _empty(title, f"no timed records ({records.height} without a timestamp)" if records.height
+                      else "no records")
     ev = ev.with_columns(
         pl.coalesce(pl.col("host"), pl.lit("?")).alias("_host"),
         pl.coalesce(pl.col("kind"), pl.col("level").str.to_lowercase(), pl.lit("other")).alias("_class"),
@@ -207,8 +226,8 @@ def timeline(bundle: Any) -> Figure:
         levels.append(lvl)
     top.set_ylim(0, max(1.0, float(base.max()) * 1.1))
     top.yaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
-    top.set_ylabel("events")
-    top.set_title(f"{title}: {ev.height} events, {len(hosts)} host(s)")
+    top.set_ylabel("records")
+    top.set_title(f"{title}: {_counts(records, ev)}")
     top.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0, fontsize=7, frameon=False)
 
     # one lane per (host, kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from matplotlib.figure import Figure
 
@@ -51,6 +52,38 @@ def test_bundle_methods_return_figures(hang: Bundle) -> None:
 
 def test_timeline_names_the_root_cause_in_its_legend(broker_lost: Bundle) -> None:
     assert any("broker.connection_lost (root cause)" in t for t in _texts(broker_lost.plot_timeline()))
+
+
+def _timeline_title(b: Bundle) -> str:
+    return next(t for t in _texts(b.plot_timeline()) if t.startswith("Incident timeline: "))
+
+
+def test_timeline_counts_records_as_the_report_header_does(broker_lost: Bundle) -> None:
+    header = broker_lost.report().summary
+    timed = broker_lost.events.get_column("ts").drop_nulls().len()
+    assert 0 < timed < header.events  # the banner lines of worker.stdout carry no timestamp
+    assert _timeline_title(broker_lost) == f"Incident timeline: {timed} timed records of {header.events}, 1 host(s)"
+    assert len(header.hosts) == 1
+
+
+def test_timeline_says_records_when_every_record_is_timed() -> None:
+    b = open_bundle(SAMPLES / "app-exception")
+    assert b.events.get_column("ts").null_count() == 0
+    assert _timeline_title(b).startswith(f"Incident timeline: {b.report().summary.events} records, ")
+
+
+def test_timeline_says_how_many_of_the_reports_hosts_it_shows() -> None:
+    b = open_bundle(SAMPLES / "events-storm")
+    hosts = b.report().summary.hosts
+    plotted = b.events.filter(pl.col("ts").is_not_null()).get_column("host").drop_nulls().n_unique()
+    assert plotted < len(hosts)
+    assert _timeline_title(b).endswith(f", on {plotted} of {len(hosts)} hosts")
+
+
+def test_timeline_without_timestamps_says_how_many_records_it_cannot_place() -> None:
+    b = open_bundle(SAMPLES / "broker-refused" / "worker.stdout")  # the worker's banner and shutdown line
+    assert b.events.height and b.events.get_column("ts").null_count() == b.events.height
+    assert f"no timed records ({b.events.height} without a timestamp)" in _texts(b.plot_timeline())
 
 
 def test_reconnects_counts_each_kind_of_connection_event(broker_lost: Bundle) -> None:
