@@ -68,11 +68,12 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, t
 
 
 def _bundle_parts(bundle: Bundle) -> tuple[str, list[list[object]], list[list[object]], Report | None]:
+    from analyzer.api import ATTRIBUTE_FRAMES  # api imports this module to install the reprs
+
     title = ", ".join(str(p) for p in bundle.paths) or "(in-memory bundle)"
     inputs = [[c.source, c.kind, c.lines, c.parsed, c.unrecognized] for c in bundle.coverage]
-    frames: list[list[object]] = [[name, df.height, len(df.columns)] for name, df in (
-        ("events", bundle.events), ("tasks", bundle.tasks), ("threads", bundle.threads),
-        ("frames", bundle.frames), ("waits", bundle.waits), ("cycles", bundle.cycles))]
+    frames: list[list[object]] = [[name, getattr(bundle, name).height, len(getattr(bundle, name).columns)]
+                                  for name in ATTRIBUTE_FRAMES]
     return title, inputs, frames, bundle._report
 
 

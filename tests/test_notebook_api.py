@@ -181,6 +181,10 @@ def test_bundle_html_lists_inputs_and_root_causes(broker_lost: Bundle) -> None:
     broker_lost.report()
     html = broker_lost._repr_html_()
     assert "worker.log" in html and "broker.connection_lost" in html
+    markdown = broker_lost._repr_markdown_()
+    for name in ATTRIBUTE_FRAMES:  # every attribute frame with its size, `stuck` too
+        df = getattr(broker_lost, name)
+        assert f"| {name} | {df.height} | {len(df.columns)} |" in markdown
 
 
 def test_bundle_repr_does_not_run_the_rules() -> None:
