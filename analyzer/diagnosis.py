@@ -2,7 +2,10 @@
 
 A finding A explains B when A's rule names B's category in `explains`, A was seen no later
 than B was last seen, and they share a host (or one of them has none). When two findings
-would explain each other, the earlier one wins. Root causes are the findings of severity
+would explain each other, the earlier one wins. Two findings of the same category that meet
+(a host in common, or one from a server's own log) and start within `SAME_INCIDENT` of each
+other are one incident seen from two sides (RabbitMQ's log and the worker's, the database
+server's and the task's traceback): the first seen explains the other. Root causes are the findings of severity
 warning or above that nothing explains, best first: infrastructure before application
 errors, then severity, confidence, earliest, most evidence. `info` findings are never root
 causes, and a bundle with no root cause is healthy.
@@ -10,10 +13,13 @@ causes, and a bundle with no root cause is healthy.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import polars as pl
 
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
+from analyzer.sources.server_logs import SERVER_HOSTS
 
 APPLICATION = ("task.exception",)
 
@@ -32,8 +38,9 @@ def _key(f: Finding) -> tuple[object, ...]:
 
 def _server_side(f: Finding) -> bool:
     """Seen only in a broker or database server's own log (`rabbitmq`, `postgres`): every Celery node
-    talks to that server, so it can cause effects on any of them."""
-    return bool(f.hosts) and all("@" not in h for h in f.hosts)
+    talks to that server, so it can cause effects on any of them. (A worker log that never named its
+    node has its file's stem for host: that is a node, not a server.)"""
+    return bool(f.hosts) and all(h in SERVER_HOSTS for h in f.hosts)
 
 
 def _hosts_meet(a: Finding, b: Finding) -> bool:
@@ -46,6 +53,28 @@ def _before(a: Finding, b: Finding) -> bool:
     if a.first_seen is None or b.last_seen is None:
         return True
     return a.first_seen <= b.last_seen
+
+
+SAME_INCIDENT = timedelta(minutes=5)
+
+
+def _at(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _same_incident(a: Finding, b: Finding, rank: dict[str, int]) -> bool:
+    """`a` is the first side of the incident `b` shows too: same category, hosts meet, `b` starts
+    within `SAME_INCIDENT` of `a`'s last sighting and not before `a` (at the same moment: the
+    server's side first, then rank order)."""
+    if a.category != b.category or not _hosts_meet(a, b):
+        return False
+    a0, a1, b0 = _at(a.first_seen), _at(a.last_seen), _at(b.first_seen)
+    if a0 is None or b0 is None or b0 > (a1 or a0) + SAME_INCIDENT:
+        return False
+    return (a0, not _server_side(a), rank[a.id]) < (b0, not _server_side(b), rank[b.id])
 
 
 # Log-level deadlock findings and the cycle kind that shows the same incident in full.
@@ -80,9 +109,16 @@ def diagnose(findings: list[Finding]) -> tuple[list[Finding], list[str]]:
     for i, f in enumerate(ordered, 1):
         f.id = f"f{i}"
         f.explains, f.explained_by = [], []
+    rank = {f.id: i for i, f in enumerate(ordered)}
     for a in ordered:
         for b in ordered:
-            if a is b or b.category not in a.explains_categories:
+            if a is b:
+                continue
+            if _same_incident(a, b, rank):
+                a.explains.append(b.id)
+                b.explained_by.append(a.id)
+                continue
+            if b.category not in a.explains_categories:
                 continue
             if not (_hosts_meet(a, b) and _before(a, b)):
                 continue

@@ -36,6 +36,12 @@ def _timestamp(raw: pl.Expr) -> pl.Expr:
         raw.str.slice(0, 19).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False))
 
 
+# `host` of a server's own records: no Celery node, shared by every node (diagnosis)
+RABBITMQ_HOST = "rabbitmq"
+POSTGRES_HOST = "postgres"
+SERVER_HOSTS = (RABBITMQ_HOST, POSTGRES_HOST)
+
+
 def _events(lines: Lines, heads: pl.DataFrame, *, source: str, kind: str, host: str) -> Parsed:
     df = lines.frame.join(heads.select("line", "_start"), on="line", how="left").with_columns(
         pl.col("_start").fill_null(False))
@@ -57,7 +63,7 @@ def parse_rabbitmq(lines: Lines, *, source: str) -> Parsed:
         pl.lit("rabbitmq").alias("logger"),
         pl.lit(True).alias("_start"),
     )
-    return _events(lines, heads, source=source, kind="rabbitmq_log", host="rabbitmq")
+    return _events(lines, heads, source=source, kind="rabbitmq_log", host=RABBITMQ_HOST)
 
 
 def parse_postgres(lines: Lines, *, source: str) -> Parsed:
@@ -81,7 +87,7 @@ def parse_postgres(lines: Lines, *, source: str) -> Parsed:
     frame = lines.frame.join(cont_text, on="line", how="left").with_columns(
         pl.coalesce("_ct", "text").alias("text")).drop("_ct")
     lines = Lines(frame, lines.invalid_utf8, lines.had_ansi, lines.had_prefix)
-    return _events(lines, heads, source=source, kind="postgres_log", host="postgres")
+    return _events(lines, heads, source=source, kind="postgres_log", host=POSTGRES_HOST)
 
 
 def parse_rabbitmq_file(data: bytes | Path, *, source: str) -> Parsed:

@@ -1,0 +1,64 @@
+"""Causal ranking on real samples: one incident seen from two sides is one root cause."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer import open_bundle
+from analyzer.diagnosis import diagnose
+from analyzer.findings import Finding
+from tests.conftest import SAMPLES
+
+
+@pytest.mark.parametrize(("sample", "cause", "effect"), [
+    # RabbitMQ's log (19:30:03.637) and the worker's channel error (03.641): the broker's side came first
+    ("rabbitmq-ack-timeout", "CP-B016", "CP-B015"),
+    # PostgreSQL's `too many clients` (04.612) and the task's OperationalError (04.661)
+    ("pg-too-many-clients", "CP-D002@postgres", "CP-D002@w1@sample"),
+    # RabbitMQ closing for missed heartbeats, then the worker noticing
+    ("heartbeat-stall-hang", "CP-B013", "CP-B014"),
+    # MemoryError in the pool, then the child recycled over worker_max_memory_per_child 5 s later
+    ("worker-memory", "CP-W010", "CP-W011"),
+])
+def test_two_sides_of_one_incident_give_one_root_cause(sample: str, cause: str, effect: str) -> None:
+    report = open_bundle(SAMPLES / sample).report()
+
+    def pick(spec: str) -> str:
+        rule, _, host = spec.partition("@")
+        [f] = [f for f in report.findings if f.rule == rule and (not host or f.hosts == [host])]
+        return f.id
+
+    a, b = pick(cause), pick(effect)
+    assert a in report.root_causes and b not in report.root_causes
+    assert a in report.finding(b).explained_by
+    assert len(report.root_causes) == 1
+
+
+def test_same_category_on_other_hosts_stays_apart() -> None:
+    """Redis refusing w1@sample's password and RabbitMQ refusing `worker`'s login, 9 s apart: two nodes,
+    two incidents, two root causes."""
+    report = open_bundle([SAMPLES / "redis-wrong-password", SAMPLES / "rabbitmq-access-refused"]).report()
+    auth = [f for f in report.findings if f.category == "broker.auth"]
+    assert sorted(h for f in auth for h in f.hosts) == ["w1@sample", "worker"]
+    assert all(f.id in report.root_causes and not f.explained_by for f in auth)
+
+
+def _finding(rule: str, first: str, last: str, hosts: list[str]) -> Finding:
+    return Finding(rule=rule, category="broker.ack_timeout", severity="error", confidence=0.9, title="t",
+                   summary="s", count=1, first_seen=first, last_seen=last, hosts=hosts)
+
+
+def test_same_category_long_after_is_another_incident() -> None:
+    early = _finding("CP-B016", "2026-11-28T19:30:03.637", "2026-11-28T19:30:03.700", ["rabbitmq"])
+    late = _finding("CP-B015", "2026-11-28T19:45:00.000", "2026-11-28T19:45:00.000", ["w1@sample"])
+    soon = _finding("CP-B015", "2026-11-28T19:34:00.000", "2026-11-28T19:34:00.000", ["w1@sample"])
+    _, roots = diagnose([early, late])
+    assert len(roots) == 2
+    _, roots = diagnose([early, soon])
+    assert roots == [early.id] and soon.explained_by == [early.id]
+
+
+def test_clock_drift_between_two_nodes_is_one_finding() -> None:
+    report = open_bundle(SAMPLES / "clock-drift").report()
+    [f] = [f for f in report.findings if f.category == "events.clock_drift"]
+    assert f.hosts == ["w1@sample", "w2@sample"] and f.count == 2 and report.root_causes == [f.id]
