@@ -358,7 +358,7 @@ class Bundle:
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
-            advice={f.id: advise(f, kinds.values(), self._cycles) for f in ordered if f.id in roots},
+            advice={f.id: advise(f, kinds.values(), self._cycles, self._events) for f in ordered if f.id in roots},
         )
         if default:
             self._report = report

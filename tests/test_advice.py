@@ -193,3 +193,13 @@ def test_both_brokers_are_offered_only_when_the_transport_is_unknown() -> None:
     assert b.events.filter(b.events["exc_type"] == "amqp.exceptions.AccessRefused").height == 1
     amqp = advise(root, ["celery_log"], b.cycles, b.events).checks
     assert amqp and all(c.startswith("rabbitmqctl") for c in amqp)
+
+
+def test_the_report_gives_the_advisor_the_logs() -> None:
+    """`report()` passes the events: fd-exhaustion-startup's `Connected to redis://…` proves the steps
+    before the failure, and names the transport, so no RabbitMQ command is offered."""
+    advice = _advice("fd-exhaustion-startup")
+    assert [(s["step"], s["status"]) for s in advice["decision_tree"]][:4] == [  # type: ignore[attr-defined,index]
+        ("network", "passed"), ("tls", "passed"), ("credentials", "passed"), ("resources", "failed here")]
+    commands = " ".join(str(c) for c in advice["checks"])  # type: ignore[attr-defined]
+    assert "rabbitmq" not in commands
