@@ -7,6 +7,7 @@ sniffed and parsed exactly as a bundle member would be.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,40 @@ def _hit(rule: Rule, pattern: str) -> bool:
 
 def _selected(rule: Rule, select: Sequence[str], ignore: Sequence[str]) -> bool:
     return (not select or any(_hit(rule, p) for p in select)) and not any(_hit(rule, p) for p in ignore)
+
+
+def unmatched(patterns: Sequence[str], rules: Sequence[Rule]) -> list[str]:
+    """The `--select` / `--ignore` patterns that name no rule of `rules`: a typo there would
+    otherwise silently select nothing (or ignore nothing)."""
+    return [p for p in patterns if not any(_hit(r, p) for r in rules)]
+
+
+def shipped_rule_files() -> dict[str, Path]:
+    """Id → file of each shipped rule, read from the files' `id` keys alone (no compiling), so
+    a report can say cheaply which user rules replace a shipped one."""
+    out: dict[str, Path] = {}
+    for file in sorted(default_rule_dir().rglob("*.toml")):
+        try:
+            rid = tomllib.loads(file.read_text(encoding="utf-8")).get("id")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if isinstance(rid, str):
+            out.setdefault(rid, file)
+    return out
+
+
+def overrides(rules: Sequence[Rule]) -> list[tuple[Rule, Path]]:
+    """The rules of `rules` that replace a shipped rule of the same id, each with the shipped file.
+
+    Replacing is deliberate (`load_catalogue`): a team can retune a shipped rule by copying it
+    into its `--rules` directory. It is reported so that it is never silent.
+    """
+    base = default_rule_dir().resolve()
+    foreign = [r for r in rules if r.path is None or not Path(r.path).resolve().is_relative_to(base)]
+    if not foreign:
+        return []
+    shipped = shipped_rule_files()
+    return [(r, shipped[r.id]) for r in foreign if r.id in shipped]
 
 
 def load_catalogue(extra_dirs: Sequence[str | Path] = (), *, select: Sequence[str] = (),
