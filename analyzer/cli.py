@@ -1,7 +1,7 @@
 """`celery-postmortem`: a thin typer layer over the library; it picks a renderer and an exit code.
 
-Exit codes: 0 nothing at or above `--fail-on` (or healthy when not given), 1 findings at or above
-it, 2 usage or input error (one line on stderr).
+Exit codes: 0 nothing at or above `--fail-on` (or always, without it), 1 findings at or above it,
+2 usage or input error (one line on stderr, never a traceback).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
 
 FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  # = renderers.registry()
+FAIL_ON = tuple(reversed(SEVERITIES))  # most severe first, as --help and the README list them
 
 
 def _fail(message: str) -> typer.Exit:
@@ -44,7 +45,7 @@ def analyze(
     ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids or categories.")]
     = None,
     fail_on: Annotated[str | None, typer.Option(
-        "--fail-on", help="Exit 1 when a finding is at or above: critical, error, warning.")] = None,
+        "--fail-on", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colour on or off.")] = None,
     plots: Annotated[Path | None, typer.Option(
         "--plots", help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
@@ -87,12 +88,18 @@ def analyze(
         if plots is not None:
             from analyzer.plots import save_plots
 
-            save_plots(bundle, plots)
+            try:
+                save_plots(bundle, plots)
+            except OSError as exc:
+                raise _fail(f"--plots {plots}: cannot write: {exc.strerror or exc}") from None
     options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
-                            fail_on=fail_on or "warning", plots=figures)
+                            fail_on=fail_on, plots=figures)
     text = renderers[format](report, options)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"-o {output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     if fail_on is not None:
@@ -176,6 +183,9 @@ def rules_test(
     from analyzer.engine.evaluate import check_examples
     from analyzer.engine.rule import load_rules
 
+    for d in dirs or []:
+        if not d.exists():
+            raise _fail(f"{d}: no such file or directory")
     loaded, errors = load_rules(list(dirs) if dirs else [default_rule_dir()])
     failed = len(errors)
     for e in errors:
@@ -227,9 +237,16 @@ def rules_new(
     directory: Annotated[Path, typer.Option("--dir", help="Where to write it.")] = Path("."),
 ) -> None:
     """Write a rule template that fails its own test until it is filled in."""
+    from analyzer.engine.rule import ID_RE
+
+    if not ID_RE.match(rule_id):
+        raise _fail(f"rule id {rule_id!r} must start with a letter and hold only letters, digits, '-', '_', '.'")
     path = directory / f"{rule_id}.toml"
     if path.exists():
         raise _fail(f"{path} exists")
-    directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(RULE_TEMPLATE.format(rid=rule_id))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(RULE_TEMPLATE.format(rid=rule_id))
+    except OSError as exc:
+        raise _fail(f"{path}: cannot write: {exc.strerror or exc}") from None
     typer.echo(f"wrote {path}; fill it in, then run `celery-postmortem rules test {directory}`")

@@ -121,3 +121,49 @@ def test_format_list_in_help_is_the_renderer_registry() -> None:
     from analyzer.renderers import registry
 
     assert tuple(registry()) == FORMATS
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- errors are one line and exit 2, never a traceback -------------------------------------------
+
+
+def test_unwritable_output_is_one_line_and_exit_two(tmp_path: Path) -> None:
+    for target in (tmp_path / "missing" / "x.json", tmp_path):
+        r = subprocess.run([sys.executable, "-m", "analyzer", "analyze", str(SAMPLES / "broker-tls"),
+                            "-f", "json", "-o", str(target)], capture_output=True, text=True, check=False)
+        assert r.returncode == 2, r.stderr
+        assert _one_line(r.stderr).startswith(f"celery-postmortem: -o {target}: cannot write")
+
+
+def test_rules_new_with_a_bad_id_and_rules_test_of_a_missing_dir_exit_two(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["rules", "new", "bad/id", "--dir", str(tmp_path)])
+    assert r.exit_code == 2 and "bad/id" in _one_line(r.stderr)
+    assert list(tmp_path.iterdir()) == []
+    r = runner.invoke(app, ["rules", "test", str(tmp_path / "nonexistent")])
+    assert r.exit_code == 2 and "no such file or directory" in _one_line(r.stderr)
+
+
+# --- --fail-on ---------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_severity_for_fail_on() -> None:
+    from analyzer.categories import SEVERITIES
+
+    r = runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"})
+    flat = " ".join(r.stdout.split())
+    assert all(s in flat.split("--fail-on", 1)[1][:200] for s in SEVERITIES)
+    readme = (SAMPLES.parent / "README.md").read_text()
+    assert "--fail-on critical|error|warning|info" in readme
+
+
+def test_junit_claims_fail_on_only_when_given() -> None:
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "retry-then-success"), "-f", "junit"])
+    assert r.exit_code == 0 and 'name="fail_on"' not in r.stdout
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "retry-then-success"), "-f", "junit", "--fail-on", "info"])
+    assert r.exit_code == 1 and '<property name="fail_on" value="info" />' in r.stdout

@@ -63,7 +63,8 @@ class RenderOptions:
     max_evidence: int = 5
     redact: bool = True  # applied by `registry()` renderers, see the module docstring
     rules: tuple[RuleInfo, ...] = ()  # the loaded catalogue: SARIF `rules`, one JUnit testcase each
-    fail_on: str = "warning"  # JUnit: findings at or above this severity are failures
+    fail_on: str | None = None  # JUnit: findings at or above it are failures; None: `--fail-on` not given
+    # (then warning, and the suite does not claim a `fail_on` property)
     plots: tuple[tuple[str, bytes], ...] = ()  # HTML: (title, PNG bytes), embedded as data: URIs
 
 

@@ -2,10 +2,11 @@
 
 One `<testsuite name="celery-postmortem">` with one `<testcase>` per rule (`classname` = the
 rule's area, `broker` of `broker.auth`; `name` = `ID title`). A rule with a finding at or above
-`RenderOptions.fail_on` (default `warning`) has a `<failure>` (`message` = the summary, `type` =
-the severity, text = the evidence as `source:line: text`); a rule that fired below the threshold
-passes and says so in `<system-out>`; a rule that did not fire passes. Rules come from
-`RenderOptions.rules` (the CLI passes the loaded catalogue), else from the findings.
+`RenderOptions.fail_on` (default `warning`; the `fail_on` property is written only when it was
+given) has a `<failure>` (`message` = the summary, `type` = the severity, text = the evidence as
+`source:line: text`); a rule that fired below the threshold passes and says so in `<system-out>`;
+a rule that did not fire passes. Rules come from `RenderOptions.rules` (the CLI passes the loaded
+catalogue), else from the findings.
 Characters XML 1.0 cannot carry (NUL, other C0 controls) are shown as `\\xNN`.
 """
 
@@ -42,7 +43,8 @@ def _details(f: Finding, limit: int) -> str:
 
 
 def render(report: Report, options: RenderOptions) -> str:
-    threshold = SEVERITY_RANK.get(options.fail_on, SEVERITY_RANK["warning"])
+    fail_on = options.fail_on or "warning"
+    threshold = SEVERITY_RANK.get(fail_on, SEVERITY_RANK["warning"])
     by_rule: dict[str, list[Finding]] = {}
     for f in report.findings:
         by_rule.setdefault(f.rule, []).append(f)
@@ -52,7 +54,8 @@ def render(report: Report, options: RenderOptions) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="verdict", value="healthy" if report.healthy else "unhealthy")
     ET.SubElement(props, "property", name="root_causes", value=",".join(report.root_causes))
-    ET.SubElement(props, "property", name="fail_on", value=options.fail_on)
+    if options.fail_on is not None:
+        ET.SubElement(props, "property", name="fail_on", value=options.fail_on)
     failures = 0
     for r in rules:
         case = ET.SubElement(suite, "testcase", classname=r.area, name=_x(f"{r.id} {r.title}"), time="0")
@@ -66,7 +69,7 @@ def render(report: Report, options: RenderOptions) -> str:
             fail.text = _x("\n\n".join(_details(f, options.max_evidence) for f in failing))
         elif fired:
             out = ET.SubElement(case, "system-out")
-            out.text = _x("fired below --fail-on " + options.fail_on + ":\n"
+            out.text = _x("fired below --fail-on " + fail_on + ":\n"
                           + "\n\n".join(_details(f, options.max_evidence) for f in fired))
     suite.set("failures", str(failures))
     suites = ET.Element("testsuites", name="celery-postmortem", tests=str(len(rules)), failures=str(failures),

@@ -66,3 +66,13 @@ def test_control_characters_and_markup_survive_as_valid_xml(tmp_path: Path) -> N
     (failure,) = only_case(read(render(rep, RenderOptions()), tmp_path)).result
     assert failure.message == "nul\\x00 <b>&amp;"
     assert "bell\\x07 ]]> <x/>" in failure.text
+
+
+def test_fail_on_property_only_when_it_was_given(tmp_path: Path) -> None:
+    rep = sample_report("worker-sigkill")
+    (suite,) = list(read(render(rep, frozen_options()), tmp_path))
+    assert "fail_on" not in {p.name for p in suite.properties()}
+    assert suite.failures == 2  # the threshold is still warning
+    (suite,) = list(read(render(rep, RenderOptions(rules=frozen_options().rules, fail_on="error")), tmp_path))
+    assert {p.name: p.value for p in suite.properties()}["fail_on"] == "error"
+    assert suite.failures == 1
