@@ -1,23 +1,46 @@
-"""Regenerate samples/broker-unreachable-amqp now and hold it to the committed `expected.json`: the
-EHOSTUNREACH lines come from today's kernel and py-amqp, and the scenario leaves the routing table as
-it found it. Adding a route needs root and iproute2; skips without them, fails under
-CPM_REQUIRE_LIVE=1."""
+"""Regenerate samples/broker-unreachable-amqp and samples/broker-net-unreachable now and hold each to
+its committed `expected.json`: the EHOSTUNREACH and ENETUNREACH lines come from today's kernel,
+py-amqp and redis-py, and the scenario leaves the routing table as it found it. Adding a route needs
+root and iproute2; skips without them, fails under CPM_REQUIRE_LIVE=1."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from analyzer import open_bundle
 from tests.conftest import REQUIRE_LIVE, SAMPLES
+from tests.test_live_pipe import no_leftovers, once
 from tests.test_live_samples import _generator
 from tests.test_samples import check_ids, run_check
 
-NAME = "broker-unreachable-amqp"
+
+@dataclass(frozen=True)
+class Route:
+    """The route a scenario adds for the run, and the error the kernel then gives every connect()."""
+
+    kind: str
+    net: str
+    errno: int
+    strerror: str
+    tools: tuple[str, ...]
+
+
+ROUTES = {
+    "broker-unreachable-amqp": Route("unreachable", "198.51.100.0/24", 113, "No route to host", ("ip",)),
+    "broker-net-unreachable": Route("throw", "203.0.113.0/24", 101, "Network is unreachable", ("ip", "redis-cli")),
+}
+NAMES = list(ROUTES)
 
 
 def _routes() -> str:
@@ -25,30 +48,79 @@ def _routes() -> str:
                           check=True).stdout
 
 
-@pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        reason = "needs root and iproute2 to add an unreachable route (absent here)"
+@dataclass(frozen=True)
+class Fresh:
+    out: Path
+    before: str
+    after: str
+    leftovers: set[int]
+
+
+def _regenerate(name: str, root: Path) -> Fresh:
+    route = ROUTES[name]
+    missing = [t for t in route.tools if shutil.which(t) is None]
+    if os.geteuid() != 0 or missing:
+        reason = f"needs root and {', '.join(route.tools)} to add a {route.kind} route (absent here)"
         if REQUIRE_LIVE:
             pytest.fail(f"CPM_REQUIRE_LIVE=1 but this test {reason}")
         pytest.skip(reason)
     scenarios, produce = _generator()
     before = _routes()
-    out: Path = produce(scenarios[NAME], tmp_path_factory.mktemp("live-unreachable"))
-    after = _routes()
-    shutil.copyfile(SAMPLES / NAME / "expected.json", out / "expected.json")
-    return out, before, after
+    try:
+        with no_leftovers() as left:
+            out: Path = produce(scenarios[name], root)
+    finally:
+        after = _routes()
+        if route.net in after and route.net not in before:  # the scenario's own `finally` did not remove it
+            subprocess.run(["ip", "route", "del", route.kind, route.net], check=False)
+    shutil.copyfile(SAMPLES / name / "expected.json", out / "expected.json")
+    return Fresh(out, before, after, left)
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fresh]:
+    root = tmp_path_factory.mktemp("live-unreachable")
+    return once(lambda name: _regenerate(name, root))
+
+
+def _cases() -> list[Any]:
+    return [pytest.param(name, check_id, id=f"{name}:{check_id}") for name in NAMES
+            for check_id in check_ids(json.loads((SAMPLES / name / "expected.json").read_text()))]
 
 
 @pytest.mark.live
-@pytest.mark.parametrize("check_id", check_ids(json.loads((SAMPLES / NAME / "expected.json").read_text())))
-def test_fresh_run_meets_expectations(fresh: tuple[Path, str, str], check_id: str) -> None:
-    run_check(fresh[0], check_id)
+@pytest.mark.parametrize(("name", "check_id"), _cases())
+def test_fresh_run_meets_expectations(fresh: Callable[[str], Fresh], name: str, check_id: str) -> None:
+    run_check(fresh(name).out, check_id)
 
 
 @pytest.mark.live
-def test_fresh_run_restores_the_routes(fresh: tuple[Path, str, str]) -> None:
-    out, before, after = fresh
-    assert "No route to host" in (out / "worker.log").read_text()
-    assert after == before
-    assert "198.51.100.0/24" not in after
+@pytest.mark.parametrize("name", NAMES)
+def test_fresh_run_restores_the_routes(fresh: Callable[[str], Fresh], name: str) -> None:
+    run, route = fresh(name), ROUTES[name]
+    assert route.strerror in (run.out / "worker.log").read_text()
+    assert run.after == run.before
+    assert route.net not in run.after
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", NAMES)
+def test_fresh_run_blames_the_missing_route(fresh: Callable[[str], Fresh], name: str) -> None:
+    """CP-B018 alone, on evidence that names this errno and an address inside the routed network."""
+    run, route = fresh(name), ROUTES[name]
+    assert f"RTNETLINK answers: {route.strerror}" in (run.out / "ip-route-get.txt").read_text()
+    report = open_bundle(run.out).report()
+    causes = [report.finding(r) for r in report.root_causes]
+    assert [f.rule for f in causes] == ["CP-B018"]
+    assert causes[0].evidence
+    for ev in causes[0].evidence:
+        assert re.search(rf"(Error |\[Errno ){route.errno}\b.*{route.strerror}", ev.text), ev.text
+        host = re.search(r"@([\d.]+):\d+/", ev.text)
+        assert host and ipaddress.ip_address(host.group(1)) in ipaddress.ip_network(route.net), ev.text
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", NAMES)
+def test_fresh_run_leaves_no_process(fresh: Callable[[str], Fresh], name: str) -> None:
+    left = fresh(name).leftovers
+    assert not left, f"still running after the scenario (now killed): {sorted(left)}"
