@@ -741,16 +741,21 @@ def object_parents(frames: pl.DataFrame) -> dict[int, int]:
 
 
 def inherit_parents(info: ProcessInfo, ppid: Mapping[int, int]) -> None:
-    """A process no inspect output names (forked by a task) belongs to its parent's node and task."""
-    for pid in sorted(ppid):
+    """A process no inspect output names (forked by a task) belongs to its parent's node and task:
+    each from the nearest ancestor that has one (its node may already be known from its own
+    command line, its task never is)."""
+    def ancestor(pid: int, known: Mapping[int, object]) -> int | None:
         p, seen = pid, set()
-        while p in ppid and p not in info.host and p not in seen:
+        while p in ppid and p not in known and p not in seen:
             seen.add(p)
             p = ppid[p]
-        if pid not in info.host and p in info.host:
-            info.host[pid] = info.host[p]
-            if pid not in info.task and p in info.task:
-                info.task[pid] = info.task[p]
+        return p if p != pid and p in known else None
+
+    for pid in sorted(ppid):
+        if pid not in info.host and (a := ancestor(pid, info.host)) is not None:
+            info.host[pid] = info.host[a]
+        if pid not in info.task and (a := ancestor(pid, info.task)) is not None:
+            info.task[pid] = info.task[a]
 
 
 def process_edges(frames: pl.DataFrame, processes: pl.DataFrame, proc_fds: pl.DataFrame,

@@ -49,6 +49,9 @@ TOOL_JSON = "py-spy-json"
 PROCESS_RE = r"^Process (\d+): (.*)$"
 # `Parent Process 12464: /work/main/.venv/bin/python3 …` (--subprocesses)
 PARENT_RE = r"^Parent Process (\d+): (.*)$"
+# the node name a worker was started with, in that command line: `… worker … -n w1@sample …` /
+# `--hostname=w1@%h`; a `%` pattern is expanded by Celery at start-up, so it names no node here
+NODE_IN_CMDLINE_RE = r"\s(?:-n|--hostname)(?:\s+|=)([^\s%]+@[^\s%]+)(?:\s|$)"
 # `Python v3.11.7 (/root/.pyenv/versions/3.11.7/bin/python3.11)`
 PYTHON_RE = r"^Python v(\S+) \((.*)\)$"
 # `Signal 11: /tmp/core.1234` (py-spy dump --core)
@@ -180,7 +183,8 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
         pl.when(pl.col("_thr_g") >= src_start).then(pl.col("_thr_g")).alias("_thr_g"),
     )
     proc = df.filter(is_["process"]).select(
-        pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"))
+        pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"),
+        pl.col("text").str.extract(NODE_IN_CMDLINE_RE, 1).alias("_node"))
     parents = _parents(df, proc) if has_parents else pl.DataFrame()
 
     # a thread belongs to the latest process header above it in the same source (if any)
@@ -197,7 +201,7 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     threads = thr.select(
         dump.alias("dump"), src, pl.col("line"), pl.lit(TOOL).alias("tool"),
         pl.lit(captured_at, dtype=pl.Datetime("ms")).alias("captured_at"),
-        pl.lit(host, dtype=pl.String).alias("host"), pl.col("pid"),
+        pl.coalesce(pl.lit(host, dtype=pl.String), pl.col("_node")).alias("host"), pl.col("pid"),
         pl.when(~is_hex).then(pl.col("_id").cast(pl.Int64, strict=False)).alias("tid"),
         pl.when(is_hex).then(pl.col("_id").str.to_lowercase().str.replace(r"^0x0*", "0x")).alias("thread_ident"),
         pl.col("name"), pl.col("status"),

@@ -174,3 +174,24 @@ def test_subprocesses_dump_names_each_childs_parent():
     # and the bundle adapter hands the rows on as the `processes` frame
     frames = dumps.pyspy_text(Member(path.name, path=path), Options()).frames
     assert frames["processes"].select("pid", "ppid").rows() == [(14714, 14700)]
+
+
+def test_node_name_comes_from_the_dumped_workers_command_line():
+    # `Process 9646: … celery -A proj worker … -n w1@sample -f worker.log`: the dump says whose it is
+    path = sample("heartbeat-stall-hang/py-spy-dump.txt")
+    threads, _frames, _raw = pyspy.parse_text(path.read_bytes(), source=path.name)
+    assert set(threads["host"]) == {"w1@sample"}
+    # a host the caller knows wins; a `%h` pattern (expanded by Celery at start) names no node
+    threads, _frames, _raw = pyspy.parse_text(path.read_bytes(), source=path.name, host="given@node")
+    assert set(threads["host"]) == {"given@node"}
+    text = path.read_text().replace("-n w1@sample", "-n w1@%h")
+    threads, _frames, _raw = pyspy.parse_text(text.encode(), source=path.name)
+    assert threads["host"].to_list() == [None] * threads.height
+
+
+def test_a_dump_without_inspect_output_still_names_its_node_in_findings():
+    from analyzer import open_bundle
+
+    report = open_bundle(sample("heartbeat-stall-hang/py-spy-dump.txt").parent).report()
+    [f] = [f for f in report.findings if f.category == "io.blocking"]
+    assert f.hosts == ["w1@sample"] and f.summary.startswith("w1@sample pid 9646: thread MainThread")
