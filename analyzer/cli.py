@@ -1,7 +1,8 @@
 """`celery-postmortem`: a thin typer layer over the library; it picks a renderer and an exit code.
 
 Exit codes: 0 nothing at or above `--fail-on` (or always, without it), 1 findings at or above it,
-2 usage or input error (one line on stderr, never a traceback).
+2 usage or input error, or a rule that failed to load or evaluate: one line on stderr, never a
+traceback; the report is still written when there is one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from analyzer.categories import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle, Input
+    from analyzer.report import Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
@@ -67,6 +69,7 @@ def analyze(
     for p in paths:
         if not p.exists():
             raise _fail(f"{p}: no such file or directory")
+    _check_rule_options(rules or [], select or [], ignore or [])
     try:
         bundle = open_bundle(paths, log_formats=log_format or ())
         if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
@@ -102,9 +105,46 @@ def analyze(
             raise _fail(f"-o {output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
+        sys.stdout.flush()
+    trouble = _run_trouble(report)
+    if trouble:
+        raise _fail(trouble)
     if fail_on is not None:
         worst = report.worst_severity()
         raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
+
+
+def _check_rule_options(rule_dirs: list[Path], select: list[str], ignore: list[str]) -> None:
+    """Refuse, before any work, a `--rules` path that is not there and a `--select` / `--ignore`
+    pattern that names no rule: either would otherwise quietly change what runs."""
+    _require_rule_dirs(rule_dirs)
+    if not select and not ignore:
+        return
+    from analyzer.engine.catalogue import load_catalogue, unmatched
+
+    loaded, errors = load_catalogue(rule_dirs)
+    for option, patterns in (("--select", select), ("--ignore", ignore)):
+        for pattern in unmatched(patterns, loaded):
+            if any(e.rule == pattern for e in errors):
+                continue  # the rule is there but broken: the report says why and the exit code is 2
+            broken = f" ({len(errors)} rule file(s) failed to load, first: {errors[0]})" if errors else ""
+            raise _fail(f"{option} {pattern} matches no rule id, id prefix or category{broken}")
+
+
+def _require_rule_dirs(rule_dirs: list[Path]) -> None:
+    for d in rule_dirs:
+        if not d.exists():
+            raise _fail(f"--rules {d}: no such file or directory")
+
+
+def _run_trouble(report: Report) -> str:
+    """One line for stderr when the run itself went wrong (exit 2): rule errors."""
+    parts = []
+    if report.rule_errors:
+        n = len(report.rule_errors)
+        parts.append(f"{n} rule error{'s' if n != 1 else ''} (the other rules ran; see the report), first: "
+                     + " ".join(report.rule_errors[0].split()))
+    return "; ".join(parts)
 
 
 from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
@@ -146,11 +186,14 @@ def rules_list(
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
 ) -> None:
     """Table of rules: id, category, severity, status, title."""
-    from analyzer.engine.catalogue import load_catalogue
+    from analyzer.engine.catalogue import load_catalogue, overrides
 
+    _require_rule_dirs(rules or [])
     loaded, errors = load_catalogue(rules or ())
     for r in loaded:
         typer.echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
+    for r, shipped in overrides(loaded):
+        typer.echo(f"note: {r.id} from {r.path} replaces the built-in rule {r.id} ({shipped})", err=True)
     for e in errors:
         typer.echo(str(e), err=True)
     if errors:
@@ -166,6 +209,7 @@ def rules_show(
     from analyzer.engine.catalogue import load_catalogue
     from analyzer.engine.docs import rule_markdown
 
+    _require_rule_dirs(rules or [])
     loaded, _ = load_catalogue(rules or ())
     for r in loaded:
         if r.id == rule_id:

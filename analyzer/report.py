@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,6 +20,51 @@ if TYPE_CHECKING:
     from analyzer.engine.rule import Rule
 
 SCHEMA = "celery-postmortem/report@1"
+# `str(EngineError)`: `path[:line[:column]]: message` (`<rule>` for a rule without a file).
+_LOCATED = re.compile(r"(?P<source>.+?)(?::(?P<line>\d+)(?::(?P<column>\d+))?)?: (?P<message>.*)", re.S)
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """A rule that could not be loaded or evaluated, located in its file (from `Report.rule_errors`)."""
+
+    source: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> RuleProblem:
+        m = _LOCATED.fullmatch(text)
+        if m is None:
+            return cls("<rule>", text)
+        line, column = m.group("line"), m.group("column")
+        return cls(m.group("source"), m.group("message"), int(line) if line else None,
+                   int(column) if column else None)
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"source": self.source}
+        if self.line is not None:
+            d["line"] = self.line
+        if self.column is not None:
+            d["column"] = self.column
+        d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True)
+class RuleOverride:
+    """A user's rule that replaced the shipped rule of the same id (deliberate, never silent)."""
+
+    rule: str
+    source: str
+    replaces: str
+
+    def __str__(self) -> str:
+        return f"{self.rule} from {self.source} replaces the built-in rule {self.rule} ({self.replaces})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "source": self.source, "replaces": self.replaces}
 
 
 @dataclass
@@ -51,6 +97,20 @@ class Report:
     def healthy(self) -> bool:
         return not self.root_causes
 
+    def rule_problems(self) -> list[RuleProblem]:
+        """`rule_errors`, each split into its file, line and message."""
+        return [RuleProblem.parse(e) for e in self.rule_errors]
+
+    def rule_overrides(self) -> list[RuleOverride]:
+        """The user rules among `rules` that replaced a shipped rule of the same id."""
+        if not self.rules:
+            return []
+        from analyzer.engine.catalogue import default_rule_dir, overrides
+
+        home = default_rule_dir().parent  # shipped files named as in a checkout or a wheel, not by machine
+        return [RuleOverride(r.id, r.path or "<rule>", shipped.relative_to(home).as_posix())
+                for r, shipped in overrides(self.rules)]
+
     def finding(self, fid: str) -> Finding:
         for f in self.findings:
             if f.id == fid:
@@ -67,6 +127,8 @@ class Report:
             "schema": SCHEMA,
             "inputs": [c.to_dict() for c in self.inputs],
             "problems": [{"source": p.source, "message": p.message} for p in self.problems],
+            "rule_errors": [e.to_dict() for e in self.rule_problems()],
+            "rule_overrides": [o.to_dict() for o in self.rule_overrides()],
             "summary": self.summary.to_dict(),
             "root_causes": list(self.root_causes),
             "findings": [f.to_dict() for f in self.findings],

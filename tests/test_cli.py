@@ -130,6 +130,118 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
+# --- rule options -----------------------------------------------------------------------------------
+
+BAD_REGEX_RULE = '''id = "CP-U011"
+category = "task.exception"
+severity = "warning"
+title = "A rule with a broken regex"
+what = "x"
+why = "y"
+on = "events"
+when = 'message ~ "(unclosed"'
+message = "{count} x"
+remediation = ["z"]
+'''
+
+
+def _bad_rules(tmp_path: Path) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "CP-U010.toml").write_text('id = "CP-U010"\ncategory = [\n')
+    (d / "CP-U011.toml").write_text(BAD_REGEX_RULE)
+    return d
+
+
+def test_select_or_ignore_naming_no_rule_exits_two_naming_it() -> None:
+    for option in ("--select", "--ignore"):
+        r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), option, "CP-NOPE"])
+        assert r.exit_code == 2 and r.stdout == ""
+        assert f"{option} CP-NOPE matches no rule" in _one_line(r.stderr)
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "--select", "broker", "--ignore", "CP-B0",
+                            "--select", "broker.tls", "-f", "json"])
+    assert r.exit_code == 0, r.stderr
+
+
+def test_missing_rules_directory_exits_two() -> None:
+    for args in (["analyze", str(SAMPLES / "broker-tls")], ["rules", "list"], ["rules", "show", "CP-B001"]):
+        r = runner.invoke(app, [*args, "--rules", "/nonexistent/rules"])
+        assert r.exit_code == 2, args
+        assert "--rules /nonexistent/rules: no such file or directory" in _one_line(r.stderr)
+
+
+def test_rule_errors_reach_every_format_the_other_rules_run_and_exit_two(tmp_path: Path) -> None:
+    d = _bad_rules(tmp_path)
+    toml, regex = str(d / "CP-U010.toml"), str(d / "CP-U011.toml")
+    base = ["analyze", str(SAMPLES / "broker-tls"), "--rules", str(d)]
+    r = runner.invoke(app, [*base, "-f", "json"])
+    assert r.exit_code == 2
+    assert "2 rule errors" in _one_line(r.stderr)
+    rep = json.loads(r.stdout)
+    assert [f["rule"] for f in rep["findings"] if f["id"] in rep["root_causes"]] == ["CP-B011"]
+    errors = {e["source"]: e for e in rep["rule_errors"]}
+    assert set(errors) == {toml, regex}
+    assert errors[toml]["message"].startswith("invalid TOML")
+    assert errors[regex]["line"] == 8 and "invalid regex" in errors[regex]["message"]
+    assert rep["problems"] == []
+
+    r = runner.invoke(app, [*base, "-f", "junit"])
+    assert r.exit_code == 2
+    xml = tmp_path / "junit.xml"
+    xml.write_text(r.stdout)
+    from junitparser import Error, JUnitXml
+
+    (suite,) = list(JUnitXml.fromfile(str(xml)))
+    broken = {c.name: c for c in suite if c.classname == "rules"}
+    assert set(broken) == {f"rule error {toml}", f"rule error {regex}:8"}
+    assert all(isinstance(c.result[0], Error) for c in broken.values())
+    assert suite.errors == 2 and suite.failures == 1
+
+    r = runner.invoke(app, [*base, "-f", "github"])
+    assert r.exit_code == 2
+    lines = r.stdout.splitlines()
+    assert f"::error file={toml},title=celery-postmortem rule error::invalid TOML" in "\n".join(lines)
+    assert any(line.startswith(f"::error file={regex},line=8,") for line in lines)
+    assert any("CP-B011" in line for line in lines)
+
+    for fmt in ("terminal", "markdown", "html", "sarif"):
+        r = runner.invoke(app, [*base, "-f", fmt, "--no-color"])
+        assert r.exit_code == 2 and "CP-U011.toml" in r.stdout and "broker.tls" in r.stdout, fmt
+
+
+def test_select_of_a_rule_that_failed_to_load_reports_the_load_error(tmp_path: Path) -> None:
+    d = _bad_rules(tmp_path)
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "--rules", str(d), "--select", "CP-U010"])
+    assert r.exit_code == 2
+    line = _one_line(r.stderr)
+    assert "--select CP-U010 matches no rule" in line and "invalid TOML" in line
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "--rules", str(d), "--select", "CP-U011",
+                            "-f", "json"])
+    assert r.exit_code == 2 and "rule error" in r.stderr
+    assert {e["source"] for e in json.loads(r.stdout)["rule_errors"]} == {str(d / "CP-U010.toml"),
+                                                                       str(d / "CP-U011.toml")}
+
+
+def test_user_rule_replacing_a_built_in_one_is_said_in_the_report(tmp_path: Path) -> None:
+    shipped = next((SAMPLES.parent / "rules").rglob("CP-B011*.toml"))
+    d = tmp_path / "ours"
+    d.mkdir()
+    ours = d / "CP-B011.toml"
+    ours.write_text(shipped.read_text().replace('title = "', 'title = "Ours: ', 1))
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "--rules", str(d), "-f", "json"])
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["findings"][0]["rule"] == "CP-B011" and rep["findings"][0]["title"].startswith("Ours: ")
+    assert rep["rule_overrides"] == [{"rule": "CP-B011", "source": str(ours),
+                                      "replaces": shipped.relative_to(SAMPLES.parent).as_posix()}]
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "--rules", str(d), "--no-color"])
+    assert "rule override: CP-B011 from" in " ".join(r.stdout.split())
+    r = runner.invoke(app, ["rules", "list", "--rules", str(d)])
+    assert r.exit_code == 0 and "replaces the built-in rule CP-B011" in r.stderr
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-tls"), "-f", "json"])
+    assert json.loads(r.stdout)["rule_overrides"] == []
+
+
 # --- errors are one line and exit 2, never a traceback -------------------------------------------
 
 

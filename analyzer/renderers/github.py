@@ -2,7 +2,9 @@
 
 `::error file=worker.log,line=118,title=CP-B001 Broker refuses connections (root cause 1)::summary`
 — critical and error findings are `::error`, warning `::warning`, info `::notice`; the location
-is the finding's first evidence line (no `file` when it has none). Escaping follows the Actions
+is the finding's first evidence line (no `file` when it has none). A rule that failed to load or
+evaluate is an `::error` at its rule file (`title=celery-postmortem rule error`). Escaping follows
+the Actions
 runner (`ActionCommand`): in the message `%` → `%25`, CR → `%0D`, LF → `%0A`; in property values
 also `:` → `%3A` and `,` → `%2C`.
 """
@@ -23,8 +25,19 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(report: Report, options: RenderOptions) -> str:
+def _run_errors(report: Report) -> list[str]:
     lines = []
+    for e in report.rule_problems():
+        props = [f"file={escape_property(e.source)}"] if e.source != "<rule>" else []
+        if e.line is not None:
+            props.append(f"line={e.line}")
+        props.append(f"title={escape_property('celery-postmortem rule error')}")
+        lines.append(f"::error {','.join(props)}::{escape_data(e.message)}")
+    return lines
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    lines = _run_errors(report)
     for f in report.findings:
         title = f"{f.rule} {f.title}"
         if f.id in report.root_causes:

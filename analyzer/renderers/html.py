@@ -183,5 +183,10 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append("<h2>Rule errors</h2><ul>")
         out.extend(f"<li>{_e(e)}</li>" for e in report.rule_errors)
         out.append("</ul>")
+    overrides = report.rule_overrides()
+    if overrides:
+        out.append("<h2>Rule overrides</h2><ul>")
+        out.extend(f"<li>{_e(o)}</li>" for o in overrides)
+        out.append("</ul>")
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"

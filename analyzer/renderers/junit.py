@@ -7,6 +7,9 @@ given) has a `<failure>` (`message` = the summary, `type` = the severity, text =
 `source:line: text`); a rule that fired below the threshold passes and says so in `<system-out>`;
 a rule that did not fire passes. Rules come from `RenderOptions.rules` (the CLI passes the loaded
 catalogue), else from the findings.
+
+What went wrong with the run itself is an `<error>`, so CI viewers do not show it green: one
+testcase per rule file that failed to load or evaluate (classname `rules`, `type="rule_error"`).
 Characters XML 1.0 cannot carry (NUL, other C0 controls) are shown as `\\xNN`.
 """
 
@@ -42,6 +45,19 @@ def _details(f: Finding, limit: int) -> str:
     return "\n".join(lines)
 
 
+def _errors(report: Report, suite: ET.Element) -> int:
+    """Error testcases for the run's own trouble: rule errors."""
+    n = 0
+    for e in report.rule_problems():
+        where = e.source + (f":{e.line}" if e.line is not None else "")
+        case = ET.SubElement(suite, "testcase", classname="rules", name=_x(f"rule error {where}"), time="0")
+        err = ET.SubElement(case, "error", message=_x(e.message.splitlines()[0] if e.message else ""),
+                            type="rule_error")
+        err.text = _x(f"{where}: {e.message}")
+        n += 1
+    return n
+
+
 def render(report: Report, options: RenderOptions) -> str:
     fail_on = options.fail_on or "warning"
     threshold = SEVERITY_RANK.get(fail_on, SEVERITY_RANK["warning"])
@@ -71,9 +87,13 @@ def render(report: Report, options: RenderOptions) -> str:
             out = ET.SubElement(case, "system-out")
             out.text = _x("fired below --fail-on " + fail_on + ":\n"
                           + "\n\n".join(_details(f, options.max_evidence) for f in fired))
+    errors = _errors(report, suite)
+    tests = len(rules) + errors
     suite.set("failures", str(failures))
-    suites = ET.Element("testsuites", name="celery-postmortem", tests=str(len(rules)), failures=str(failures),
-                        errors="0", skipped="0", time="0")
+    suite.set("errors", str(errors))
+    suite.set("tests", str(tests))
+    suites = ET.Element("testsuites", name="celery-postmortem", tests=str(tests), failures=str(failures),
+                        errors=str(errors), skipped="0", time="0")
     suites.append(suite)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

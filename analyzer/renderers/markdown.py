@@ -178,4 +178,7 @@ def render(report: Report, options: RenderOptions) -> str:
         out += ["## Problems", ""] + [f"- {cell(p.source)}: {escape(p.message)}" for p in report.problems] + [""]
     if report.rule_errors:
         out += ["## Rule errors", ""] + [f"- {escape(e)}" for e in report.rule_errors] + [""]
+    overrides = report.rule_overrides()
+    if overrides:
+        out += ["## Rule overrides", ""] + [f"- {escape(str(o))}" for o in overrides] + [""]
     return "\n".join(out).rstrip("\n") + "\n"

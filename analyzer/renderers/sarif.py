@@ -13,6 +13,8 @@
   evidence text with volatile tokens masked (log header, timestamps, uuids, hex, numbers) — not
   line numbers or times, so the same problem in tomorrow's logs keeps its fingerprint.
 - `properties.rootCause` (and `rootCauseRank`, 1 = most likely) marks root causes.
+- Rule errors are `error` notifications of the invocation, bundle problems `warning`, user rules
+  replacing built-in ones `note`.
 - At most 25,000 results (GitHub's limit per run).
 """
 
@@ -133,6 +135,7 @@ def sarif(report: Report, options: RenderOptions) -> dict[str, object]:
     index = {r.id: i for i, r in enumerate(rules)}
     results = [_result(report, f, index[f.rule], options) for f in report.findings[:MAX_RESULTS]]
     notifications = [{"level": "error", "message": {"text": e}} for e in report.rule_errors]
+    notifications += [{"level": "note", "message": {"text": str(o)}} for o in report.rule_overrides()]
     notifications += [{"level": "warning", "message": {"text": f"{p.source}: {p.message}"}} for p in report.problems]
     invocation: dict[str, object] = {"executionSuccessful": True}
     if notifications:

@@ -132,4 +132,6 @@ def render(report: Report, options: RenderOptions) -> str:
         console.print(Text(f"problem: {p.source}: {p.message}", style="yellow"))
     for e in report.rule_errors:
         console.print(Text(f"rule error: {e}", style="yellow"))
+    for o in report.rule_overrides():
+        console.print(Text(f"rule override: {o}", style="dim"))
     return buf.getvalue()

@@ -71,3 +71,29 @@ def make_report(findings: list[Finding], *, sources: tuple[str, ...] = ("worker.
                   findings=ordered, root_causes=roots,
                   summary=Summary(hosts=["w1@sample"], first_ts="2026-11-28T19:01:04.915",
                                   last_ts="2026-11-28T19:01:10.931", events=10))
+
+
+BROKEN_RULES = {
+    "G-U010.toml": 'id = "G-U010"\ncategory = [\n',
+    "G-U011.toml": '''id = "G-U011"
+category = "task.exception"
+severity = "warning"
+title = "A rule with a broken regex"
+what = "x"
+why = "y"
+on = "events"
+when = 'message ~ "(unclosed"'
+message = "{count} x"
+remediation = ["z"]
+''',
+}
+
+
+def broken_rules_report(tmp: Path) -> Report:
+    """`samples/broker-refused` under the frozen rules plus a directory holding an invalid TOML
+    file and a rule with a bad regex (written into `tmp`)."""
+    d = tmp / "broken-rules"
+    d.mkdir()
+    for name, text in BROKEN_RULES.items():
+        (d / name).write_text(text)
+    return open_bundle([SAMPLES / "broker-refused"]).report(rule_dirs=[GOLDEN_RULES, d], builtin_rules=False)

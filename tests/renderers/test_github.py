@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from analyzer.findings import Evidence
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.github import escape_data, escape_property, render
-from tests.renderers import finding, frozen_options, make_report, sample_report
+from tests.renderers import (
+    broken_rules_report,
+    finding,
+    frozen_options,
+    make_report,
+    sample_report,
+)
 
 
 def test_one_line_per_finding_at_its_first_evidence() -> None:
@@ -42,3 +50,13 @@ def test_hostile_file_name_and_message_stay_on_one_line() -> None:
 def test_finding_without_evidence_has_no_file() -> None:
     rep = make_report([finding(evidence=[])])
     assert render(rep, RenderOptions()).startswith("::error title=")
+
+
+def test_rule_errors_are_errors_at_their_rule_file(tmp_path: Path) -> None:
+    lines = render(broken_rules_report(tmp_path), frozen_options()).splitlines()
+    d = tmp_path / "broken-rules"
+    toml = escape_property(str(d / "G-U010.toml"))
+    regex = escape_property(str(d / "G-U011.toml"))
+    assert lines[0].startswith(f"::error file={toml},title=celery-postmortem rule error::invalid TOML")
+    assert lines[1].startswith(f"::error file={regex},line=8,title=celery-postmortem rule error::in 'when'")
+    assert any(line.startswith("::error file=worker.log,line=1,title=G-B001") for line in lines[2:])

@@ -22,7 +22,14 @@ from analyzer.renderers import RenderOptions
 from analyzer.renderers.html import render
 from analyzer.report import Report
 from tests.conftest import SAMPLES, require
-from tests.renderers import GOLDEN_RULES, finding, frozen_options, make_report, sample_report
+from tests.renderers import (
+    GOLDEN_RULES,
+    broken_rules_report,
+    finding,
+    frozen_options,
+    make_report,
+    sample_report,
+)
 
 PAYLOAD = "<script>document.title='pwned'</script> + <img src=x onerror=alert(1)>"
 HOSTILE_NAME = "<svg onload=alert(3)>.log"
@@ -144,3 +151,18 @@ def test_headless_chromium_runs_no_script_from_the_log(hostile_report: Report, t
     assert not any(t == "script" for t, _ in tags.tags)
     assert not any("onerror" in a or "onload" in a for _, a in tags.tags)
     assert "document.title='pwned'" in dom.replace("&#x27;", "'").replace("&#39;", "'")  # shown as text
+
+
+def test_rule_errors_and_overrides_are_listed(tmp_path: Path) -> None:
+    assert "<h2>Rule errors</h2>" not in render(sample_report("broker-refused"), frozen_options())
+    page = render(broken_rules_report(tmp_path), frozen_options())
+    errors = page[page.index("<h2>Rule errors</h2>"):]
+    assert f"<li>{tmp_path / 'broken-rules' / 'G-U010.toml'}: invalid TOML" in errors
+    assert "invalid regex &#x27;(unclosed&#x27;" in errors
+    shipped = next((SAMPLES.parent / "rules").rglob("CP-B011*.toml"))
+    ours = tmp_path / "ours" / "CP-B011.toml"
+    ours.parent.mkdir()
+    ours.write_text(shipped.read_text())
+    page = render(open_bundle([SAMPLES / "broker-tls"]).report(rule_dirs=[ours.parent]), RenderOptions())
+    assert (f"<h2>Rule overrides</h2><ul>\n<li>CP-B011 from {ours} replaces the built-in rule CP-B011 "
+            f"({shipped.relative_to(SAMPLES.parent).as_posix()})</li>") in page

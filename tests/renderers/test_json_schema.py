@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -13,7 +14,13 @@ from analyzer.categories import CATEGORIES, SEVERITIES
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.json_report import render
 from tests.conftest import sample_dirs
-from tests.renderers import finding, frozen_options, make_report, sample_report
+from tests.renderers import (
+    broken_rules_report,
+    finding,
+    frozen_options,
+    make_report,
+    sample_report,
+)
 
 
 @cache
@@ -59,3 +66,16 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
 def test_schema_ships_inside_the_package() -> None:
     assert resources.files("analyzer").joinpath("schemas/report.schema.json").is_file()
     assert render(make_report([]), RenderOptions()).startswith("{")
+
+
+def test_rule_error_report_validates(tmp_path: Path) -> None:
+    doc = json.loads(render(broken_rules_report(tmp_path), frozen_options()))
+    assert not errors(doc)
+    d = tmp_path / "broken-rules"
+    assert [(e["source"], e.get("line"), e.get("column")) for e in doc["rule_errors"]] == [
+        (str(d / "G-U010.toml"), None, None), (str(d / "G-U011.toml"), 8, 9)]
+    assert doc["rule_errors"][1]["message"].startswith("in 'when': invalid regex '(unclosed'")
+    assert doc["problems"] == [] and doc["root_causes"]
+    bad = json.loads(json.dumps(doc))
+    bad["rule_errors"][0]["line"] = "8"
+    assert errors(bad)

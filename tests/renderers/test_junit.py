@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from junitparser import Failure, JUnitXml
+from junitparser import Error, Failure, JUnitXml
 
 from analyzer.findings import Evidence
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.junit import render
-from tests.renderers import catalogue_options, finding, frozen_options, make_report, sample_report
+from tests.renderers import (
+    broken_rules_report,
+    catalogue_options,
+    finding,
+    frozen_options,
+    make_report,
+    sample_report,
+)
 
 
 def read(text: str, tmp_path: Path) -> JUnitXml:
@@ -76,3 +83,16 @@ def test_fail_on_property_only_when_it_was_given(tmp_path: Path) -> None:
     (suite,) = list(read(render(rep, RenderOptions(rules=frozen_options().rules, fail_on="error")), tmp_path))
     assert {p.name: p.value for p in suite.properties()}["fail_on"] == "error"
     assert suite.failures == 1
+
+
+def test_rule_errors_are_error_testcases_beside_the_rules_that_ran(tmp_path: Path) -> None:
+    rep = broken_rules_report(tmp_path)
+    (suite,) = list(read(render(rep, frozen_options()), tmp_path))
+    errors = {c.name: c.result[0] for c in suite if c.classname == "rules"}
+    d = tmp_path / "broken-rules"
+    assert set(errors) == {f"rule error {d / 'G-U010.toml'}", f"rule error {d / 'G-U011.toml'}:8"}
+    assert all(isinstance(e, Error) and e.type == "rule_error" for e in errors.values())
+    assert errors[f"rule error {d / 'G-U010.toml'}"].message.startswith("invalid TOML")
+    assert suite.errors == 2 and suite.tests == len(frozen_options().rules) + 2
+    ran = cases(read(render(rep, frozen_options()), tmp_path))["G-B001 Broker refuses connections"]
+    assert not ran.is_passed  # type: ignore[attr-defined]

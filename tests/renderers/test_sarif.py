@@ -14,7 +14,14 @@ from analyzer.findings import Evidence
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.sarif import FINGERPRINT_KEY, MAX_RESULTS, fingerprint, render
 from tests.conftest import sample_dirs
-from tests.renderers import catalogue_options, finding, frozen_options, make_report, sample_report
+from tests.renderers import (
+    broken_rules_report,
+    catalogue_options,
+    finding,
+    frozen_options,
+    make_report,
+    sample_report,
+)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "data" / "sarif-schema-2.1.0.json"
 
@@ -117,3 +124,11 @@ def test_fingerprint_differs_by_rule_category_and_host() -> None:
 def test_fingerprint_is_in_partial_fingerprints() -> None:
     res = sarif_of(make_report([finding()]))["runs"][0]["results"][0]
     assert res["partialFingerprints"] == {FINGERPRINT_KEY: fingerprint(finding())}
+
+
+def test_rule_errors_are_error_notifications(tmp_path: Path) -> None:
+    log = sarif_of(broken_rules_report(tmp_path), frozen_options())
+    assert not list(validator().iter_errors(log))
+    assert log["runs"][0]["properties"]["rootCauses"]
+    texts = [n["message"]["text"] for n in log["runs"][0]["invocations"][0]["toolConfigurationNotifications"]]
+    assert [t.split(": ", 1)[0].rsplit("/", 1)[-1] for t in texts] == ["G-U010.toml", "G-U011.toml:8:9"]
