@@ -1,8 +1,9 @@
 """`celery-postmortem`: a thin typer layer over the library; it picks a renderer and an exit code.
 
 Exit codes: 0 nothing at or above `--fail-on` (or always, without it), 1 findings at or above it,
-2 usage or input error, or a rule that failed to load or evaluate: one line on stderr, never a
-traceback; the report is still written when there is one.
+2 usage or input error, a rule that failed to load or evaluate, or an inconclusive verdict (nothing
+in the input could be analysed): one line on stderr, never a traceback; the report is still written
+when there is one.
 """
 
 from __future__ import annotations
@@ -138,12 +139,16 @@ def _require_rule_dirs(rule_dirs: list[Path]) -> None:
 
 
 def _run_trouble(report: Report) -> str:
-    """One line for stderr when the run itself went wrong (exit 2): rule errors."""
+    """One line for stderr when the run itself went wrong (exit 2): rule errors, nothing analysed."""
     parts = []
     if report.rule_errors:
         n = len(report.rule_errors)
         parts.append(f"{n} rule error{'s' if n != 1 else ''} (the other rules ran; see the report), first: "
                      + " ".join(report.rule_errors[0].split()))
+    reasons = report.inconclusive_reasons()
+    if reasons:
+        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        parts.append(f"inconclusive, nothing in the input could be analysed: {reasons[0]}{more}")
     return "; ".join(parts)
 
 

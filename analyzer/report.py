@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from analyzer.engine.rule import Rule
 
 SCHEMA = "celery-postmortem/report@1"
+VERDICTS = ("healthy", "unhealthy", "inconclusive")  # `Report.verdict`, the JSON `verdict` enum
+# Kinds the sniffer gives what it does not know: listed in the coverage, never parsed.
+UNANALYSED_KINDS = ("text", "binary")
+# Kinds whose only product is `events` records: they yielded something exactly when the bundle has
+# events (their parsed lines alone may be blank lines before the first record).
+RECORD_KINDS = frozenset({"celery_log", "json_log", "postgres_log", "rabbitmq_log"})
+LOG_FORMAT_HINT = ("if it is a worker log in a custom layout, give that layout with "
+                   "--log-format '<worker_log_format>'")
 # `str(EngineError)`: `path[:line[:column]]: message` (`<rule>` for a rule without a file).
 _LOCATED = re.compile(r"(?P<source>.+?)(?::(?P<line>\d+)(?::(?P<column>\d+))?)?: (?P<message>.*)", re.S)
 
@@ -95,7 +103,62 @@ class Report:
 
     @property
     def healthy(self) -> bool:
+        # No root cause. Also true of an inconclusive report (nothing analysed): `verdict` tells them apart.
         return not self.root_causes
+
+    @property
+    def analysed(self) -> bool:
+        """Whether any input yielded something to judge: a finding, a log record, a thread, a task,
+        or parsed lines of another known kind (inspect output, `redis-cli INFO`, …).
+
+        Without that, "no root cause" would only mean "nothing was read": the empty file, the
+        unreadable archive, the log in a layout the parser does not know.
+        """
+        s = self.summary
+        if self.findings or s.events or s.threads or s.tasks_by_state:
+            return True
+        return any(c.parsed > 0 and c.kind not in UNANALYSED_KINDS and c.kind not in RECORD_KINDS
+                   for c in self.inputs)
+
+    @property
+    def verdict(self) -> str:
+        """`unhealthy` (root causes found), `healthy` (inputs analysed, nothing wrong) or
+        `inconclusive` (nothing could be analysed: see `inconclusive_reasons`)."""
+        if self.root_causes:
+            return "unhealthy"
+        return "healthy" if self.analysed else "inconclusive"
+
+    def log_format_hint(self, cov: Coverage) -> str | None:
+        """For a worker log mostly unrecognised (more lines unrecognised than parsed; blank lines
+        count as parsed), the hint that it may be a custom layout needing `--log-format`."""
+        if cov.kind != "celery_log" or not cov.lines or cov.unrecognized <= cov.parsed:
+            return None
+        return f"{'only ' if cov.parsed else ''}{cov.parsed} of {cov.lines} lines parsed; {LOG_FORMAT_HINT}"
+
+    def inconclusive_reasons(self) -> list[str]:
+        """Why nothing could be analysed, one reason per problem or input (empty unless inconclusive)."""
+        if self.verdict != "inconclusive":
+            return []
+        reasons = [f"{p.source}: {p.message}" for p in self.problems]
+        unknown = []
+        for c in self.inputs:
+            if c.lines == 0:
+                reasons.append(f"{c.source} is empty")
+            elif c.kind in UNANALYSED_KINDS:
+                unknown.append(c.source)
+            else:
+                hint = self.log_format_hint(c)
+                if hint:
+                    reasons.append(f"{c.source}: {c.kind}, {hint}")
+                else:
+                    extra = "".join(f"; {n}" for n in c.notes)
+                    reasons.append(f"{c.source}: {c.kind}, no record in {c.lines} lines{extra}")
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f", … ({len(unknown) - 5} more)" if len(unknown) > 5 else "")
+            reasons.append(f"{len(unknown)} file{'s' if len(unknown) != 1 else ''} of no known kind: {shown}")
+        if not self.inputs and not self.problems:
+            reasons.append("no input files (an empty directory or archive?)")
+        return reasons
 
     def rule_problems(self) -> list[RuleProblem]:
         """`rule_errors`, each split into its file, line and message."""
@@ -125,15 +188,23 @@ class Report:
     def to_dict(self) -> dict[str, object]:
         return {
             "schema": SCHEMA,
-            "inputs": [c.to_dict() for c in self.inputs],
+            "inputs": [self._input(c) for c in self.inputs],
             "problems": [{"source": p.source, "message": p.message} for p in self.problems],
             "rule_errors": [e.to_dict() for e in self.rule_problems()],
             "rule_overrides": [o.to_dict() for o in self.rule_overrides()],
             "summary": self.summary.to_dict(),
+            "verdict": self.verdict,
             "root_causes": list(self.root_causes),
             "findings": [f.to_dict() for f in self.findings],
             "advice": {fid: a.to_dict() for fid, a in self.advice.items()},
         }
+
+    def _input(self, cov: Coverage) -> dict[str, object]:
+        d = cov.to_dict()
+        hint = self.log_format_hint(cov)
+        if hint:
+            d["notes"] = [*cov.notes, hint]
+        return d
 
     def findings_frame(self) -> pl.DataFrame:
         rows = [{k: v for k, v in f.to_dict().items() if k not in ("evidence", "remediation", "references")}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -123,11 +125,112 @@ def test_format_list_in_help_is_the_renderer_registry() -> None:
     assert tuple(registry()) == FORMATS
 
 
+# --- nothing analysed: INCONCLUSIVE, exit 2 -------------------------------------------------------
+
+CUSTOM = SAMPLES / "custom-log-format"
+CUSTOM_FORMATS: list[str] = json.loads((CUSTOM / "expected.json").read_text())["log_format"]
+
+
+def _unreadable_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Inputs that yield nothing: each made here the way an operator's bundle arrives broken."""
+    empty = tmp_path / "EMPTY.log"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "core.bin"
+    garbage.write_bytes(os.urandom(8192))
+    empty_dir = tmp_path / "empty-dir"
+    empty_dir.mkdir()
+    archive = tmp_path / "full.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(SAMPLES / "broker-tls", arcname="broker-tls")
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[:400])
+    fake_zip = tmp_path / "bundle.zip"
+    fake_zip.write_text("this is not a zip archive\n")
+    blank_first = tmp_path / "blank-first.log"  # its only "parsed" lines are the blank ones before any record
+    blank_first.write_bytes(b"\n\n" + (CUSTOM / "worker.log").read_bytes())
+    return {"empty file": empty, "binary garbage": garbage, "empty directory": empty_dir,
+            "truncated tar.gz": truncated, "fake zip": fake_zip, "blank lines then a custom layout": blank_first}
+
+
 def _one_line(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
+
+
+def test_nothing_analysed_is_inconclusive_with_its_reason_and_exit_two(tmp_path: Path) -> None:
+    reasons = {"empty file": "EMPTY.log is empty", "binary garbage": "core.bin",
+               "empty directory": "no input files", "truncated tar.gz": "truncated.tar.gz: unreadable archive",
+               "fake zip": "bundle.zip",
+               "blank lines then a custom layout": "blank-first.log: celery_log, only 2 of 28 lines parsed; if it"}
+    for what, path in _unreadable_inputs(tmp_path).items():
+        r = runner.invoke(app, ["analyze", str(path), "--no-color"])
+        assert r.exit_code == 2, (what, r.output)
+        assert r.stdout.startswith("INCONCLUSIVE: nothing in the input could be analysed"), what
+        assert "HEALTHY" not in r.stdout, what
+        assert reasons[what] in r.stdout, (what, r.stdout)
+        line = _one_line(r.stderr)
+        assert "inconclusive" in line and reasons[what] in line, (what, line)
+        r = runner.invoke(app, ["analyze", str(path), "-f", "json"])
+        assert r.exit_code == 2, what
+        rep = json.loads(r.stdout)
+        assert rep["verdict"] == "inconclusive" and rep["root_causes"] == [], what
+
+
+def test_inconclusive_report_is_still_written_to_the_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    empty = tmp_path / "EMPTY.log"
+    empty.write_bytes(b"")
+    r = runner.invoke(app, ["analyze", str(empty), "-f", "json", "-o", str(out), "--fail-on", "info"])
+    assert r.exit_code == 2 and r.stdout == ""
+    assert json.loads(out.read_text())["verdict"] == "inconclusive"
+
+
+def test_custom_layout_without_log_format_is_inconclusive_with_the_hint() -> None:
+    r = runner.invoke(app, ["analyze", str(CUSTOM), "--no-color"])
+    assert r.exit_code == 2
+    assert r.stdout.startswith("INCONCLUSIVE")
+    flat = " ".join(r.stdout.split())
+    assert "worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom layout" in flat
+    assert "--log-format '<worker_log_format>'" in flat
+    assert "--log-format" in _one_line(r.stderr)
+    for fmt, marker in (("markdown", "**INCONCLUSIVE"), ("html", "INCONCLUSIVE"), ("github", "::error title=")):
+        r = runner.invoke(app, ["analyze", str(CUSTOM), "-f", fmt])
+        assert r.exit_code == 2 and marker in r.stdout, fmt
+        assert "0 of 26 lines parsed" in r.stdout and "--log-format" in r.stdout, fmt
+    rep = json.loads(runner.invoke(app, ["analyze", str(CUSTOM), "-f", "json"]).stdout)
+    log = next(i for i in rep["inputs"] if i["path"] == "worker.log")
+    assert any("--log-format" in n for n in log["notes"])
+    args = [a for f in CUSTOM_FORMATS for a in ("--log-format", f)]
+    r = runner.invoke(app, ["analyze", str(CUSTOM), "-f", "json", *args])
+    assert r.exit_code == 0 and r.stderr == ""
+    rep = json.loads(r.stdout)
+    assert rep["verdict"] == "unhealthy" and rep["root_causes"]
+    assert not any("--log-format" in n for i in rep["inputs"] for n in i.get("notes", []))
+
+
+def test_mostly_unrecognised_log_gets_the_hint_without_changing_the_verdict(tmp_path: Path) -> None:
+    """A healthy worker's log behind more lines of a custom layout than it has lines itself."""
+    log = tmp_path / "worker.log"
+    log.write_bytes((CUSTOM / "worker.log").read_bytes() + (SAMPLES / "healthy" / "worker.log").read_bytes())
+    r = runner.invoke(app, ["analyze", str(log), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["verdict"] == "healthy" and rep["root_causes"] == []
+    (inp,) = rep["inputs"]
+    assert inp["unrecognized"] > inp["parsed"] > 0
+    assert any(n.startswith(f"only {inp['parsed']} of {inp['lines']} lines parsed") and "--log-format" in n
+               for n in inp["notes"])
+    r = runner.invoke(app, ["analyze", str(log), "--no-color"])
+    assert r.stdout.startswith("HEALTHY") and "hint worker.log: only" in r.stdout
+
+
+def test_healthy_samples_stay_healthy_and_exit_zero() -> None:
+    for name in ("healthy", "retry-then-success"):
+        r = runner.invoke(app, ["analyze", str(SAMPLES / name), "-f", "json", "--fail-on", "warning"])
+        assert r.exit_code == 0 and r.stderr == "", name
+        assert json.loads(r.stdout)["verdict"] == "healthy", name
 
 
 # --- rule options -----------------------------------------------------------------------------------

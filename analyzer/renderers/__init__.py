@@ -112,8 +112,14 @@ def causal_chain(report: Report, fid: str) -> list[tuple[int, str]]:
     return out
 
 
+INCONCLUSIVE = "INCONCLUSIVE: nothing in the input could be analysed"
+
+
 def verdict(report: Report) -> str:
-    """One line: `ROOT CAUSE: <title> [<category>] (+n other root causes)` or `HEALTHY: …`."""
+    """One line: `ROOT CAUSE: <title> [<category>] (+n other root causes)`, `HEALTHY: …` or
+    `INCONCLUSIVE: …` (its reasons: `Report.inconclusive_reasons`)."""
+    if report.verdict == "inconclusive":
+        return INCONCLUSIVE
     if report.healthy:
         n = len(report.findings)
         extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""

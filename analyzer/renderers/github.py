@@ -3,15 +3,15 @@
 `::error file=worker.log,line=118,title=CP-B001 Broker refuses connections (root cause 1)::summary`
 — critical and error findings are `::error`, warning `::warning`, info `::notice`; the location
 is the finding's first evidence line (no `file` when it has none). A rule that failed to load or
-evaluate is an `::error` at its rule file (`title=celery-postmortem rule error`). Escaping follows
-the Actions
+evaluate is an `::error` at its rule file (`title=celery-postmortem rule error`); an inconclusive
+verdict is one `::error` with its reasons. Escaping follows the Actions
 runner (`ActionCommand`): in the message `%` → `%25`, CR → `%0D`, LF → `%0A`; in property values
 also `:` → `%3A` and `,` → `%2C`.
 """
 
 from __future__ import annotations
 
-from analyzer.renderers import RenderOptions
+from analyzer.renderers import RenderOptions, verdict
 from analyzer.report import Report
 
 COMMANDS = {"critical": "error", "error": "error", "warning": "warning", "info": "notice"}
@@ -33,6 +33,9 @@ def _run_errors(report: Report) -> list[str]:
             props.append(f"line={e.line}")
         props.append(f"title={escape_property('celery-postmortem rule error')}")
         lines.append(f"::error {','.join(props)}::{escape_data(e.message)}")
+    if report.verdict == "inconclusive":
+        message = "; ".join(report.inconclusive_reasons())
+        lines.append(f"::error title={escape_property(verdict(report))}::{escape_data(message)}")
     return lines
 
 

@@ -25,7 +25,7 @@ color:var(--fg);background:var(--bg);overflow-wrap:anywhere}
 h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid var(--line)}
 h3{font-size:1.05rem;margin:.2rem 0}
 .verdict{padding:.75rem 1rem;border-radius:6px;font-weight:600;color:#fff;background:var(--err)}
-.verdict.ok{background:var(--ok)}
+.verdict.ok{background:var(--ok)}.verdict.unknown{background:var(--warn)}
 .meta,.muted{color:var(--muted);font-size:.9rem}
 .card{border:1px solid var(--line);border-radius:6px;padding:.75rem 1rem;margin:1rem 0}
 .sev{display:inline-block;padding:0 .4rem;border-radius:4px;color:#fff;font-size:.8rem;font-weight:600}
@@ -43,6 +43,9 @@ ul.chain{margin:.25rem 0}
 img.plot{max-width:100%;height:auto}
 @media (max-width:40rem){body{padding:.5rem;font-size:15px}th,td{padding:.2rem .3rem}}
 """
+
+
+_VERDICT_CLASS = {"healthy": " ok", "inconclusive": " unknown", "unhealthy": ""}
 
 
 def _e(text: object) -> str:
@@ -139,7 +142,10 @@ def render(report: Report, options: RenderOptions) -> str:
            "style-src 'unsafe-inline'; img-src data:\">",
            f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
            "<h1>celery-postmortem</h1>",
-           f'<p class="verdict{" ok" if report.healthy else ""}">{_e(verdict(report))}</p>']
+           f'<p class="verdict{_VERDICT_CLASS[report.verdict]}">{_e(verdict(report))}</p>']
+    reasons = report.inconclusive_reasons()
+    if reasons:
+        out.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
     tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
     hosts = ", ".join(f"<code>{_e(h)}</code>" for h in s.hosts) or "?"
     out.append(f'<p class="meta">hosts {hosts} · {_e(span(s.first_ts, s.last_ts))} · {s.events} records · '
@@ -171,7 +177,7 @@ def render(report: Report, options: RenderOptions) -> str:
     if samples:
         text = "\n".join(f"{src}:{ln}: {t}" for src, ln, t in samples)
         out.append(f"<details><summary>Unrecognised lines (samples)</summary><pre>{_e(text)}</pre></details>")
-    notes = [(c.source, n) for c in report.inputs for n in c.notes]
+    notes = [(c.source, n) for c in report.inputs for n in [*c.notes, report.log_format_hint(c)] if n]
     if notes:
         out.append("<ul class=\"muted\">" + "".join(f"<li><code>{_e(src)}</code>: {_e(n)}</li>" for src, n in notes)
                    + "</ul>")

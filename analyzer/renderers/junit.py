@@ -9,7 +9,9 @@ a rule that did not fire passes. Rules come from `RenderOptions.rules` (the CLI 
 catalogue), else from the findings.
 
 What went wrong with the run itself is an `<error>`, so CI viewers do not show it green: one
-testcase per rule file that failed to load or evaluate (classname `rules`, `type="rule_error"`).
+testcase per rule file that failed to load or evaluate (classname `rules`, `type="rule_error"`),
+and one when the verdict is inconclusive (classname `celery-postmortem`, `type="inconclusive"`,
+the reasons as text).
 Characters XML 1.0 cannot carry (NUL, other C0 controls) are shown as `\\xNN`.
 """
 
@@ -20,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
-from analyzer.renderers import RenderOptions, rules_of
+from analyzer.renderers import RenderOptions, rules_of, verdict
 from analyzer.report import Report
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -46,7 +48,7 @@ def _details(f: Finding, limit: int) -> str:
 
 
 def _errors(report: Report, suite: ET.Element) -> int:
-    """Error testcases for the run's own trouble: rule errors."""
+    """Error testcases for the run's own trouble: rule errors, an inconclusive verdict."""
     n = 0
     for e in report.rule_problems():
         where = e.source + (f":{e.line}" if e.line is not None else "")
@@ -54,6 +56,11 @@ def _errors(report: Report, suite: ET.Element) -> int:
         err = ET.SubElement(case, "error", message=_x(e.message.splitlines()[0] if e.message else ""),
                             type="rule_error")
         err.text = _x(f"{where}: {e.message}")
+        n += 1
+    if report.verdict == "inconclusive":
+        case = ET.SubElement(suite, "testcase", classname="celery-postmortem", name="inputs analysed", time="0")
+        err = ET.SubElement(case, "error", message=_x(verdict(report)), type="inconclusive")
+        err.text = _x("\n".join(report.inconclusive_reasons()))
         n += 1
     return n
 
@@ -68,7 +75,7 @@ def render(report: Report, options: RenderOptions) -> str:
     suite = ET.Element("testsuite", name="celery-postmortem", tests=str(len(rules)), errors="0", skipped="0",
                        time="0")
     props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", name="verdict", value="healthy" if report.healthy else "unhealthy")
+    ET.SubElement(props, "property", name="verdict", value=report.verdict)
     ET.SubElement(props, "property", name="root_causes", value=",".join(report.root_causes))
     if options.fail_on is not None:
         ET.SubElement(props, "property", name="fail_on", value=options.fail_on)

@@ -154,7 +154,8 @@ def _coverage(report: Report) -> list[str]:
         out += ["<details>", "<summary>Unrecognised lines (samples)</summary>", ""]
         out.append(fence("\n".join(f"{s}:{ln}: {t}" for s, ln, t in samples)))
         out += ["", "</details>", ""]
-    notes = [f"- {cell(c.source)}: {escape(n)}" for c in report.inputs for n in c.notes]
+    notes = [f"- {cell(c.source)}: {escape(n)}" for c in report.inputs
+             for n in [*c.notes, report.log_format_hint(c)] if n]
     if notes:
         out += ["Notes:", "", *notes, ""]
     return out
@@ -164,9 +165,12 @@ def render(report: Report, options: RenderOptions) -> str:
     s = report.summary
     tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
     hosts = ", ".join(code(h) for h in s.hosts) or "?"
-    out = ["## celery-postmortem", "", f"**{escape(verdict(report))}**", "",
-           f"hosts {hosts} · {escape(span(s.first_ts, s.last_ts))} · {s.events} records · tasks: {escape(tasks)}",
-           ""]
+    out = ["## celery-postmortem", "", f"**{escape(verdict(report))}**", ""]
+    reasons = report.inconclusive_reasons()
+    if reasons:
+        out += [f"- {escape(r)}" for r in reasons] + [""]
+    out += [f"hosts {hosts} · {escape(span(s.first_ts, s.last_ts))} · {s.events} records · tasks: {escape(tasks)}",
+            ""]
     if report.root_causes:
         out += ["## Root cause" + ("s" if len(report.root_causes) > 1 else ""), ""]
         for rank, fid in enumerate(report.root_causes, 1):

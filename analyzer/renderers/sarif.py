@@ -12,9 +12,10 @@
 - `partialFingerprints["celeryPostmortem/v1"]`: SHA-256 of rule id, category, hosts and the first
   evidence text with volatile tokens masked (log header, timestamps, uuids, hex, numbers) — not
   line numbers or times, so the same problem in tomorrow's logs keeps its fingerprint.
-- `properties.rootCause` (and `rootCauseRank`, 1 = most likely) marks root causes.
-- Rule errors are `error` notifications of the invocation, bundle problems `warning`, user rules
-  replacing built-in ones `note`.
+- `properties.rootCause` (and `rootCauseRank`, 1 = most likely) marks root causes; the run's
+  `properties` carry `rootCauses`, `healthy` and `verdict` (healthy, unhealthy, inconclusive).
+- Rule errors and the reasons of an inconclusive verdict are `error` notifications of the
+  invocation, bundle problems `warning`, user rules replacing built-in ones `note`.
 - At most 25,000 results (GitHub's limit per run).
 """
 
@@ -26,7 +27,7 @@ import re
 from urllib.parse import quote
 
 from analyzer.findings import Evidence, Finding
-from analyzer.renderers import RenderOptions, RuleInfo, rules_of
+from analyzer.renderers import RenderOptions, RuleInfo, rules_of, verdict
 from analyzer.report import Report
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -135,6 +136,8 @@ def sarif(report: Report, options: RenderOptions) -> dict[str, object]:
     index = {r.id: i for i, r in enumerate(rules)}
     results = [_result(report, f, index[f.rule], options) for f in report.findings[:MAX_RESULTS]]
     notifications = [{"level": "error", "message": {"text": e}} for e in report.rule_errors]
+    notifications += [{"level": "error", "message": {"text": f"{verdict(report)}: {r}"}}
+                      for r in report.inconclusive_reasons()]
     notifications += [{"level": "note", "message": {"text": str(o)}} for o in report.rule_overrides()]
     notifications += [{"level": "warning", "message": {"text": f"{p.source}: {p.message}"}} for p in report.problems]
     invocation: dict[str, object] = {"executionSuccessful": True}
@@ -146,7 +149,8 @@ def sarif(report: Report, options: RenderOptions) -> dict[str, object]:
         "invocations": [invocation],
         "results": results,
         "columnKind": "unicodeCodePoints",
-        "properties": {"rootCauses": list(report.root_causes), "healthy": report.healthy,
+        "properties": {"rootCauses": list(report.root_causes), "healthy": report.verdict == "healthy",
+                       "verdict": report.verdict,
                        "truncated": len(report.findings) > MAX_RESULTS},
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}

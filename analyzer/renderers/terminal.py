@@ -10,13 +10,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.renderers import RenderOptions
-from analyzer.report import Report
+from analyzer.renderers import INCONCLUSIVE, RenderOptions
+from analyzer.report import UNANALYSED_KINDS, Report
 
 SEVERITY_STYLE = {"critical": "bold magenta", "error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def _verdict(report: Report) -> Text:
+    if report.verdict == "inconclusive":
+        return Text(INCONCLUSIVE, style="bold yellow")
     if report.healthy:
         n = len(report.findings)
         extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
@@ -76,15 +78,12 @@ def _findings_table(report: Report) -> Table:
     return t
 
 
-UNANALYSED = ("text", "binary")
-
-
 def _inputs_table(report: Report) -> Table:
     t = Table(title="Inputs", title_justify="left", expand=False)
     for col in ("path", "kind", "lines", "parsed", "unrecognized"):
         t.add_column(col, overflow="fold")
     for c in report.inputs:
-        if c.kind not in UNANALYSED:
+        if c.kind not in UNANALYSED_KINDS:
             t.add_row(c.source, c.kind, str(c.lines), str(c.parsed),
                       Text(str(c.unrecognized), style="yellow" if c.unrecognized else ""))
     return t
@@ -107,6 +106,8 @@ def render(report: Report, options: RenderOptions) -> str:
     console = Console(file=buf, force_terminal=options.color, no_color=not options.color, width=options.width,
                       highlight=False, emoji=False, soft_wrap=False)
     console.print(_verdict(report))
+    for reason in report.inconclusive_reasons():
+        console.print(Text(f"  • {reason}", style="yellow"))
     s = report.summary
     span = f"{s.first_ts} → {s.last_ts}" if s.first_ts else "no timestamps"
     tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
@@ -117,17 +118,20 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.findings:
         console.print(_findings_table(report))
     console.print(_inputs_table(report))
-    other = [c.source for c in report.inputs if c.kind in UNANALYSED]
+    other = [c.source for c in report.inputs if c.kind in UNANALYSED_KINDS]
     if other:
         console.print(Text(f"not analysed ({len(other)} file(s) of no known kind): {', '.join(other)}", style="dim"))
     for c in report.inputs:
-        if c.kind in UNANALYSED:
+        if c.kind in UNANALYSED_KINDS:
             continue
         for line, text in c.samples[:3]:
             console.print(Text(f"  unrecognised {c.source}:{line}: {text}", style="dim", overflow="ellipsis",
                                no_wrap=True))
         for note in c.notes:
             console.print(Text(f"  note {c.source}: {note}", style="dim"))
+        hint = report.log_format_hint(c)
+        if hint:
+            console.print(Text(f"  hint {c.source}: {hint}", style="yellow"))
     for p in report.problems:
         console.print(Text(f"problem: {p.source}: {p.message}", style="yellow"))
     for e in report.rule_errors:

@@ -73,6 +73,17 @@ def make_report(findings: list[Finding], *, sources: tuple[str, ...] = ("worker.
                                   last_ts="2026-11-28T19:01:10.931", events=10))
 
 
+def custom_layout_report() -> Report:
+    """`samples/custom-log-format` read without its `--log-format`: nothing parses, the verdict is
+    inconclusive and the worker log carries the `--log-format` hint."""
+    return _custom_layout_report()
+
+
+@cache
+def _custom_layout_report() -> Report:
+    return open_bundle([SAMPLES / "custom-log-format"]).report(rule_dirs=[GOLDEN_RULES], builtin_rules=False)
+
+
 BROKEN_RULES = {
     "G-U010.toml": 'id = "G-U010"\ncategory = [\n',
     "G-U011.toml": '''id = "G-U011"

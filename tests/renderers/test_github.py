@@ -9,6 +9,7 @@ from analyzer.renderers import RenderOptions
 from analyzer.renderers.github import escape_data, escape_property, render
 from tests.renderers import (
     broken_rules_report,
+    custom_layout_report,
     finding,
     frozen_options,
     make_report,
@@ -60,3 +61,11 @@ def test_rule_errors_are_errors_at_their_rule_file(tmp_path: Path) -> None:
     assert lines[0].startswith(f"::error file={toml},title=celery-postmortem rule error::invalid TOML")
     assert lines[1].startswith(f"::error file={regex},line=8,title=celery-postmortem rule error::in 'when'")
     assert any(line.startswith("::error file=worker.log,line=1,title=G-B001") for line in lines[2:])
+
+
+def test_inconclusive_verdict_is_one_error_with_its_reasons() -> None:
+    (line,) = render(custom_layout_report(), frozen_options()).splitlines()
+    title, message = line.split("::", 2)[1:]
+    assert title == "error title=INCONCLUSIVE%3A nothing in the input could be analysed"
+    assert message.startswith("worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom "
+                              "layout, give that layout with --log-format '<worker_log_format>'; 3 files of no")

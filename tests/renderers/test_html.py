@@ -25,6 +25,7 @@ from tests.conftest import SAMPLES, require
 from tests.renderers import (
     GOLDEN_RULES,
     broken_rules_report,
+    custom_layout_report,
     finding,
     frozen_options,
     make_report,
@@ -151,6 +152,15 @@ def test_headless_chromium_runs_no_script_from_the_log(hostile_report: Report, t
     assert not any(t == "script" for t, _ in tags.tags)
     assert not any("onerror" in a or "onload" in a for _, a in tags.tags)
     assert "document.title='pwned'" in dom.replace("&#x27;", "'").replace("&#39;", "'")  # shown as text
+
+
+def test_inconclusive_verdict_lists_its_reasons_escaped() -> None:
+    page = render(custom_layout_report(), frozen_options())
+    assert '<p class="verdict unknown">INCONCLUSIVE: nothing in the input could be analysed</p>' in page
+    assert ("<li>worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom layout, give "
+            "that layout with --log-format &#x27;&lt;worker_log_format&gt;&#x27;</li>") in page
+    assert "<li><code>worker.log</code>: 0 of 26 lines parsed;" in page  # the coverage hint
+    assert parse(page).title == "celery-postmortem: INCONCLUSIVE: nothing in the input could be analysed"
 
 
 def test_rule_errors_and_overrides_are_listed(tmp_path: Path) -> None:

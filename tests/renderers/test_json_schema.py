@@ -10,12 +10,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from analyzer.api import open_bundle
 from analyzer.categories import CATEGORIES, SEVERITIES
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.json_report import render
-from tests.conftest import sample_dirs
+from analyzer.report import VERDICTS
+from tests.conftest import SAMPLES, sample_dirs
 from tests.renderers import (
     broken_rules_report,
+    custom_layout_report,
     finding,
     frozen_options,
     make_report,
@@ -46,6 +49,7 @@ def test_enums_follow_the_taxonomy() -> None:
     defs = schema()["$defs"]
     assert defs["severity"]["enum"] == list(SEVERITIES)
     assert set(defs["category"]["enum"]) == set(CATEGORIES)
+    assert schema()["properties"]["verdict"]["enum"] == list(VERDICTS)
 
 
 def test_schema_rejects_what_the_contract_forbids() -> None:
@@ -66,6 +70,28 @@ def test_schema_rejects_what_the_contract_forbids() -> None:
 def test_schema_ships_inside_the_package() -> None:
     assert resources.files("analyzer").joinpath("schemas/report.schema.json").is_file()
     assert render(make_report([]), RenderOptions()).startswith("{")
+
+
+@pytest.mark.parametrize("sample", [p.name for p in sample_dirs()])
+def test_samples_read_as_recorded_are_never_inconclusive(sample: str) -> None:
+    """The verdict of each sample read with the log formats its expected.json names (as the sample
+    tests do): unhealthy exactly when there is a root cause, and never inconclusive."""
+    exp = json.loads((SAMPLES / sample / "expected.json").read_text())
+    formats = exp.get("log_format", [])
+    rep = (open_bundle([SAMPLES / sample], log_formats=formats).report() if formats
+           else sample_report(sample, frozen_rules=False))  # the report the test above validated
+    doc = json.loads(render(rep, RenderOptions()))
+    assert doc["verdict"] == ("unhealthy" if doc["root_causes"] else "healthy")
+    assert doc["verdict"] == ("healthy" if exp["healthy"] else "unhealthy")
+
+
+def test_inconclusive_report_validates() -> None:
+    doc = json.loads(render(custom_layout_report(), frozen_options()))
+    assert not errors(doc)
+    assert doc["verdict"] == "inconclusive" and doc["root_causes"] == [] and doc["findings"] == []
+    bad = json.loads(json.dumps(doc))
+    bad["verdict"] = "fine"
+    assert errors(bad)
 
 
 def test_rule_error_report_validates(tmp_path: Path) -> None:

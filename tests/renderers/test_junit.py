@@ -13,6 +13,7 @@ from analyzer.renderers.junit import render
 from tests.renderers import (
     broken_rules_report,
     catalogue_options,
+    custom_layout_report,
     finding,
     frozen_options,
     make_report,
@@ -96,3 +97,13 @@ def test_rule_errors_are_error_testcases_beside_the_rules_that_ran(tmp_path: Pat
     assert suite.errors == 2 and suite.tests == len(frozen_options().rules) + 2
     ran = cases(read(render(rep, frozen_options()), tmp_path))["G-B001 Broker refuses connections"]
     assert not ran.is_passed  # type: ignore[attr-defined]
+
+
+def test_inconclusive_verdict_is_an_error_with_its_reasons(tmp_path: Path) -> None:
+    (suite,) = list(read(render(custom_layout_report(), frozen_options()), tmp_path))
+    assert {p.name: p.value for p in suite.properties()}["verdict"] == "inconclusive"
+    (case,) = [c for c in suite if c.classname == "celery-postmortem"]
+    (err,) = case.result
+    assert isinstance(err, Error) and err.type == "inconclusive"
+    assert "worker.log: celery_log, 0 of 26 lines parsed" in err.text and "--log-format" in err.text
+    assert suite.errors == 1 and suite.failures == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from analyzer.findings import Evidence
 from analyzer.renderers import RenderOptions
 from analyzer.renderers.markdown import code, escape, fence, render
-from tests.renderers import finding, frozen_options, make_report, sample_report
+from tests.renderers import custom_layout_report, finding, frozen_options, make_report, sample_report
 
 
 def test_verdict_and_root_cause_come_before_the_findings_table() -> None:
@@ -66,3 +66,18 @@ def test_helpers() -> None:
     assert fence("a") == "```text\na\n```"
     assert code("a`b") == "``a`b``" and code("`x") == "`` `x ``"
     assert escape("a\nb_c") == "a b\\_c"
+
+
+def test_inconclusive_verdict_lists_its_reasons_and_the_coverage_hint() -> None:
+    md = render(custom_layout_report(), frozen_options())
+    assert md.startswith("## celery-postmortem\n\n**INCONCLUSIVE: nothing in the input could be analysed**\n\n"
+                         "- worker.log: celery\\_log, 0 of 26 lines parsed; if it is a worker log in a custom layout, "
+                         "give that layout with --log-format '&lt;worker\\_log\\_format&gt;'\n"
+                         "- 3 files of no known kind: README.md, expected.json, produced.json\n")
+    notes = md[md.index("Notes:"):]
+    assert "- worker.log: 0 of 26 lines parsed; if it is a worker log" in notes
+
+
+def test_healthy_verdict_has_no_reasons() -> None:
+    md = render(sample_report("healthy"), frozen_options())
+    assert md.startswith("## celery-postmortem\n\n**HEALTHY: no root cause found**\n\nhosts ")

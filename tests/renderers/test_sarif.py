@@ -17,6 +17,7 @@ from tests.conftest import sample_dirs
 from tests.renderers import (
     broken_rules_report,
     catalogue_options,
+    custom_layout_report,
     finding,
     frozen_options,
     make_report,
@@ -124,6 +125,17 @@ def test_fingerprint_differs_by_rule_category_and_host() -> None:
 def test_fingerprint_is_in_partial_fingerprints() -> None:
     res = sarif_of(make_report([finding()]))["runs"][0]["results"][0]
     assert res["partialFingerprints"] == {FINGERPRINT_KEY: fingerprint(finding())}
+
+
+def test_inconclusive_run_says_so_and_stays_valid() -> None:
+    log = sarif_of(custom_layout_report(), frozen_options())
+    assert not list(validator().iter_errors(log))
+    run = log["runs"][0]
+    assert run["properties"]["verdict"] == "inconclusive" and run["properties"]["healthy"] is False
+    notes = run["invocations"][0]["toolConfigurationNotifications"]
+    assert [n["level"] for n in notes] == ["error", "error"]
+    assert notes[0]["message"]["text"].startswith("INCONCLUSIVE: nothing in the input could be analysed: "
+                                                  "worker.log: celery_log, 0 of 26 lines parsed")
 
 
 def test_rule_errors_are_error_notifications(tmp_path: Path) -> None:
