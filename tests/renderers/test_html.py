@@ -109,7 +109,10 @@ def test_hostile_log_text_file_names_and_rule_text_are_escaped(hostile_report: R
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
     assert "&lt;svg onload=alert(3)&gt;.log" in page
     assert "Task argument &lt;b&gt;quoted&lt;/b&gt;" in page and "&lt;i&gt;nothing&lt;/i&gt; to do" in page
-    assert tags.title.startswith("celery-postmortem: ROOT CAUSE: Tasks raised an exception [task.exception]")
+    # the hostile rule's finding starts first (the logger line before the failure), so it leads the
+    # task.exception incident and the page title: as text, never as markup
+    assert tags.title.startswith("celery-postmortem: ROOT CAUSE: Task argument <b>quoted</b> [task.exception]")
+    assert "<title>celery-postmortem: ROOT CAUSE: Task argument &lt;b&gt;quoted&lt;/b&gt;" in page
 
 
 def test_root_cause_first_with_chain_evidence_and_coverage() -> None:
