@@ -80,6 +80,8 @@ def _bundle_parts(bundle: Bundle) -> tuple[str, list[list[object]], list[list[ob
 def _verdict(report: Report | None) -> tuple[str, list[Finding]]:
     if report is None:
         return "findings not computed yet: call `.report()` or read `.findings`", []
+    if report.verdict == "inconclusive":
+        return "inconclusive: " + "; ".join(report.inconclusive_reasons()), []
     if report.healthy:
         return f"healthy ({len(report.findings)} informational findings)", []
     roots = [report.finding(fid) for fid in report.root_causes]
@@ -126,9 +128,15 @@ def _coverage_line(report: Report) -> str:
     return f"{len(report.inputs)} inputs, {lines} lines, {unrecognized} unrecognized"
 
 
+def _report_verdict(report: Report) -> str:
+    if report.verdict == "inconclusive":
+        return "inconclusive: " + "; ".join(report.inconclusive_reasons())
+    return "healthy" if report.healthy else "root causes: " + ", ".join(report.root_causes)
+
+
 def report_html(report: Report) -> str:
     """HTML of a report: verdict, findings table (root causes starred), coverage totals."""
-    verdict = "healthy" if report.healthy else "root causes: " + ", ".join(report.root_causes)
+    verdict = _report_verdict(report)
     errors = f"<div>{len(report.rule_errors)} rule error(s)</div>" if report.rule_errors else ""
     problems = f"<div>{len(report.problems)} input problem(s)</div>" if report.problems else ""
     return (f"<div><b>Report</b>: {_e(verdict)}<br>{_e(_coverage_line(report))}{errors}{problems}"
@@ -137,7 +145,7 @@ def report_html(report: Report) -> str:
 
 def report_markdown(report: Report) -> str:
     """Markdown of a report (same content as `report_html`)."""
-    verdict = "healthy" if report.healthy else "root causes: " + ", ".join(report.root_causes)
+    verdict = _report_verdict(report)
     parts = [f"**Report**: {_md(verdict)}", "", _md(_coverage_line(report))]
     if report.rule_errors:
         parts.append(f"{len(report.rule_errors)} rule error(s)")

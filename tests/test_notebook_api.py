@@ -132,7 +132,14 @@ def test_empty_bundle_has_typed_empty_frames_and_reprs(empty_bundle: Bundle) -> 
     assert empty_bundle.findings.is_empty() and "root_cause" in empty_bundle.findings.columns
     assert isinstance(empty_bundle._repr_html_(), str)
     assert isinstance(empty_bundle._repr_markdown_(), str)
-    assert "healthy" in empty_bundle.report()._repr_markdown_()
+    # nothing in it was recognised: not "healthy", and the reprs say why
+    md = empty_bundle.report()._repr_markdown_()
+    assert "inconclusive: 1 file of no known kind: notes.txt" in md and "healthy" not in md
+    assert "inconclusive: 1 file of no known kind: notes.txt" in empty_bundle._repr_markdown_()
+    healthy = open_bundle(SAMPLES / "healthy")
+    healthy.report()
+    assert healthy.report()._repr_markdown_().startswith("**Report**: healthy")
+    assert "healthy (0 informational findings)" in healthy._repr_markdown_()
 
 
 def _public_frames(b: Bundle) -> dict[str, pl.DataFrame]:
