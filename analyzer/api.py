@@ -30,6 +30,7 @@ from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose, with_cycles
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
+from analyzer.quotes import quote_evidence
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_members
@@ -347,6 +348,7 @@ class Bundle:
         rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
+        quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events)
         ordered, roots = diagnose(with_cycles(findings, self._cycles))
         kinds = {i.name: i.kind for i in self.inputs}
         report = Report(

@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 class Evidence:
     source: str
     line: int
-    text: str
+    text: str  # the line(s) at `source:line` as written
+    detail: str = ""  # what the rule's row says of it, when that is not the line itself (`quotes`)
 
     def to_dict(self) -> dict[str, object]:
-        return {"source": self.source, "line": self.line, "text": self.text}
+        d: dict[str, object] = {"source": self.source, "line": self.line, "text": self.text}
+        if self.detail:
+            d["detail"] = self.detail
+        return d
 
 
 @dataclass

@@ -31,6 +31,7 @@ h3{font-size:1.05rem;margin:.2rem 0}
 .sev{display:inline-block;padding:0 .4rem;border-radius:4px;color:#fff;font-size:.8rem;font-weight:600}
 .sev-critical{background:var(--crit)}.sev-error{background:var(--err)}.sev-warning{background:var(--warn)}
 .sev-info{background:var(--info)}
+.detail{opacity:.75;font-size:.9rem;margin:-.25rem 0 .5rem}
 pre{background:var(--code);padding:.5rem;border-radius:4px;overflow-x:auto;white-space:pre-wrap;
 font-size:.85rem;margin:.25rem 0 .75rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
@@ -65,6 +66,8 @@ def _evidence(evidence: list[Evidence], total: int, limit: int, open_: bool) -> 
     out = [f"<details{' open' if open_ else ''}><summary>Evidence ({len(shown)} of {n}{_e(more)})</summary>"]
     for e in shown:
         out.append(f"<div><code>{_e(e.source)}:{e.line}</code></div><pre>{_e(e.text)}</pre>")
+        if e.detail:
+            out.append(f'<div class="detail">↳ {_e(e.detail)}</div>')
     out.append("</details>")
     return out
 

@@ -38,6 +38,8 @@ def _details(f: Finding, limit: int) -> str:
         body = e.text.splitlines() or [""]
         lines.append(f"  {e.source}:{e.line}: {body[0]}")
         lines.extend(f"      {b}" for b in body[1:])
+        if e.detail:
+            lines.append(f"      ↳ {e.detail}")
     more = max(f.evidence_total, len(f.evidence)) - min(limit, len(f.evidence))
     if more > 0:
         lines.append(f"  … {more} more")

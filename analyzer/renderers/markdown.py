@@ -93,6 +93,8 @@ def _evidence(evidence: list[Evidence], total: int, limit: int) -> list[str]:
     out = ["<details>", f"<summary>{html.escape(label)}</summary>", ""]
     for e in shown:
         out += [f"{code(f'{e.source}:{e.line}')}", "", fence(e.text), ""]
+        if e.detail:
+            out += [f"↳ {code(e.detail)}", ""]
     out += ["</details>", ""]
     return out
 

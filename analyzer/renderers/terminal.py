@@ -46,6 +46,8 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
         for ev in f.evidence[: opts.max_evidence]:
             first = ev.text.splitlines()[0] if ev.text else ""
             lines.append(Text(f"  {ev.source}:{ev.line}: {first}", overflow="ellipsis", no_wrap=True))
+            if ev.detail:
+                lines.append(Text(f"    ↳ {ev.detail}", style="dim", overflow="ellipsis", no_wrap=True))
         if f.evidence_total > opts.max_evidence:
             lines.append(Text(f"  … {f.evidence_total - opts.max_evidence} more", style="dim"))
     if f.remediation:

@@ -1,0 +1,66 @@
+"""Evidence in its file's own words.
+
+Rules on derived frames (threads, cycles, tasks, stuck, inspect, …) point at a real line — a
+thread header, an fd listing, a task's first log record — but their row is a description
+(`dump=…, tool=py-spy, …`, `w1@sample/12466/12504 "ledger-writer" waits for …`). An operator
+opening `file:line` must find what the evidence quotes, so the quote becomes the line as
+written and the description its `detail`. Reads each member needed once, only up to the last
+line wanted; the only I/O after parsing, at the edge where the report is assembled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from collections.abc import Iterable, Mapping
+from itertools import islice
+
+import polars as pl
+
+from analyzer.bundle import Member
+from analyzer.findings import Evidence, Finding
+
+MAX_QUOTE = 500  # characters of a quoted line (an inspect reply is one JSON line of any length)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _lines(member: Member, wanted: set[int]) -> dict[int, str]:
+    """Lines `wanted` (1-based) of a member, decoded as the parsers decode them, colour codes removed."""
+    stream = io.BytesIO(member.read())
+    out: dict[int, str] = {}
+    for number, raw in enumerate(islice(stream, max(wanted)), 1):
+        if number in wanted:
+            text = _ANSI.sub("", raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            out[number] = text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "…"
+    return out
+
+
+def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], members: Iterable[Member],
+                   events: pl.DataFrame | None = None) -> None:
+    """Give the evidence of findings from rules on frames other than `events` (`frame_of`: rule id →
+    frame) the text at the place it points to, keeping the row's own text as `detail`: a log
+    record's text as `events` holds it (what evidence of log rules shows), else the file's line.
+    Evidence whose file or line is unknown keeps its text."""
+    derived = [f for f in findings if frame_of.get(f.rule, "events") != "events" and f.evidence]
+    keys = sorted({(e.source, e.line) for f in derived for e in f.evidence if e.source and e.line > 0})
+    if not keys:
+        return
+    found: dict[tuple[str, int], str] = {}
+    if events is not None and not events.is_empty():
+        want = pl.DataFrame(keys, schema={"source": pl.String, "line": pl.Int64}, orient="row")
+        hits = want.join(events.select("source", "line", "text"), on=["source", "line"], how="inner")
+        found = {(s, n): t for s, n, t in hits.rows() if t is not None}
+    wanted: dict[str, set[int]] = {}
+    for source, line in keys:
+        if (source, line) not in found:
+            wanted.setdefault(source, set()).add(line)
+    found |= {(m.name, n): text for m in members if m.name in wanted for n, text in _lines(m, wanted[m.name]).items()}
+    for f in derived:
+        f.evidence = [_quoted(e, found.get((e.source, e.line))) for e in f.evidence]
+
+
+def _quoted(e: Evidence, line: str | None) -> Evidence:
+    if line is None or line == e.text:
+        return e
+    return dataclasses.replace(e, text=line, detail=e.text)
