@@ -45,9 +45,10 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
         lines.append(Text("evidence:", style="bold"))
         for ev in f.evidence[: opts.max_evidence]:
             first = ev.text.splitlines()[0] if ev.text else ""
-            lines.append(Text(f"  {ev.source}:{ev.line}: {first}", overflow="ellipsis", no_wrap=True))
+            # wrapped, not cut at the panel's edge: the telling part of a line is often its end
+            lines.append(Text(f"  {ev.source}:{ev.line}: {_clip(first, EVIDENCE_CHARS)}", overflow="fold"))
             if ev.detail:
-                lines.append(Text(f"    ↳ {ev.detail}", style="dim", overflow="ellipsis", no_wrap=True))
+                lines.append(Text(f"    ↳ {_clip(ev.detail, EVIDENCE_CHARS)}", style="dim", overflow="fold"))
         if f.evidence_total > opts.max_evidence:
             lines.append(Text(f"  … {f.evidence_total - opts.max_evidence} more", style="dim"))
     if f.remediation:
@@ -70,13 +71,25 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
                  title_align="left")
 
 
+EVIDENCE_CHARS = 400  # of an evidence line's first line (and of its detail) in the terminal
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _findings_table(report: Report) -> Table:
     t = Table(title="Findings", title_justify="left", expand=False)
-    for col in ("id", "severity", "category", "count", "first seen", "explained by", "title"):
-        t.add_column(col, overflow="fold")
+    for col in ("id", "severity", "category", "count", "first seen", "title"):
+        # identifiers stay whole, a time wraps between date and time, the title at its spaces
+        t.add_column(col, overflow="fold", no_wrap=col in ("id", "severity", "category", "count"),
+                     max_width=12 if col == "first seen" else None)
     for f in report.findings:
+        title = Text(f.title)
+        if f.explained_by:
+            title.append(f" (explained by {', '.join(f.explained_by)})", style="dim")
         t.add_row(f.id, Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")), f.category, str(f.count),
-                  f.first_seen or "", ", ".join(f.explained_by), f.title)
+                  (f.first_seen or "").replace("T", " "), title)
     return t
 
 
