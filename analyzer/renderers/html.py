@@ -10,6 +10,7 @@ as a second wall. Plots (`RenderOptions.plots`: title and PNG bytes) are embedde
 from __future__ import annotations
 
 import base64
+import re
 from html import escape
 
 from analyzer.findings import Evidence, Finding
@@ -51,6 +52,18 @@ _VERDICT_CLASS = {"healthy": " ok", "inconclusive": " unknown", "unhealthy": ""}
 
 def _e(text: object) -> str:
     return escape(str(text), quote=True)
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def _prose(text: str) -> str:
+    """Rule prose (remediation) with its `code spans` as <code>, everything escaped."""
+    out, at = [], 0
+    for m in _CODE_SPAN.finditer(text):
+        out += [_e(text[at:m.start()]), f"<code>{_e(m.group(1))}</code>"]
+        at = m.end()
+    return "".join([*out, _e(text[at:])])
 
 
 def _sev(severity: str) -> str:
@@ -108,7 +121,7 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
         out.append(f"<p class=\"muted\">Explained by {links}.</p>")
     if f.remediation:
         out.append("<p><strong>What to do</strong></p><ol>")
-        out.extend(f"<li>{_e(r)}</li>" for r in f.remediation)
+        out.extend(f"<li>{_prose(r)}</li>" for r in f.remediation)
         out.append("</ol>")
     advice = report.advice.get(f.id) if root else None
     if advice and advice.tree:

@@ -44,7 +44,7 @@ why = "HTML test."
 on = "events"
 when = 'message contains "adding"'
 message = "{message}"
-remediation = ["<i>nothing</i> to do"]
+remediation = ["<i>nothing</i> to do", "run `<script>x</script> --now` then"]
 '''
 
 
@@ -109,6 +109,8 @@ def test_hostile_log_text_file_names_and_rule_text_are_escaped(hostile_report: R
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
     assert "&lt;svg onload=alert(3)&gt;.log" in page
     assert "Task argument &lt;b&gt;quoted&lt;/b&gt;" in page and "&lt;i&gt;nothing&lt;/i&gt; to do" in page
+    # a remediation's `code span` is <code>, its content still text
+    assert "<li>run <code>&lt;script&gt;x&lt;/script&gt; --now</code> then</li>" in page
     # the hostile rule's finding starts first (the logger line before the failure), so it leads the
     # task.exception incident and the page title: as text, never as markup
     assert tags.title.startswith("celery-postmortem: ROOT CAUSE: Task argument <b>quoted</b> [task.exception]")
