@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from analyzer.cli import app
 from tests.conftest import SAMPLES
+from tests.renderers import BROKEN_RULES
 
 runner = CliRunner()
 
@@ -235,24 +236,11 @@ def test_healthy_samples_stay_healthy_and_exit_zero() -> None:
 
 # --- rule options -----------------------------------------------------------------------------------
 
-BAD_REGEX_RULE = '''id = "CP-U011"
-category = "task.exception"
-severity = "warning"
-title = "A rule with a broken regex"
-what = "x"
-why = "y"
-on = "events"
-when = 'message ~ "(unclosed"'
-message = "{count} x"
-remediation = ["z"]
-'''
-
-
 def _bad_rules(tmp_path: Path) -> Path:
     d = tmp_path / "rules"
     d.mkdir()
-    (d / "CP-U010.toml").write_text('id = "CP-U010"\ncategory = [\n')
-    (d / "CP-U011.toml").write_text(BAD_REGEX_RULE)
+    for name, text in BROKEN_RULES.items():  # an invalid TOML file and a rule with a bad regex
+        (d / name.replace("G-", "CP-")).write_text(text.replace('"G-', '"CP-'))
     return d
 
 

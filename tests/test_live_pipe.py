@@ -6,7 +6,6 @@ CPM_REQUIRE_LIVE=1."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ import pytest
 from analyzer import Bundle, open_bundle
 from tests.conftest import SAMPLES, require
 from tests.test_live_samples import NEEDS, _generator
-from tests.test_samples import check_ids, run_check
+from tests.test_samples import live_cases, run_check
 
 NAMES = ["deadlock-pipe", "deadlock-queue"]
 
@@ -136,13 +135,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fresh]:
     return once(regenerate)
 
 
-def _cases() -> list[Any]:
-    return [pytest.param(name, check_id, id=f"{name}:{check_id}") for name in NAMES
-            for check_id in check_ids(json.loads((SAMPLES / name / "expected.json").read_text()))]
-
-
 @pytest.mark.live
-@pytest.mark.parametrize(("name", "check_id"), _cases())
+@pytest.mark.parametrize(("name", "check_id"), live_cases(NAMES))
 def test_fresh_run_meets_expectations(fresh: Callable[[str], Fresh], name: str, check_id: str) -> None:
     run_check(fresh(name).out, check_id)
 

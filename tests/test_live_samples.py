@@ -5,7 +5,6 @@ fails under CPM_REQUIRE_LIVE=1 (CI)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SAMPLES, require
-from tests.test_samples import check_ids, run_check
+from tests.test_samples import live_cases, run_check
 
 GENERATOR = SAMPLES / "generate"
 LIVE = ["broker-refused", "hard-time-limit", "healthy", "deadlock-lock"]
@@ -46,19 +45,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return produced
 
 
-def _cases() -> list[object]:
-    cases = []
-    for name in LIVE:
-        exp = json.loads((SAMPLES / name / "expected.json").read_text())
-        pending = exp.get("pending", {})
-        for check_id in check_ids(exp):
-            if check_id in pending or check_id.split(":")[0] in pending:
-                continue  # a capability not built yet: test_samples holds it as a strict xfail
-            cases.append(pytest.param(name, check_id, id=f"{name}:{check_id}"))
-    return cases
-
 
 @pytest.mark.live
-@pytest.mark.parametrize(("name", "check_id"), _cases())
+@pytest.mark.parametrize(("name", "check_id"), live_cases(LIVE))
 def test_fresh_run_meets_expectations(fresh: dict[str, Path], name: str, check_id: str) -> None:
     run_check(fresh[name], check_id)

@@ -6,7 +6,6 @@ root and iproute2; skips without them, fails under CPM_REQUIRE_LIVE=1."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -14,7 +13,6 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +20,7 @@ from analyzer import open_bundle
 from tests.conftest import REQUIRE_LIVE, SAMPLES
 from tests.test_live_pipe import no_leftovers, once
 from tests.test_live_samples import _generator
-from tests.test_samples import check_ids, run_check
+from tests.test_samples import live_cases, run_check
 
 
 @dataclass(frozen=True)
@@ -83,13 +81,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Fresh]:
     return once(lambda name: _regenerate(name, root))
 
 
-def _cases() -> list[Any]:
-    return [pytest.param(name, check_id, id=f"{name}:{check_id}") for name in NAMES
-            for check_id in check_ids(json.loads((SAMPLES / name / "expected.json").read_text()))]
-
-
 @pytest.mark.live
-@pytest.mark.parametrize(("name", "check_id"), _cases())
+@pytest.mark.parametrize(("name", "check_id"), live_cases(NAMES))
 def test_fresh_run_meets_expectations(fresh: Callable[[str], Fresh], name: str, check_id: str) -> None:
     run_check(fresh(name).out, check_id)
 

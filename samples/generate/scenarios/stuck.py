@@ -328,6 +328,14 @@ def filelock_timeout(ctx: Ctx) -> None:
     ctx.keep("worker.log")
 
 
+def _kill_group(ctx: Ctx, w: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker's whole process group: the log ends mid-task, with no shutdown lines."""
+    ctx.commands.append("kill -KILL -<worker pgid>")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(w.pid, signal.SIGKILL)
+    w.wait(timeout=10)
+
+
 # --- 11. a task that never finishes -----------------------------------------------------------------
 def task_never_finishes(ctx: Ctx) -> None:
     port = ctx.redis()
@@ -355,10 +363,7 @@ def task_never_finishes(ctx: Ctx) -> None:
     r = ctx.run([celery, "-A", "proj", "inspect", "stats", "--json", "--timeout", "5"])
     ctx.save("inspect-stats.json", r.stdout)
     time.sleep(3)
-    ctx.commands.append("kill -KILL -<worker pgid>")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(w.pid, signal.SIGKILL)
-    w.wait(timeout=10)
+    _kill_group(ctx, w)
     ctx.keep("worker.log")
 
 
@@ -388,10 +393,7 @@ def task_hangs_others_run(ctx: Ctx) -> None:
             time.sleep(0.5)
     """)
     ctx.wait_for("worker.log", r"sync_account\[\S+\] succeeded in .*: 'b-23'")
-    ctx.commands.append("kill -KILL -<worker pgid>")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(w.pid, signal.SIGKILL)
-    w.wait(timeout=10)
+    _kill_group(ctx, w)
     ctx.keep("worker.log")
 
 
