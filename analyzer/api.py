@@ -82,22 +82,6 @@ def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
         "host", pl.col("source").replace_strict(fill, default=None, return_dtype=pl.String)).alias("host"))
 
 
-class UnknownFinding(KeyError):
-    """A finding id the report does not have; the message names the ones it has."""
-
-    def __init__(self, finding_id: str, ids: Sequence[str]) -> None:
-        if not ids:
-            known = "it has no findings"
-        elif len(ids) > 5 and list(ids) == [f"f{i}" for i in range(1, len(ids) + 1)]:
-            known = f"findings are f1…f{len(ids)}"
-        else:
-            known = "findings are " + ", ".join(ids)
-        super().__init__(f"no finding {finding_id!r} in this report; {known}")
-
-    def __str__(self) -> str:  # KeyError would show the message quoted, as if it were the key
-        return str(self.args[0])
-
-
 # Frames a `Bundle` has an attribute for; `frame_map()` has these and the diagnostic frames.
 ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
 
@@ -384,9 +368,6 @@ class Bundle:
         from analyzer.engine.evaluate import EVIDENCE_LINE, matches
 
         report = self.report()
-        ids = [f.id for f in report.findings]
-        if finding_id not in ids:
-            raise UnknownFinding(finding_id, ids)
         finding = report.finding(finding_id)
         rule = self._rules_used.get(finding.rule)
         on = rule.on if rule is not None else "events"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -87,6 +88,22 @@ class Summary:
     def to_dict(self) -> dict[str, object]:
         return {"hosts": self.hosts, "first_seen": self.first_ts, "last_seen": self.last_ts,
                 "events": self.events, "tasks": self.tasks_by_state, "threads": self.threads}
+
+
+class UnknownFinding(KeyError):
+    """A finding id the report does not have; the message names the ones it has."""
+
+    def __init__(self, finding_id: str, ids: Sequence[str]) -> None:
+        if not ids:
+            known = "it has no findings"
+        elif len(ids) > 5 and list(ids) == [f"f{i}" for i in range(1, len(ids) + 1)]:
+            known = f"findings are f1…f{len(ids)}"
+        else:
+            known = "findings are " + ", ".join(ids)
+        super().__init__(f"no finding {finding_id!r} in this report; {known}")
+
+    def __str__(self) -> str:  # KeyError would show the message quoted, as if it were the key
+        return str(self.args[0])
 
 
 @dataclass
@@ -178,7 +195,7 @@ class Report:
         for f in self.findings:
             if f.id == fid:
                 return f
-        raise KeyError(fid)
+        raise UnknownFinding(fid, [f.id for f in self.findings])
 
     def worst_severity(self) -> str | None:
         if not self.findings:
@@ -226,15 +243,17 @@ def iso(value: object) -> str | None:
 
 
 def summarize(bundle: Bundle) -> Summary:
-    ev = bundle.events
+    # the frames as the logs wrote their times (like findings), whatever `tz` makes of the public ones
+    ev = bundle._events
     hosts = sorted(h for h in ev.get_column("host").unique().to_list() if h) if ev.height else []
     ts = ev.get_column("ts").drop_nulls() if ev.height else pl.Series([], dtype=pl.Datetime("ms"))
-    states = bundle.tasks.group_by("state").len().sort("state").rows() if bundle.tasks.height else []
+    tasks = bundle._tasks
+    states = tasks.group_by("state").len().sort("state").rows() if tasks.height else []
     return Summary(
         hosts=hosts,
         first_ts=iso(ts.min()) if ts.len() else None,
         last_ts=iso(ts.max()) if ts.len() else None,
         events=ev.height,
         tasks_by_state={str(s): int(n) for s, n in states},
-        threads=bundle.threads.height,
+        threads=bundle._threads.height,
     )

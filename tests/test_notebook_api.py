@@ -10,9 +10,10 @@ import polars as pl
 import pytest
 
 from analyzer import open_bundle, schema
-from analyzer.api import Bundle, UnknownFinding
+from analyzer.api import Bundle
 from analyzer.engine.rule import parse_rule
 from analyzer.findings import Evidence, Finding
+from analyzer.report import UnknownFinding
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -242,3 +243,17 @@ def test_api_reference_page_is_up_to_date() -> None:
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     assert (DOCS / "api.md").read_text() == gen.render(), "run: python docs/gen_api.py"
+
+
+def test_report_header_keeps_the_logs_times_whatever_tz_says() -> None:
+    """Findings' first_seen stay as the logs wrote them; so does the summary they are shown under."""
+    plain = open_bundle(SAMPLES / "broker-lost").report()
+    zoned = open_bundle(SAMPLES / "broker-lost", tz="Asia/Tokyo").report()
+    assert zoned.summary.to_dict() == plain.summary.to_dict()
+    assert zoned.findings[0].first_seen == plain.findings[0].first_seen
+
+
+def test_report_finding_names_the_ids_it_has() -> None:
+    report = open_bundle(SAMPLES / "broker-refused").report()
+    with pytest.raises(KeyError, match=r"no finding 'f99' in this report; findings are f1"):
+        report.finding("f99")
