@@ -106,23 +106,48 @@ SCHEMES = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp", "librabbitmq": "am
 KIND_TRANSPORT = {"redis_info": "redis", "rabbitmq_log": "amqp", "rabbitmq_cli": "amqp", "rabbitmq_queues": "amqp"}
 
 
-def transports(finding: Finding, kinds: Iterable[str], events: pl.DataFrame | None = None) -> set[str]:
+@dataclass(frozen=True)
+class LogFacts:
+    """What the advisor reads in the logs, gathered once per bundle: a big log has many root causes
+    and many lines naming the broker, and each root cause asks the same questions of them."""
+
+    schemes: frozenset[str] = frozenset()  # transports the broker URLs in the logs name
+    clients: frozenset[str] = frozenset()  # amqp / redis, from py-amqp / redis-py exception types
+    connected: pl.DataFrame | None = None  # `Connected to …` records: host, ts, source, line
+
+    @classmethod
+    def of(cls, events: pl.DataFrame | None) -> LogFacts:
+        if events is None or events.is_empty() or "text" not in events.columns:
+            return cls()
+        # the distinct URL mentions, then the scheme of each in Python: a log can repeat one a million times
+        found = (events.select(pl.col("text").str.extract_all(BROKER_URL).alias("m")).explode("m")
+                 .get_column("m").drop_nulls().unique().to_list())
+        schemes = frozenset(SCHEMES.get(m.lower(), m.lower()) for f in found for m in re.findall(BROKER_URL, f))
+        exc = events.get_column("exc_type").drop_nulls().unique().to_list() if "exc_type" in events.columns else []
+        clients = frozenset(m for t in exc for m in re.findall(CLIENT_EXCEPTION, t))
+        connected = None
+        if {"message", "ts", "source", "line", "host"} <= set(events.columns):
+            connected = events.filter(pl.col("message").str.contains(CONNECTED)).select("host", "ts", "source", "line")
+        return cls(schemes, clients, connected)
+
+
+def _facts(events: pl.DataFrame | LogFacts | None) -> LogFacts:
+    return events if isinstance(events, LogFacts) else LogFacts.of(events)
+
+
+def transports(finding: Finding, kinds: Iterable[str], events: pl.DataFrame | LogFacts | None = None) -> set[str]:
     """The broker transports the bundle shows, strongest evidence first; empty when it shows none.
 
     Broker URLs in the logs or the finding's evidence decide; failing those, py-amqp / redis-py
     exception types (weaker: a Redis result backend raises redis-py errors under an AMQP broker);
     failing those, broker artifacts in the bundle (`redis-cli INFO`, RabbitMQ logs and listings).
     """
+    facts = _facts(events)
     texts = [e.text for e in finding.evidence]
-    exc: list[str] = []
-    if events is not None and not events.is_empty() and "text" in events.columns:
-        texts += events.filter(pl.col("text").str.contains(BROKER_URL)).get_column("text").to_list()
-        if "exc_type" in events.columns:
-            exc += events.get_column("exc_type").drop_nulls().unique().to_list()
-    urls = {SCHEMES.get(m.lower(), m.lower()) for t in texts for m in re.findall(BROKER_URL, t)}
+    urls = {SCHEMES.get(m.lower(), m.lower()) for t in texts for m in re.findall(BROKER_URL, t)} | facts.schemes
     if urls:
         return urls
-    clients = {m for t in [*texts, *exc] for m in re.findall(CLIENT_EXCEPTION, t)}
+    clients = {m for t in texts for m in re.findall(CLIENT_EXCEPTION, t)} | facts.clients
     if clients:
         return clients
     return {KIND_TRANSPORT[k] for k in kinds if k in KIND_TRANSPORT}
@@ -132,7 +157,7 @@ def _for_transport(items: Iterable[Check], shown: set[str]) -> tuple[str, ...]:
     return tuple(c.command for c in items if not shown or c.transport is None or c.transport in shown)
 
 
-def connected_before(finding: Finding, events: pl.DataFrame | None) -> bool:
+def connected_before(finding: Finding, events: pl.DataFrame | LogFacts | None) -> bool:
     """Whether the worker logged `Connected to …` before the finding's failure.
 
     Before: earlier by timestamp than its first evidence, or earlier in a file its evidence
@@ -140,16 +165,14 @@ def connected_before(finding: Finding, events: pl.DataFrame | None) -> bool:
     theirs count (another worker's connection says little about this one's); a broker-side
     finding (host `rabbitmq`) takes any worker's.
     """
-    if events is None or events.is_empty() or not {"message", "ts", "source", "line", "host"} <= set(events.columns):
+    hits = _facts(events).connected
+    if hits is None or hits.is_empty():
         return False
-    hits = events.filter(pl.col("message").str.contains(CONNECTED))
     own = set(finding.hosts) & set(hits.get_column("host").drop_nulls().to_list())
     if own:
         hits = hits.filter(pl.col("host").is_in(sorted(own)))
-    if hits.is_empty():
-        return False
     before = pl.lit(False)
-    ts = events.schema["ts"]
+    ts = hits.schema["ts"]
     # first_seen is naive, as the logs write it; a frame already moved to UTC is ordered by lines only
     if finding.first_seen and not (isinstance(ts, pl.Datetime) and ts.time_zone is not None):
         try:
@@ -314,7 +337,7 @@ class Advice:
 
 
 def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None = None,
-           events: pl.DataFrame | None = None) -> Advice:
+           events: pl.DataFrame | LogFacts | None = None) -> Advice:
     """The decision-tree position and the evidence to collect for one (root-cause) finding.
 
     `cycles` (the bundle's `cycles` frame) lets a deadlock finding get the artifacts that prove
@@ -324,6 +347,7 @@ def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None =
     and the bundle kinds do.
     """
     have = set(kinds)
+    events = _facts(events)
     shown = transports(finding, have, events)
     tree: list[tuple[str, str, str]] = []
     checks: tuple[str, ...] = ()

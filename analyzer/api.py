@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from analyzer import schema
-from analyzer.advice import advise
+from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
@@ -334,6 +334,7 @@ class Bundle:
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
         quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events)
         ordered, roots = diagnose(with_cycles(findings, self._cycles))
+        facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}
         report = Report(
             inputs=self.coverage,
@@ -344,7 +345,7 @@ class Bundle:
             summary=summarize(self),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
-            advice={f.id: advise(f, kinds.values(), self._cycles, self._events) for f in ordered if f.id in roots},
+            advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},
         )
         if default:
             self._report = report
