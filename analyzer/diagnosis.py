@@ -2,7 +2,9 @@
 
 A finding A explains B when A's rule names B's category in `explains`, A was seen no later
 than B was last seen, and they share a host (or one of them has none). When two findings
-would explain each other, the earlier one wins. Two findings of the same category that meet
+would explain each other, the earlier one wins (at the same moment, the better ranked); links
+that still close a cycle are cut at its first finding, so every finding of severity warning or
+above is reached from a root cause. Two findings of the same category that meet
 (a host in common, or one from a server's own log) and start within `SAME_INCIDENT` of each
 other are one incident seen from two sides (RabbitMQ's log and the worker's, the database
 server's and the task's traceback): the first seen explains the other. Root causes are the findings of severity
@@ -66,15 +68,52 @@ def _at(value: str | None) -> datetime | None:
 
 
 def _same_incident(a: Finding, b: Finding, rank: dict[str, int]) -> bool:
-    """`a` is the first side of the incident `b` shows too: same category, hosts meet, `b` starts
-    within `SAME_INCIDENT` of `a`'s last sighting and not before `a` (at the same moment: the
-    server's side first, then rank order)."""
+    """`a` is the first side of the incident `b` shows too: same category, hosts meet, both start
+    within `SAME_INCIDENT` of each other, `b` not before `a` (at the same moment: the server's
+    side first, then rank order), and they are two views of it: two rules (the broker's log and
+    the client's error), or one rule on a server and on a worker. One rule's findings on one side
+    are different groups by design (two exception types, two hosts): never one incident."""
     if a.category != b.category or not _hosts_meet(a, b):
         return False
-    a0, a1, b0 = _at(a.first_seen), _at(a.last_seen), _at(b.first_seen)
-    if a0 is None or b0 is None or b0 > (a1 or a0) + SAME_INCIDENT:
+    if a.rule == b.rule and _server_side(a) == _server_side(b):
+        return False
+    a0, b0 = _at(a.first_seen), _at(b.first_seen)
+    if a0 is None or b0 is None or abs(b0 - a0) > SAME_INCIDENT:
         return False
     return (a0, not _server_side(a), rank[a.id]) < (b0, not _server_side(b), rank[b.id])
+
+
+def _order(f: Finding, rank: dict[str, int]) -> tuple[str, int]:
+    return f.first_seen or "", rank[f.id]
+
+
+def _break_cycles(ordered: list[Finding], rank: dict[str, int]) -> None:
+    """Findings that only explain each other round a cycle (two causes of each other seen at the same
+    moment) would leave the incident with no root cause: the first of them (time, then rank) loses
+    the links into it, until every finding of severity warning or above is reached from a root."""
+    by_id = {f.id: f for f in ordered}
+
+    def reach(roots: list[Finding]) -> set[str]:
+        seen: set[str] = set()
+        todo = [f.id for f in roots]
+        while todo:
+            fid = todo.pop()
+            if fid not in seen:
+                seen.add(fid)
+                todo.extend(by_id[fid].explains)
+        return seen
+
+    def in_cycle(f: Finding) -> bool:
+        return f.id in reach([by_id[e] for e in f.explains])
+
+    reached = reach([f for f in ordered if not f.explained_by])
+    while stray := [f for f in ordered if f.id not in reached and SEVERITY_RANK.get(f.severity, 0) >= 1]:
+        # a stray is in a cycle or downstream of one: cut the cycle, its effects follow
+        first = min((f for f in stray if in_cycle(f)), key=lambda f: _order(f, rank), default=stray[0])
+        for cause in first.explained_by:
+            by_id[cause].explains.remove(first.id)
+        first.explained_by = []
+        reached |= reach([first])
 
 
 # Log-level deadlock findings and the cycle kind that shows the same incident in full.
@@ -123,9 +162,10 @@ def diagnose(findings: list[Finding]) -> tuple[list[Finding], list[str]]:
             if not (_hosts_meet(a, b) and _before(a, b)):
                 continue
             mutual = a.category in b.explains_categories and _before(b, a)
-            if mutual and (b.first_seen or "") < (a.first_seen or ""):
-                continue  # b came first: it is the cause
+            if mutual and _order(b, rank) < _order(a, rank):
+                continue  # b came first (at the same moment: ranks first): it is the cause
             a.explains.append(b.id)
             b.explained_by.append(a.id)
+    _break_cycles(ordered, rank)
     roots = [f.id for f in ordered if not f.explained_by and SEVERITY_RANK.get(f.severity, 0) >= 1]
     return ordered, roots

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from analyzer import open_bundle
@@ -62,3 +64,53 @@ def test_clock_drift_between_two_nodes_is_one_finding() -> None:
     report = open_bundle(SAMPLES / "clock-drift").report()
     [f] = [f for f in report.findings if f.category == "events.clock_drift"]
     assert f.hosts == ["w1@sample", "w2@sample"] and f.count == 2 and report.root_causes == [f.id]
+
+
+def test_one_rules_groups_on_one_side_are_separate_incidents() -> None:
+    """Two exception types raised on one worker a minute apart: CP-A001 groups them apart, and neither
+    explains the other."""
+    first = Finding(rule="CP-A001", category="task.exception", severity="error", confidence=0.5, title="t",
+                    summary="ZeroDivisionError", count=3, first_seen="2026-11-28T18:56:15.856",
+                    last_seen="2026-11-28T18:56:17.000", hosts=["w1@sample"])
+    second = Finding(rule="CP-A001", category="task.exception", severity="error", confidence=0.5, title="t",
+                     summary="KeyError", count=1, first_seen="2026-11-28T18:58:00.120",
+                     last_seen="2026-11-28T18:58:00.120", hosts=["w1@sample"])
+    _, roots = diagnose([first, second])
+    assert roots == [first.id, second.id] and not second.explained_by
+
+
+def _cause(category: str, explains: list[str]) -> Finding:
+    return Finding(rule=f"R-{category}", category=category, severity="error", confidence=0.9, title=category,
+                   summary="s", count=1, first_seen="2026-11-28T19:22:28.237", last_seen="2026-11-28T19:22:28.237",
+                   hosts=["w1@sample"], explains_categories=explains)
+
+
+def test_findings_explaining_each_other_at_the_same_moment_leave_one_root() -> None:
+    # broker-lost's refused connection and lost connection logged in the same millisecond: each rule says
+    # its category can cause the other's, which made a cycle and no root cause ("HEALTHY", exit 1)
+    refused = _cause("broker.connection_refused", ["broker.connection_lost"])
+    lost = _cause("broker.connection_lost", ["broker.connection_refused"])
+    ordered, roots = diagnose([lost, refused])
+    assert len(roots) == 1 and all(f.id in roots or f.explained_by for f in ordered)
+    # a longer cycle: each of three explains the next
+    a = _cause("broker.connection_refused", ["broker.connection_lost"])
+    b = _cause("broker.connection_lost", ["broker.heartbeat"])
+    c = _cause("broker.heartbeat", ["broker.connection_refused"])
+    ordered, roots = diagnose([c, b, a])
+    assert len(roots) == 1
+    chain = {f.id: f.explains for f in ordered}
+    seen, todo = set(), list(roots)
+    while todo:
+        fid = todo.pop()
+        seen.add(fid)
+        todo += [e for e in chain[fid] if e not in seen]
+    assert seen == set(chain)
+
+
+def test_a_cut_log_where_refused_and_lost_share_a_millisecond_has_a_root_cause(tmp_path: Path) -> None:
+    lines = (SAMPLES / "broker-lost" / "worker.log").read_text().splitlines()
+    stamp = lines[13][:25]  # line 14's `[2026-… ,mmm:`
+    lines[24] = stamp + lines[24][25:]
+    (tmp_path / "worker.log").write_text("\n".join(lines) + "\n")
+    report = open_bundle(tmp_path / "worker.log").report()
+    assert report.verdict == "unhealthy" and report.root_causes
