@@ -148,7 +148,8 @@ def _run_trouble(report: Report) -> str:
     reasons = report.inconclusive_reasons()
     if reasons:
         more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        parts.append(f"inconclusive, nothing in the input could be analysed: {reasons[0]}{more}")
+        what = "a worker log could not be read" if report.analysed else "nothing in the input could be analysed"
+        parts.append(f"inconclusive, {what}: {reasons[0]}{more}")
     return "; ".join(parts)
 
 

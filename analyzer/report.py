@@ -140,10 +140,15 @@ class Report:
     @property
     def verdict(self) -> str:
         """`unhealthy` (root causes found), `healthy` (inputs analysed, nothing wrong) or
-        `inconclusive` (nothing could be analysed: see `inconclusive_reasons`)."""
+        `inconclusive` (nothing could be analysed, or a worker log was mostly not understood: see
+        `inconclusive_reasons`). A log in an unknown layout says nothing either way, so the other
+        inputs being fine does not make the bundle healthy."""
         if self.root_causes:
             return "unhealthy"
-        return "healthy" if self.analysed else "inconclusive"
+        return "healthy" if self.analysed and not self._unread_logs() else "inconclusive"
+
+    def _unread_logs(self) -> list[Coverage]:
+        return [c for c in self.inputs if self.log_format_hint(c)]
 
     def log_format_hint(self, cov: Coverage) -> str | None:
         """For a worker log mostly unrecognised (more lines unrecognised than parsed; blank lines
@@ -156,6 +161,8 @@ class Report:
         """Why nothing could be analysed, one reason per problem or input (empty unless inconclusive)."""
         if self.verdict != "inconclusive":
             return []
+        if self.analysed:  # the rest was read and shows nothing wrong; these logs were not
+            return [f"{c.source}: {c.kind}, {self.log_format_hint(c)}" for c in self._unread_logs()]
         reasons = [f"{p.source}: {p.message}" for p in self.problems]
         unknown = []
         for c in self.inputs:

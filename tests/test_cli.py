@@ -211,20 +211,24 @@ def test_custom_layout_without_log_format_is_inconclusive_with_the_hint() -> Non
     assert not any("--log-format" in n for i in rep["inputs"] for n in i.get("notes", []))
 
 
-def test_mostly_unrecognised_log_gets_the_hint_without_changing_the_verdict(tmp_path: Path) -> None:
-    """A healthy worker's log behind more lines of a custom layout than it has lines itself."""
+def test_a_log_mostly_in_an_unknown_layout_makes_the_bundle_inconclusive(tmp_path: Path) -> None:
+    """A healthy worker's log behind more lines of a custom layout than it has lines itself: the unread
+    part holds a task failure, so what was read cannot vouch for the bundle."""
     log = tmp_path / "worker.log"
     log.write_bytes((CUSTOM / "worker.log").read_bytes() + (SAMPLES / "healthy" / "worker.log").read_bytes())
     r = runner.invoke(app, ["analyze", str(log), "-f", "json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 2 and "a worker log could not be read" in r.stderr
     rep = json.loads(r.stdout)
-    assert rep["verdict"] == "healthy" and rep["root_causes"] == []
+    assert rep["verdict"] == "inconclusive" and rep["root_causes"] == []
     (inp,) = rep["inputs"]
     assert inp["unrecognized"] > inp["parsed"] > 0
     assert any(n.startswith(f"only {inp['parsed']} of {inp['lines']} lines parsed") and "--log-format" in n
                for n in inp["notes"])
     r = runner.invoke(app, ["analyze", str(log), "--no-color"])
-    assert r.stdout.startswith("HEALTHY") and "hint worker.log: only" in r.stdout
+    assert r.stdout.startswith("INCONCLUSIVE: a worker log could not be read; nothing wrong in the rest")
+    # the same with the other inputs of a bundle read fine: still not healthy
+    r = runner.invoke(app, ["analyze", str(CUSTOM / "worker.log"), str(SAMPLES / "fd-exhaustion" / "ulimit.txt")])
+    assert r.exit_code == 2 and r.stdout.startswith("INCONCLUSIVE: a worker log could not be read")
 
 
 def test_healthy_samples_stay_healthy_and_exit_zero() -> None:

@@ -113,13 +113,19 @@ def causal_chain(report: Report, fid: str) -> list[tuple[int, str]]:
 
 
 INCONCLUSIVE = "INCONCLUSIVE: nothing in the input could be analysed"
+# the rest of the bundle was read and shows nothing wrong, but a worker log was mostly not understood
+INCONCLUSIVE_UNREAD = "INCONCLUSIVE: a worker log could not be read; nothing wrong in the rest"
+
+
+def inconclusive(report: Report) -> str:
+    return INCONCLUSIVE_UNREAD if report.analysed else INCONCLUSIVE
 
 
 def verdict(report: Report) -> str:
     """One line: `ROOT CAUSE: <title> [<category>] (+n other root causes)`, `HEALTHY: …` or
     `INCONCLUSIVE: …` (its reasons: `Report.inconclusive_reasons`)."""
     if report.verdict == "inconclusive":
-        return INCONCLUSIVE
+        return inconclusive(report)
     if report.healthy:
         n = len(report.findings)
         extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""

@@ -15,7 +15,8 @@
 - `properties.rootCause` (and `rootCauseRank`, 1 = most likely) marks root causes; the run's
   `properties` carry `rootCauses`, `healthy` and `verdict` (healthy, unhealthy, inconclusive).
 - Rule errors and the reasons of an inconclusive verdict are `error` notifications of the
-  invocation, bundle problems `warning`, user rules replacing built-in ones `note`.
+  invocation (whose `executionSuccessful` is then false, as the exit code 2 says), bundle
+  problems `warning`, user rules replacing built-in ones `note`.
 - At most 25,000 results (GitHub's limit per run).
 """
 
@@ -140,7 +141,9 @@ def sarif(report: Report, options: RenderOptions) -> dict[str, object]:
                       for r in report.inconclusive_reasons()]
     notifications += [{"level": "note", "message": {"text": str(o)}} for o in report.rule_overrides()]
     notifications += [{"level": "warning", "message": {"text": f"{p.source}: {p.message}"}} for p in report.problems]
-    invocation: dict[str, object] = {"executionSuccessful": True}
+    # as the CLI's exit code 2 says: a run with broken rules or nothing it could read did not succeed
+    invocation: dict[str, object] = {"executionSuccessful": not report.rule_errors
+                                     and report.verdict != "inconclusive"}
     if notifications:
         invocation["toolConfigurationNotifications"] = notifications
     run: dict[str, object] = {

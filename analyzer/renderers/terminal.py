@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from analyzer.renderers import INCONCLUSIVE, RenderOptions
+from analyzer.renderers import RenderOptions, inconclusive
 from analyzer.report import UNANALYSED_KINDS, Report
 
 SEVERITY_STYLE = {"critical": "bold magenta", "error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -18,7 +18,7 @@ SEVERITY_STYLE = {"critical": "bold magenta", "error": "bold red", "warning": "y
 
 def _verdict(report: Report) -> Text:
     if report.verdict == "inconclusive":
-        return Text(INCONCLUSIVE, style="bold yellow")
+        return Text(inconclusive(report), style="bold yellow")
     if report.healthy:
         n = len(report.findings)
         extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""

@@ -136,11 +136,14 @@ def test_inconclusive_run_says_so_and_stays_valid() -> None:
     assert [n["level"] for n in notes] == ["error", "error"]
     assert notes[0]["message"]["text"].startswith("INCONCLUSIVE: nothing in the input could be analysed: "
                                                   "worker.log: celery_log, 0 of 26 lines parsed")
+    assert run["invocations"][0]["executionSuccessful"] is False  # as the exit code 2 says
+    assert sarif_of(sample_report("healthy"), frozen_options())["runs"][0]["invocations"][0]["executionSuccessful"]
 
 
 def test_rule_errors_are_error_notifications(tmp_path: Path) -> None:
     log = sarif_of(broken_rules_report(tmp_path), frozen_options())
     assert not list(validator().iter_errors(log))
     assert log["runs"][0]["properties"]["rootCauses"]
+    assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
     texts = [n["message"]["text"] for n in log["runs"][0]["invocations"][0]["toolConfigurationNotifications"]]
     assert [t.split(": ", 1)[0].rsplit("/", 1)[-1] for t in texts] == ["G-U010.toml", "G-U011.toml:8:9"]
