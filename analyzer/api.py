@@ -30,7 +30,7 @@ from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose, with_cycles
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
-from analyzer.quotes import quote_evidence
+from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_members
@@ -332,7 +332,8 @@ class Bundle:
         rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
-        quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events)
+        quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events,
+                       documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS])
         ordered, roots = diagnose(with_cycles(findings, self._cycles))
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}

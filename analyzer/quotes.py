@@ -19,9 +19,10 @@ from itertools import islice
 import polars as pl
 
 from analyzer.bundle import Member
-from analyzer.findings import Evidence, Finding
+from analyzer.findings import Evidence, Finding, clip
 
-MAX_QUOTE = 500  # characters of a quoted line (an inspect reply is one JSON line of any length)
+MAX_QUOTE = 500  # characters of a quoted line at most
+JSON_DOCUMENTS = ("inspect_json", "pyspy_json")  # input kinds whose lines are pieces of one JSON value
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -32,18 +33,22 @@ def _lines(member: Member, wanted: set[int]) -> dict[int, str]:
     for number, raw in enumerate(islice(stream, max(wanted)), 1):
         if number in wanted:
             text = _ANSI.sub("", raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            out[number] = text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "…"
+            out[number] = clip(text, MAX_QUOTE)
     return out
 
 
 def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], members: Iterable[Member],
-                   events: pl.DataFrame | None = None) -> None:
+                   events: pl.DataFrame | None = None, documents: Iterable[str] = ()) -> None:
     """Give the evidence of findings from rules on frames other than `events` (`frame_of`: rule id →
     frame) the text at the place it points to, keeping the row's own text as `detail`: a log
     record's text as `events` holds it (what evidence of log rules shows), else the file's line.
-    Evidence whose file or line is unknown keeps its text."""
+    Evidence whose file or line is unknown keeps its text, and so does evidence in `documents`
+    (JSON inputs: `celery inspect` writes every worker on one line, whose start may well be
+    another worker's entries; the row says which entry it is)."""
     derived = [f for f in findings if frame_of.get(f.rule, "events") != "events" and f.evidence]
-    keys = sorted({(e.source, e.line) for f in derived for e in f.evidence if e.source and e.line > 0})
+    skip = set(documents)
+    keys = sorted({(e.source, e.line) for f in derived for e in f.evidence
+                   if e.source and e.line > 0 and e.source not in skip})
     if not keys:
         return
     found: dict[tuple[str, int], str] = {}

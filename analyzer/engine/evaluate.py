@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.findings import Evidence, Finding
+from analyzer.findings import Evidence, Finding, clip
 from analyzer.order import timeline
 
 from .compiler import Leaf, prefilter, prefilter_expr
@@ -197,7 +197,7 @@ def _evidence_text(row: Mapping[str, Any]) -> str:
     else:
         value = ", ".join(f"{k}={v}" for k, v in row.items() if v is not None and k not in ("source", "line"))
     if len(value) > MAX_EVIDENCE_CHARS:
-        value = value.splitlines()[0][:MAX_EVIDENCE_CHARS] if value.strip() else value[:MAX_EVIDENCE_CHARS]
+        value = clip(value.splitlines()[0] if value.strip() else value, MAX_EVIDENCE_CHARS)
     return value
 
 
