@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -140,3 +141,12 @@ def test_thread_rules_count_threads_not_dump_rows() -> None:
     # hang-db-query: one thread in a gdb and a py-spy dump
     [g] = [f for f in _bundle("hang-db-query").report().findings if f.rule == "CP-H001"]
     assert g.count == 1 and g.summary.endswith("(1 thread(s) of this process)")
+
+
+def test_thread_rules_count_threads_when_no_dump_names_the_node(tmp_path: Path) -> None:
+    # a worker started with `-n w1@%h` (expanded at start-up): the dumps name no node, the host is null
+    text = (SAMPLES / "lock-wait-many" / "pyspy-locals.txt").read_text().replace("-n w1@sample", "-n w1@%h")
+    for name in ("pyspy-1.txt", "pyspy-2.txt"):
+        (tmp_path / name).write_text(text)
+    [f] = [f for f in analyzer.open_bundle(tmp_path).report().findings if f.rule == "CP-H002"]
+    assert f.hosts == [] and f.count == 5 and f.evidence_total == 5
