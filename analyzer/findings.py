@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-
-# where a token ends: a secret (a URL's password, a token=value) never spans one of these
-_BOUNDARY = re.compile(r"[\s\"',;]")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters (then "…") at a token's end, never inside one.
-
-    Evidence is cut when findings are made and redacted when a report is rendered: half a
-    `redis://:password@host` would no longer look like a URL to the redactor and would leak.
-    """
-    if len(text) <= limit:
-        return text
-    ends = [m.start() for m in _BOUNDARY.finditer(text, 0, limit + 1)]
-    return text[:ends[-1] if ends else 0] + "…"
 
 
 @dataclass(frozen=True)

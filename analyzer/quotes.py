@@ -19,7 +19,8 @@ from itertools import islice
 import polars as pl
 
 from analyzer.bundle import Member
-from analyzer.findings import Evidence, Finding, clip
+from analyzer.clip import clip
+from analyzer.findings import Evidence, Finding
 
 MAX_QUOTE = 500  # characters of a quoted line at most
 JSON_DOCUMENTS = ("inspect_json", "pyspy_json")  # input kinds whose lines are pieces of one JSON value

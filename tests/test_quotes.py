@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from analyzer import open_bundle, quotes
+from analyzer.clip import clip
 from analyzer.engine.evaluate import MAX_EVIDENCE_CHARS
-from analyzer.findings import clip
 from analyzer.renderers import RenderOptions
 from tests.conftest import SAMPLES
 from tests.renderers import renderer
@@ -82,3 +82,14 @@ def test_cut_evidence_never_leaves_half_a_secret_for_the_redactor(tmp_path: Path
     assert e.text.endswith("pppp…")
     out = renderer("json")(report, RenderOptions())
     assert "TopSe" not in out and "Cannot connect to pppp" in out
+
+
+def test_coverage_samples_are_cut_where_the_redactor_still_sees_a_secret(tmp_path: Path) -> None:
+    # an unrecognised first line: 280 characters, then a broker URL whose password crosses character 300
+    log = (SAMPLES / "healthy" / "worker.log").read_text()
+    (tmp_path / "worker.log").write_text("x" * 280 + " redis://:SuperSecretPassword123@10.0.0.7:6379/0 tail\n" + log)
+    report = open_bundle(tmp_path / "worker.log").report()
+    [(line, text)] = report.inputs[0].samples
+    assert line == 1 and text == "x" * 280 + "…"
+    for fmt in ("json", "terminal", "markdown", "html"):
+        assert "SuperSe" not in renderer(fmt)(report, RenderOptions())

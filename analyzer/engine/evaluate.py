@@ -20,7 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.findings import Evidence, Finding, clip
+from analyzer.clip import clip
+from analyzer.findings import Evidence, Finding
 from analyzer.order import timeline
 
 from .compiler import Leaf, prefilter, prefilter_expr

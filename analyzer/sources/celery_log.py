@@ -28,6 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
+from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.order import timeline
 from analyzer.schema import EVENTS, conform
 from analyzer.sources.lifecycle_messages import READY_RE, classify
@@ -72,7 +73,7 @@ class Coverage:
         cov = cls(source=source, kind=kind, lines=n, unrecognized=unrecognized.height,
                   invalid_utf8=invalid_utf8)
         cov.parsed = cov.lines - cov.unrecognized
-        cov.samples = [(int(r[0]), str(r[1])[:300])
+        cov.samples = [(int(r[0]), clip(str(r[1]), SAMPLE_CHARS))
                        for r in unrecognized.head(SAMPLE_LIMIT).select("line", "text").rows()]
         if invalid_utf8:
             cov.notes.append(f"{invalid_utf8} line(s) held invalid UTF-8 (replaced with U+FFFD)")

@@ -32,6 +32,7 @@ from datetime import datetime
 import polars as pl
 
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
+from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources.lines import Lines, read_lines
 
 TOOL = "faulthandler"
@@ -165,7 +166,7 @@ def standalone(lines: Lines, *, source: str) -> DumpFrames:
         used = set(raw.frames["src_line"].to_list()) | set(raw.threads["line"].to_list())
         other = lines.frame.filter(~pl.col("line").is_in(list(used)) & (pl.col("text").str.strip_chars() != "")
                                    & ~pl.col("text").str.contains(CANDIDATE_RE))
-        raw.samples = [(int(a), str(b)[:300]) for a, b in other.head(5).select("line", "text").rows()]
+        raw.samples = [(int(a), clip(str(b), SAMPLE_CHARS)) for a, b in other.head(5).select("line", "text").rows()]
         raw.unrecognized = other.height
         raw.parsed = total - raw.unrecognized
     return raw

@@ -36,6 +36,7 @@ import polars as pl
 
 from analyzer.analyses.stack_rules import NATIVE_FILE
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
+from analyzer.clip import SAMPLE_CHARS, clip
 
 TOOL = "gdb"
 TOOL_PYBT = "gdb-py-bt"
@@ -228,7 +229,7 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
             continue
         n_unrec += 1
         if len(unrec) < SAMPLE_LIMIT:
-            unrec.append((i, s[:300]))
+            unrec.append((i, clip(s, SAMPLE_CHARS)))
     return _build(threads, values, source, captured_at, host, pid_hint, len(lines), n_unrec, unrec)
 
 

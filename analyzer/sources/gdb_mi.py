@@ -35,6 +35,7 @@ from typing import Any
 
 from analyzer.analyses.stack_rules import NATIVE_FILE
 from analyzer.analyses.threads import DumpFrames, norm_ident, raw_frames, raw_threads
+from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources import gdb as gdb_text
 
 TOOL = "gdb-mi"
@@ -110,7 +111,7 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
             continue
         n_unrec += 1
         if len(samples) < 5:
-            samples.append((i, s[:300]))
+            samples.append((i, clip(s, SAMPLE_CHARS)))
 
     trows: list[dict[str, Any]] = []
     frows: list[dict[str, Any]] = []

@@ -39,6 +39,7 @@ from typing import Any
 import polars as pl
 
 from analyzer import schema
+from analyzer.clip import SAMPLE_CHARS, clip
 
 # the columns are part of the public frame contract
 INSPECT = dict(schema.INSPECT)
@@ -178,7 +179,7 @@ def parse_json(text: str, *, source: str, captured_at: datetime | None = None) -
         except json.JSONDecodeError as exc:
             n_unrec += 1
             if len(unrec) < 5:
-                unrec.append((i + 1, s[:300]))
+                unrec.append((i + 1, clip(s, SAMPLE_CHARS)))
             notes.append(f"line {i + 1}: not a complete JSON reply ({exc.msg}; truncated?)")
             i += 1
             continue
@@ -186,7 +187,7 @@ def parse_json(text: str, *, source: str, captured_at: datetime | None = None) -
         if not _reply_rows(obj, source, i + 1, captured_at, tasks, workers):
             n_unrec += used
             if len(unrec) < 5:
-                unrec.append((i + 1, s[:300]))
+                unrec.append((i + 1, clip(s, SAMPLE_CHARS)))
         i += used
     t, w = _frames(tasks, workers)
     return InspectResult(t, w, lines=len(lines), parsed=len(lines) - n_unrec, unrecognized=n_unrec,
@@ -255,7 +256,7 @@ def parse_text(text: str, *, source: str, captured_at: datetime | None = None) -
             continue
         n_unrec += 1
         if len(unrec) < 5:
-            unrec.append((i, s[:300]))
+            unrec.append((i, clip(s, SAMPLE_CHARS)))
     flush()
     t, w = _frames(tasks, workers)
     return InspectResult(t, w, lines=len(lines), parsed=len(lines) - n_unrec, unrecognized=n_unrec,

@@ -39,6 +39,7 @@ import polars as pl
 
 from analyzer.analyses.stack_rules import NATIVE_FUNCTION
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
+from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
 
@@ -243,7 +244,8 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
     if parents.height:
         out.extra["processes"] = parents
     out.parsed = out.lines - out.unrecognized
-    out.samples = [(int(a), str(b)[:300]) for a, b in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
+    out.samples = [(int(a), clip(str(b), SAMPLE_CHARS))
+                   for a, b in unrec.head(SAMPLE_LIMIT).select("line", "text").rows()]
     if threads.is_empty() and df.height:
         out.notes.append("no py-spy thread header found")
     empty_threads = threads.join(frames.group_by("thread_key").len(), on="thread_key", how="anti")
