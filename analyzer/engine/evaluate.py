@@ -235,7 +235,7 @@ def _finding(
     fields.update(
         count=counted.height,
         hosts=", ".join(hosts) or None,
-        tasks=", ".join(tasks) or None,
+        tasks=", ".join(tasks) or "none",  # `tasks: none`, not `tasks: ?`: the group has no task, none is unknown
         first_seen=first_seen,
         last_seen=last_seen,
         group=", ".join("?" if v is None else str(v) for v in key) or None,

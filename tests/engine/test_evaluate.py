@@ -261,3 +261,8 @@ def test_parser_exceptions_and_xfail() -> None:
     object.__setattr__(r, "examples", (xfailed,))
     [res] = check_examples(r, toy_parse)
     assert not res.passed and res.ok
+
+
+def test_a_group_without_tasks_says_none_not_unknown() -> None:
+    [f] = evaluate([rule('message == "fine"', message="tasks: {tasks}.")], {"events": FRAME})
+    assert f.summary == "tasks: none."
