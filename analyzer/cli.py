@@ -285,12 +285,21 @@ TODO: paste a real log line the rule must not match
 def rules_new(
     rule_id: Annotated[str, typer.Argument(help="Id of the new rule, e.g. CP-U001.")],
     directory: Annotated[Path, typer.Option("--dir", help="Where to write it.")] = Path("."),
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Allow a shipped rule's id: the new rule replaces that rule wherever it is loaded.")]
+    = False,
 ) -> None:
     """Write a rule template that fails its own test until it is filled in."""
+    from analyzer.engine.catalogue import shipped_rule_files
     from analyzer.engine.rule import ID_RE
 
     if not ID_RE.match(rule_id):
         raise _fail(f"rule id {rule_id!r} must start with a letter and hold only letters, digits, '-', '_', '.'")
+    shipped = shipped_rule_files().get(rule_id)
+    if shipped is not None and not replace:
+        # a template loaded with --rules would silently stand in for the shipped rule
+        raise _fail(f"{rule_id} is a shipped rule ({shipped.name}); pick another id, or pass --replace to "
+                    "write a rule that replaces it")
     path = directory / f"{rule_id}.toml"
     if path.exists():
         raise _fail(f"{path} exists")

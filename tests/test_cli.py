@@ -374,3 +374,11 @@ def test_junit_claims_fail_on_only_when_given() -> None:
     assert r.exit_code == 0 and 'name="fail_on"' not in r.stdout
     r = runner.invoke(app, ["analyze", str(SAMPLES / "retry-then-success"), "-f", "junit", "--fail-on", "info"])
     assert r.exit_code == 1 and '<property name="fail_on" value="info" />' in r.stdout
+
+
+def test_rules_new_refuses_a_shipped_id_unless_asked_to_replace_it(tmp_path: Path) -> None:
+    # a TODO template under CP-B001 would stand in for "Broker refuses connections" when loaded
+    r = runner.invoke(app, ["rules", "new", "CP-B001", "--dir", str(tmp_path)])
+    assert r.exit_code == 2 and "CP-B001 is a shipped rule" in r.stderr and not list(tmp_path.iterdir())
+    r = runner.invoke(app, ["rules", "new", "CP-B001", "--dir", str(tmp_path), "--replace"])
+    assert r.exit_code == 0 and (tmp_path / "CP-B001.toml").exists()
