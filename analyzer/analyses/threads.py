@@ -489,21 +489,22 @@ def fill_native_ids(threads: pl.DataFrame) -> pl.DataFrame:
 
 def fill_hosts(threads: pl.DataFrame, workers: pl.DataFrame | None = None,
                inspect: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Give threads whose dump names no node (py-spy, gdb, faulthandler never do) the host of
-    their pid: the worker whose `inspect stats` lists the pid as its main process or a pool
-    child, else whose `inspect active` runs a task in it. A pid claimed by two hosts (pids of
-    different machines can collide) is left alone.
+    """Give threads whose dump names no node (gdb and faulthandler never do) the host of their
+    pid: the node another dump of that pid names (py-spy's command line), the worker whose
+    `inspect stats` lists the pid as its main process or a pool child, or whose `inspect active`
+    runs a task in it. A pid claimed by two hosts (pids of different machines can collide) is
+    left alone.
     """
     if threads.is_empty() or threads.get_column("host").null_count() == 0:
         return threads
-    parts: list[pl.DataFrame] = []
+    # another dump of the same pid that names its node (py-spy reads it from the command line)
+    parts: list[pl.DataFrame] = [threads.filter(pl.col("host").is_not_null() & pl.col("pid").is_not_null())
+                                 .select("host", "pid")]
     if workers is not None and not workers.is_empty():
         parts.append(workers.select("host", pl.concat_list(pl.col("pid"), pl.col("processes")).alias("pid"))
                      .explode("pid"))
     if inspect is not None and not inspect.is_empty():
         parts.append(inspect.select("host", pl.col("worker_pid").alias("pid")))
-    if not parts:
-        return threads
     owners = (pl.concat(parts).drop_nulls().unique().group_by("pid")
               .agg(pl.col("host").first().alias("_host"), pl.col("host").n_unique().alias("_n"))
               .filter(pl.col("_n") == 1).drop("_n"))

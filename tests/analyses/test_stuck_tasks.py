@@ -150,3 +150,11 @@ def test_thread_rules_count_threads_when_no_dump_names_the_node(tmp_path: Path) 
         (tmp_path / name).write_text(text)
     [f] = [f for f in analyzer.open_bundle(tmp_path).report().findings if f.rule == "CP-H002"]
     assert f.hosts == [] and f.count == 5 and f.evidence_total == 5
+
+
+def test_a_gdb_dump_takes_the_node_a_py_spy_dump_of_the_same_pid_names() -> None:
+    # fork-lock: gdb and py-spy dumped the forked child 1266; only py-spy's command line names the node
+    t = _bundle("fork-lock").threads.filter(pl.col("pid") == 1266)
+    assert {"gdb", "py-spy"} <= set(t["tool"]) and set(t["host"]) == {"w1@sample"}
+    [f] = [f for f in _bundle("fork-lock").report().findings if f.rule == "CP-H002"]
+    assert f.hosts == ["w1@sample"] and f.summary.startswith("w1@sample pid 1266:")
