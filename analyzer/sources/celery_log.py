@@ -182,7 +182,7 @@ def _custom_header(df: pl.DataFrame, formats: list[LogFormat]) -> pl.DataFrame:
             matches = head.is_not_null()
         else:
             matches = caps.struct.field(fmt.groups[0]).is_not_null()
-        ts = fmt.timestamp_expr(fields.get("asctime"))
+        ts = fmt.timestamp_expr(fields.get("asctime"), fields.get("msecs"))
         ok = matches & ts.is_not_null() if "asctime" in fields else matches
         hdr = ok | hdr
         cols["ts"] = pl.when(ok).then(ts).otherwise(cols.get("ts", pl.lit(None, dtype=pl.Datetime("ms"))))

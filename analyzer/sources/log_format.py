@@ -54,14 +54,20 @@ class LogFormat:
     # group costs more than the rest of the match (PERF-NOTES), and the message is then a slice.
     head: str | None = None
 
-    def timestamp_expr(self, asctime: pl.Expr | None) -> pl.Expr:
+    def timestamp_expr(self, asctime: pl.Expr | None, msecs: pl.Expr | None = None) -> pl.Expr:
+        """`asctime` as a datetime; with a `datefmt` that drops the milliseconds, formats put them back
+        with `%(msecs)03d` (`%(asctime)s.%(msecs)03d`): they are added when `asctime` has none."""
         if asctime is None:
             return pl.lit(None, dtype=pl.Datetime("ms"))
         norm = asctime.str.replace("T", " ", literal=True).str.replace(",", ".", literal=True)
-        return pl.coalesce(
+        ts = pl.coalesce(
             norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
             norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False),
         )
+        if msecs is None:
+            return ts
+        ms = msecs.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False).fill_null(0)
+        return pl.when(ts.dt.millisecond() == 0).then(ts + pl.duration(milliseconds=ms)).otherwise(ts)
 
 
 def compile_format(fmt: str) -> LogFormat:

@@ -84,6 +84,34 @@ def test_custom_log_format_given_as_the_users_format_strings() -> None:
     assert failed["exc_type"] == "ZeroDivisionError" and failed["end_line"] > failed["line"]
 
 
+def test_msecs_after_a_datefmt_without_them_are_the_timestamps_milliseconds(tmp_path: Path) -> None:
+    """`%(asctime)s.%(msecs)03d` with `datefmt='%Y-%m-%d %H:%M:%S'`, the usual way to keep milliseconds
+    with a custom date format: written here by Python's own logging, records a few ms apart."""
+    import logging
+    import time
+
+    fmt = "%(asctime)s.%(msecs)03d %(levelname)s [%(processName)s] %(name)s: %(message)s"
+    path = tmp_path / "worker.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%Y-%m-%d %H:%M:%S"))
+    log = logging.getLogger("cpm.test.msecs")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        created = []
+        for i in range(3):
+            record = log.makeRecord(log.name, logging.INFO, __file__, 1, "step %d", (i,), None)
+            created.append(record.created)
+            log.handle(record)
+            time.sleep(0.003)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    ev = celery_log.parse(path, source="worker.log", log_formats=[compile_format(fmt)]).events
+    want = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c)) + f".{int(c % 1 * 1000):03d}" for c in created]
+    assert [t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] for t in ev["ts"]] == want
+
+
 def test_json_lines_log() -> None:
     parsed = json_log.parse(SAMPLES / "json-log" / "worker.log", source="worker.log")
     ev = parsed.events
