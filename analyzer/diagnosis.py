@@ -70,15 +70,20 @@ def _at(value: str | None) -> datetime | None:
 def _same_incident(a: Finding, b: Finding, rank: dict[str, int]) -> bool:
     """`a` is the first side of the incident `b` shows too: same category, hosts meet, both start
     within `SAME_INCIDENT` of each other, `b` not before `a` (at the same moment: the server's
-    side first, then rank order), and they are two views of it: two rules (the broker's log and
-    the client's error), or one rule on a server and on a worker. One rule's findings on one side
-    are different groups by design (two exception types, two hosts): never one incident."""
+    side first, then rank order) — or `b` has no time at all and `a` has —, and they are two
+    views of it: two rules (the broker's log and the client's error), or one rule on a server and
+    on a worker. One rule's findings on one side are different groups by design (two exception
+    types, two hosts): never one incident."""
     if a.category != b.category or not _hosts_meet(a, b):
         return False
     if a.rule == b.rule and _server_side(a) == _server_side(b):
         return False
     a0, b0 = _at(a.first_seen), _at(b.first_seen)
-    if a0 is None or b0 is None or abs(b0 - a0) > SAME_INCIDENT:
+    if a0 is None or b0 is None:
+        # a snapshot of a shared server, with no time and no node (`redis-cli INFO`), shows the
+        # state a timed finding reports happening: the timed one is the incident's first side
+        return a0 is not None and b0 is None and not b.hosts
+    if abs(b0 - a0) > SAME_INCIDENT:
         return False
     return (a0, not _server_side(a), rank[a.id]) < (b0, not _server_side(b), rank[b.id])
 

@@ -24,6 +24,9 @@ from analyzer.findings import Evidence, Finding
 
 MAX_QUOTE = 500  # characters of a quoted line at most
 JSON_DOCUMENTS = ("inspect_json", "pyspy_json")  # input kinds whose lines are pieces of one JSON value
+# frames whose row is a whole snapshot (`redis-cli INFO`), `line` its first line (`# Server`): the
+# row's own account of the values is the quote
+SNAPSHOTS = ("redis_info",)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -46,7 +49,7 @@ def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], mem
     Evidence whose file or line is unknown keeps its text, and so does evidence in `documents`
     (JSON inputs: `celery inspect` writes every worker on one line, whose start may well be
     another worker's entries; the row says which entry it is)."""
-    derived = [f for f in findings if frame_of.get(f.rule, "events") != "events" and f.evidence]
+    derived = [f for f in findings if frame_of.get(f.rule, "events") not in ("events", *SNAPSHOTS) and f.evidence]
     skip = set(documents)
     keys = sorted({(e.source, e.line) for f in derived for e in f.evidence
                    if e.source and e.line > 0 and e.source not in skip})

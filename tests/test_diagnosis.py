@@ -114,3 +114,17 @@ def test_a_cut_log_where_refused_and_lost_share_a_millisecond_has_a_root_cause(t
     (tmp_path / "worker.log").write_text("\n".join(lines) + "\n")
     report = open_bundle(tmp_path / "worker.log").report()
     assert report.verdict == "unhealthy" and report.root_causes
+
+
+@pytest.mark.parametrize(("sample", "log_rule", "info_rule"), [
+    ("redis-oom", "CP-B008", "CP-B019"), ("redis-maxclients", "CP-B009", "CP-B020")])
+def test_a_redis_info_snapshot_alone_is_a_root_cause_and_beside_the_logs_their_evidence(
+        sample: str, log_rule: str, info_rule: str) -> None:
+    alone = open_bundle(SAMPLES / sample / "redis-info.txt").report()
+    assert [alone.finding(r).rule for r in alone.root_causes] == [info_rule]
+    full = open_bundle(SAMPLES / sample).report()
+    [log] = [f for f in full.findings if f.rule == log_rule]
+    [info] = [f for f in full.findings if f.rule == info_rule]
+    assert full.root_causes[0] == log.id and info.explained_by == [log.id] and info.id not in full.root_causes
+    # the snapshot's evidence is its values, not its first line (`# Server`)
+    assert info.evidence[0].text.startswith("redis_version=7.0.15") and not info.evidence[0].detail
