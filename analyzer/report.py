@@ -166,7 +166,10 @@ class Report:
         reasons = [f"{p.source}: {p.message}" for p in self.problems]
         unknown = []
         for c in self.inputs:
-            if c.lines == 0:
+            if c.lines == 0 and c.kind == "core" and c.notes:  # no lines: its notes say what became of it
+                last = c.notes[-1]
+                reasons.append(last if last.startswith(c.source) else f"{c.source}: {last}")
+            elif c.lines == 0:
                 reasons.append(f"{c.source} is empty")
             elif c.kind in UNANALYSED_KINDS:
                 unknown.append(c.source)

@@ -151,6 +151,14 @@ def core_file(member: Member, opts: Options) -> SourceResult:
     if raw.threads.is_empty():
         return SourceResult({}, [cov])
     threads, frames = finish(raw)
+    named = (frames.get_column("function").drop_nulls() if "function" in frames.columns
+             else pl.Series("function", [], dtype=pl.String))
+    if named.filter(named != "??").is_empty():
+        # threads of `??` frames say nothing of what they wait on: not a dump to judge the bundle by
+        cov.notes.append(f"{member.name}: gdb resolved no function in the core file's {threads.height} "
+                         "thread(s) (wrong or missing executable? give the one that dumped it in a core.json "
+                         "sidecar: {\"executable\": \"/path/to/python\"})")
+        return SourceResult({}, [cov])
     return SourceResult({"threads": threads, "frames": frames}, [cov])
 
 

@@ -156,9 +156,15 @@ def test_core_of_a_python_process_through_the_bundle(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    (tmp_path / "core.json").write_text(f'{{"executable": "{os.path.realpath(sys.executable)}"}}')
     import analyzer
 
+    # without the executable gdb resolves no function: no dump to judge by, the bundle is inconclusive
+    bare = analyzer.open_bundle(tmp_path)
+    report = bare.report()
+    assert bare.threads.is_empty() and report.verdict == "inconclusive"
+    assert any("gdb resolved no function" in n and "core.json" in n for c in report.inputs for n in c.notes)
+    assert any(r.startswith("core: gdb resolved no function") for r in report.inconclusive_reasons())
+    (tmp_path / "core.json").write_text(f'{{"executable": "{os.path.realpath(sys.executable)}"}}')
     b = analyzer.open_bundle(tmp_path)
     kinds = {i.name: i.kind for i in b.inputs}
     assert kinds["core"] == "core"
