@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import posixpath
+import re
 import stat
 import tarfile
 import zipfile
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HEAD_BYTES = 4096
+_NOT_NUL = re.compile(rb"[^\0]")
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,21 @@ class Member:
     data: bytes | None = None
 
     def head(self, n: int = HEAD_BYTES) -> bytes:
+        """The first `n` bytes after any leading run of NUL bytes: `logrotate copytruncate` leaves
+        one (as long as the old file) before a log whose writer kept its offset, and sniffing
+        must see the log, not the run."""
         if self.data is not None:
-            return self.data[:n]
+            start = 0
+            if self.data[:1] == b"\0":
+                found = _NOT_NUL.search(self.data)
+                start = found.start() if found else len(self.data)
+            return self.data[start:start + n]
         assert self.path is not None
         with self.path.open("rb") as f:
-            return f.read(n)
+            head = f.read(n)
+            while head[:1] == b"\0":  # all NUL so far: strip, or read on in big steps
+                head = head.lstrip(b"\0") or f.read(1 << 20)
+            return head[:n] if len(head) >= n else head + f.read(n - len(head))
 
     def read(self) -> bytes:
         if self.data is not None:

@@ -118,13 +118,33 @@ DETECTORS: list[tuple[str, Detector]] = [
 KINDS: tuple[str, ...] = ("core", *(k for k, _ in DETECTORS), "text", "binary")
 
 
+# Control bytes text never holds (tab, LF, VT, FF, CR and ESC, for ANSI colour, are text). NUL is
+# not counted: `logrotate copytruncate` leaves a run of them at the start of a log whose writer
+# kept its offset, and a stray one is noise, not a sign of binary content.
+_CONTROL = bytes(b for b in range(1, 32) if b not in b"\t\n\v\f\r\x1b") + b"\x7f"
+# Share of those in the NUL-free head above which it is binary: random bytes hold ~12%, ELF
+# executables far more; a text log a stray byte or two per KB at most.
+BINARY_SHARE = 0.05
+
+
+def _is_binary(head: bytes) -> bool:
+    """Binary content, judged on the first KB of the head with NUL bytes removed."""
+    window = head[:1024]
+    if not window:
+        return False
+    controls = len(window) - len(window.translate(None, _CONTROL))
+    return controls / len(window) > BINARY_SHARE
+
+
 def sniff(head: bytes) -> str:
-    """The kind of an artifact from its first bytes."""
+    """The kind of an artifact from its first bytes; NUL bytes are not content (see `_CONTROL`)."""
     if _is_core(head):
         return "core"
+    if b"\x00" in head:
+        head = head.replace(b"\x00", b"")
     if not head:
         return "text"
-    if b"\x00" in head[:1024]:
+    if _is_binary(head):
         return "binary"
     text = clean_head(head)
     for kind, detect in DETECTORS:
