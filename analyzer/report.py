@@ -169,6 +169,8 @@ class Report:
             if c.lines == 0 and c.kind == "core" and c.notes:  # no lines: its notes say what became of it
                 last = c.notes[-1]
                 reasons.append(last if last.startswith(c.source) else f"{c.source}: {last}")
+            elif c.kind in ("core", "binary"):
+                reasons.append(f"{c.source}: binary, not analysed")
             elif c.lines == 0:
                 reasons.append(f"{c.source} is empty")
             elif c.kind in UNANALYSED_KINDS:

@@ -32,7 +32,7 @@ from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.order import timeline
 from analyzer.schema import EVENTS, conform
 from analyzer.sources.lifecycle_messages import READY_RE, classify
-from analyzer.sources.lines import Lines, read_joined, read_lines, record_spans
+from analyzer.sources.lines import Lines, nul_note, read_joined, read_lines, record_spans
 from analyzer.sources.log_format import LogFormat
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S,%3f"
@@ -90,7 +90,11 @@ class Coverage:
         if invalid:
             cov.notes.append(f"{invalid} line(s) held invalid UTF-8 (replaced with U+FFFD)")
         utf8 = "line(s) held invalid UTF-8"
-        cov.notes.extend(dict.fromkeys(n for p in parts for n in p.notes if utf8 not in n))
+        nul = re.compile(r"^(\d+) NUL byte\(s\) removed")  # `nul_note`, per piece: one note of their sum
+        nuls = sum(int(m.group(1)) for p in parts for n in p.notes if (m := nul.match(n)))
+        cov.notes.extend(dict.fromkeys(n for p in parts for n in p.notes if utf8 not in n and not nul.match(n)))
+        if nuls:
+            cov.notes.append(nul_note(nuls))
         return cov
 
     def to_dict(self) -> dict[str, object]:
@@ -328,6 +332,8 @@ def _coverage(lines: Lines | int, unrec: pl.DataFrame, *, source: str, kind: str
     cov = Coverage.of(source, kind, lines.frame, unrec, lines.invalid_utf8)
     if lines.had_prefix:
         cov.notes.append("container log prefixes removed (docker compose / kubectl)")
+    if lines.nul_bytes:
+        cov.notes.append(nul_note(lines.nul_bytes))
     return cov
 
 

@@ -51,6 +51,7 @@ def test_a_log_with_nul_bytes_is_sniffed_and_parsed_as_the_log_it_is(tmp_path: P
     assert truncated.events.equals(original.events)  # same records, same line numbers
     (cov,) = truncated.coverage
     assert (cov.lines, cov.unrecognized) == (original.coverage[0].lines, 0)
+    assert cov.notes == [nul_note(data.count(b"\0"))]
 
 
 @pytest.mark.parametrize("case", list(_variants()))
@@ -73,6 +74,7 @@ def test_pieces_of_a_big_log_keep_line_numbers_after_a_nul_run(tmp_path: Path) -
     whole = celery_log.parse(LOG, source=LOG.name)
     pieces = celery_log.parse_file(path, source=LOG.name, piece_bytes=2_000)
     assert pieces.events.height == whole.events.height
+    assert pieces.coverage.notes == [nul_note(70_000)]  # one note of the pieces' sum
     assert pieces.events.select("line", "message").equals(whole.events.select("line", "message"))
 
 
@@ -98,7 +100,9 @@ def test_real_binary_content_is_still_binary(tmp_path: Path, what: str) -> None:
     path = tmp_path / "blob.log"
     path.write_bytes(data)
     assert sniff(Member(path.name, path=path).head()) == "binary"
-    assert [i.kind for i in Bundle([path]).inputs] == ["binary"]
+    b = Bundle([path])
+    assert [i.kind for i in b.inputs] == ["binary"]
+    assert b.report().inconclusive_reasons() == ["blob.log: binary, not analysed"]  # not "is empty"
 
 
 def test_no_real_text_sample_is_judged_binary_by_its_control_bytes() -> None:
