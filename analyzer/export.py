@@ -7,6 +7,11 @@
 and NDJSON keep list columns and timestamps as they are; CSV cannot hold lists, so their items
 are joined with `;`.
 
+Secrets are redacted by default, in the API (`export(...)`, `Bundle.export`) as on the command
+line: every string cell of every frame, with the placeholders `analyze` shows for the same bundle
+(`analyzer.redact`: the report's secrets are learnt first, so `***1***` is the same secret in
+both; secrets only the frames hold are numbered after).  `redact=False` / `--no-redact` keeps them.
+
 On the command line: `celery-postmortem export PATH DIR --to csv` (`export_command`).
 """
 
@@ -102,9 +107,22 @@ def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(pl.col(c).cast(pl.String) for c in nested) if nested else df
 
 
+def redacted_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
+    """`frames_of(bundle)` with secrets replaced by the placeholders of the redacted report."""
+    from analyzer.redact import Redactor, redact_frames, scan_report
+
+    redactor = Redactor()
+    scan_report(bundle.report(), redactor)
+    return redact_frames(frames_of(bundle), redactor)
+
+
 def export(bundle: Bundle, directory: str | Path, to: str = "parquet",
-           frames: Sequence[str] = FRAMES) -> list[Path]:
-    """Write each of `frames` of `bundle` to `directory/<name>.<to>`; return the paths written."""
+           frames: Sequence[str] = FRAMES, *, redact: bool = True) -> list[Path]:
+    """Write each of `frames` of `bundle` to `directory/<name>.<to>`; return the paths written.
+
+    `redact` (the default, as for `analyze`) replaces secrets in every string cell of every frame
+    written; a secret only an unwritten frame holds may still advance the placeholder numbering.
+    """
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
     unknown = [f for f in frames if f not in FRAMES]
@@ -112,7 +130,7 @@ def export(bundle: Bundle, directory: str | Path, to: str = "parquet",
         raise ValueError(f"unknown frame(s) {', '.join(unknown)}; choose from {', '.join(FRAMES)}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    data = frames_of(bundle)
+    data = redacted_frames(bundle) if redact else frames_of(bundle)
     written = []
     for name in frames:
         df, path = data[name], out / f"{name}.{to}"
@@ -136,9 +154,11 @@ def export_command(
         "--tz", help="Zone the logs were written in (e.g. Europe/Berlin); timestamps become UTC.")] = None,
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
     = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Keep passwords and tokens found in the inputs (redacted by default).")] = False,
 ) -> None:
     """Write every frame of the bundle (events, tasks, threads, ..., stuck, the diagnostic ones, findings,
-    coverage) to DIR, one file each."""
+    coverage) to DIR, one file each, secrets redacted unless --no-redact."""
     from analyzer.api import open_bundle
 
     if to not in FORMATS:
@@ -148,5 +168,5 @@ def export_command(
         typer.echo(f"celery-postmortem: {path}: no such file or directory", err=True)
         raise typer.Exit(2)
     bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
-    for written in export(bundle, directory, to=to):
+    for written in export(bundle, directory, to=to, redact=not no_redact):
         typer.echo(str(written))
