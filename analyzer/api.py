@@ -431,11 +431,12 @@ class Bundle:
 
         return plots.save_plots(self, directory, formats)
 
-    def export(self, directory: str | Path, to: str = "parquet") -> list[Path]:
-        """Write every frame (and findings, coverage) as parquet, csv or ndjson files."""
+    def export(self, directory: str | Path, to: str = "parquet", *, redact: bool = True) -> list[Path]:
+        """Write every frame (and findings, coverage) as parquet, csv or ndjson files, secrets
+        redacted as in reports unless `redact=False`."""
         from analyzer import export
 
-        return export.export(self, directory, to=to)
+        return export.export(self, directory, to=to, redact=redact)
 
     def frame_map(self) -> dict[str, pl.DataFrame]:
         """The frames rules run on, timestamps naive as written (whatever `tz` says).

@@ -111,3 +111,12 @@ def test_bundle_export_redacts_by_default_like_the_cli(leaky: Path, tmp_path: Pa
     export(bundle, tmp_path / "raw", to="ndjson", redact=False)
     assert "password=S3cret" in (tmp_path / "raw" / "events.ndjson").read_text(encoding="utf-8")
     assert bundle.events.get_column("message").str.contains("RedisPw000").any()  # the frames stay as parsed
+
+
+def test_bundle_export_takes_redact_like_the_cli(leaky: Path, tmp_path: Path) -> None:
+    from analyzer import open_bundle
+
+    b = open_bundle(leaky)
+    kept = " ".join(p.read_text() for p in b.export(tmp_path / "kept", "ndjson", redact=False))
+    cut = " ".join(p.read_text() for p in b.export(tmp_path / "cut", "ndjson"))
+    assert all(s in kept for s in SECRETS) and not any(s in cut for s in SECRETS)
