@@ -108,10 +108,13 @@ def _mark_outside_body(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFram
     the same host (a prefork child runs one task at a time); its exception type is the warning's
     traceback's. Without this, a result-backend outage leaves every task it hit "STARTED".
     """
-    warned = events.filter(pl.col("message").str.contains(OUTSIDE_BODY, literal=True)
-                           & pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
-                           ).select("host", pl.col("process").alias("_proc"), pl.col("ts").alias("_warn_ts"),
-                                    pl.col("exc_type").alias("_warn_exc")).drop_nulls("_warn_ts")
+    # Python's warnings reach the log at WARNING: the level test spares the substring scan most rows
+    warned = (events.lazy().select("host", "process", "ts", "exc_type", "level", "message")
+              .filter(pl.col("level") == "WARNING")
+              .filter(pl.col("message").str.contains(OUTSIDE_BODY, literal=True)
+                      & pl.col("process").is_not_null() & (pl.col("process") != "MainProcess"))
+              .select("host", pl.col("process").alias("_proc"), pl.col("ts").alias("_warn_ts"),
+                      pl.col("exc_type").alias("_warn_exc")).drop_nulls("_warn_ts").collect())
     if warned.is_empty():
         return tasks
     unfinished = (tasks.with_row_index("_row").filter(pl.col("state") == "STARTED")
