@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from analyzer.sources.lines import RUNTIME_TS_RE
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# docker compose v1/v2 (`worker_1  | `, `worker-1  | `) and kubectl --prefix (`[pod/w-1/celery] `)
-CONTAINER_PREFIX = re.compile(r"^(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )", re.M)
+# docker compose v1/v2 (`worker_1  | `, `worker-1  | `) and kubectl --prefix (`[pod/w-1/celery] `), each
+# maybe followed by the runtime's time (`--timestamps` / `-t`), which may also come alone
+CONTAINER_PREFIX = re.compile(
+    r"^(?:(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )(?:" + RUNTIME_TS_RE + r")?|" + RUNTIME_TS_RE + ")", re.M)
 
 
 def clean_head(head: bytes) -> str:

@@ -21,8 +21,13 @@ import polars as pl
 _SEPARATORS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c", b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06")
 
 ANSI_RE = r"\x1b\[[0-9;]*[A-Za-z]"
-# docker compose v1 `worker_1  | `, v2 `worker-1  | `; kubectl logs --prefix `[pod/w-1/celery] `
-PREFIX_RE = r"^(?:([\w.-]+?)\s*\| |\[pod/([^\]/]+)(?:/[^\]]*)?\] )"
+# the container runtime's RFC 3339 time before each line: `kubectl logs --timestamps`,
+# `docker compose logs -t` (`2026-11-28T18:56:14.045123456Z `); a `T` and a zone, unlike a log's own
+RUNTIME_TS_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) "
+# docker compose v1 `worker_1  | `, v2 `worker-1  | `; kubectl logs --prefix `[pod/w-1/celery] `;
+# either may be followed by the runtime's time, which may also come alone
+PREFIX_RE = (r"^(?:(?:([\w.-]+?)\s*\| |\[pod/([^\]/]+)(?:/[^\]]*)?\] )(?:" + RUNTIME_TS_RE + r")?|"
+             + RUNTIME_TS_RE + ")")
 
 REPLACEMENT = "\ufffd"
 BOM = b"\xef\xbb\xbf"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from analyzer import open_bundle
 from analyzer.sniff import sniff
@@ -224,3 +225,19 @@ def test_a_slashed_date_format_gives_the_same_records(tmp_path: Path) -> None:
     assert ev.select("ts", "level", "process", "message").equals(
         reference.select("ts", "level", "process", "message"))
     assert ev["ts"].null_count() == 0
+
+
+@pytest.mark.parametrize("prefix", ["", "worker-1  | ", "[pod/w-1/celery] "])
+def test_the_container_runtimes_timestamps_are_removed_like_its_prefixes(tmp_path: Path, prefix: str) -> None:
+    """`kubectl logs --timestamps` and `docker compose logs -t` put the runtime's RFC 3339 time before
+    each line, after the stream prefix when there is one; neither tool is usable on this machine, so
+    the prefix is applied to a real worker log as they write it."""
+    raw = (SAMPLES / "app-exception" / "worker.log").read_text().splitlines()
+    p = tmp_path / "runtime-ts.log"
+    p.write_text("".join(f"{prefix}2026-11-28T18:56:14.{i:09d}Z {line}\n" for i, line in enumerate(raw)))
+    parsed = celery_log.parse(p, source="worker.log")
+    reference = _events(SAMPLES / "app-exception" / "worker.log")
+    assert parsed.coverage.unrecognized == 0
+    assert parsed.events.select("line", "ts", "kind", "message", "exc_type").equals(
+        reference.select("line", "ts", "kind", "message", "exc_type"))
+    assert sniff(p.read_bytes()[:4096]) == "celery_log"
