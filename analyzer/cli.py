@@ -140,6 +140,8 @@ def _require_rule_dirs(rule_dirs: list[Path]) -> None:
 
 def _run_trouble(report: Report) -> str:
     """One line for stderr when the run itself went wrong (exit 2): rule errors, nothing analysed."""
+    from analyzer.renderers import inconclusive
+
     parts = []
     if report.rule_errors:
         n = len(report.rule_errors)
@@ -148,8 +150,7 @@ def _run_trouble(report: Report) -> str:
     reasons = report.inconclusive_reasons()
     if reasons:
         more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        what = "a worker log could not be read" if report.analysed else "nothing in the input could be analysed"
-        parts.append(f"inconclusive, {what}: {reasons[0]}{more}")
+        parts.append(f"inconclusive, {inconclusive(report).removeprefix('INCONCLUSIVE: ')}: {reasons[0]}{more}")
     return "; ".join(parts)
 
 

@@ -11,34 +11,28 @@ line wanted; the only I/O after parsing, at the edge where the report is assembl
 from __future__ import annotations
 
 import dataclasses
-import io
-import re
 from collections.abc import Iterable, Mapping
-from itertools import islice
 
 import polars as pl
 
 from analyzer.bundle import Member
 from analyzer.clip import clip
 from analyzer.findings import Evidence, Finding
+from analyzer.sources.lines import read_lines
 
 MAX_QUOTE = 500  # characters of a quoted line at most
 JSON_DOCUMENTS = ("inspect_json", "pyspy_json")  # input kinds whose lines are pieces of one JSON value
 # frames whose row is a whole snapshot (`redis-cli INFO`), `line` its first line (`# Server`): the
 # row's own account of the values is the quote
 SNAPSHOTS = ("redis_info",)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _lines(member: Member, wanted: set[int]) -> dict[int, str]:
-    """Lines `wanted` (1-based) of a member, decoded as the parsers decode them, colour codes removed."""
-    stream = io.BytesIO(member.read())
-    out: dict[int, str] = {}
-    for number, raw in enumerate(islice(stream, max(wanted)), 1):
-        if number in wanted:
-            text = _ANSI.sub("", raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            out[number] = clip(text, MAX_QUOTE)
-    return out
+    """Lines `wanted` (1-based) of a member, read as the parsers read them (`read_lines`: colour
+    codes, container prefixes and NULs removed)."""
+    frame = read_lines(member.path if member.path is not None else member.read()).frame
+    hits = frame.filter(pl.col("line").is_in(sorted(wanted))).select("line", "text")
+    return {int(n): clip(text, MAX_QUOTE) for n, text in hits.rows()}
 
 
 def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], members: Iterable[Member],

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.clip import clip
 from analyzer.renderers import RenderOptions, inconclusive
 from analyzer.report import UNANALYSED_KINDS, Report
 
@@ -46,9 +47,9 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
         for ev in f.evidence[: opts.max_evidence]:
             first = ev.text.splitlines()[0] if ev.text else ""
             # wrapped, not cut at the panel's edge: the telling part of a line is often its end
-            lines.append(Text(f"  {ev.source}:{ev.line}: {_clip(first, EVIDENCE_CHARS)}", overflow="fold"))
+            lines.append(Text(f"  {ev.source}:{ev.line}: {clip(first, EVIDENCE_CHARS)}", overflow="fold"))
             if ev.detail:
-                lines.append(Text(f"    ↳ {_clip(ev.detail, EVIDENCE_CHARS)}", style="dim", overflow="fold"))
+                lines.append(Text(f"    ↳ {clip(ev.detail, EVIDENCE_CHARS)}", style="dim", overflow="fold"))
         if f.evidence_total > opts.max_evidence:
             lines.append(Text(f"  … {f.evidence_total - opts.max_evidence} more", style="dim"))
     if f.remediation:
@@ -73,9 +74,6 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
 
 EVIDENCE_CHARS = 400  # of an evidence line's first line (and of its detail) in the terminal
 
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _findings_table(report: Report) -> Table:
