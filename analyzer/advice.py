@@ -153,8 +153,14 @@ def transports(finding: Finding, kinds: Iterable[str], events: pl.DataFrame | Lo
     return {KIND_TRANSPORT[k] for k in kinds if k in KIND_TRANSPORT}
 
 
+def _fits(transport: str | None, shown: set[str]) -> bool:
+    """A check or artifact for `transport` applies: it is for any broker, or for one the bundle shows
+    (all of them when the bundle shows none)."""
+    return not shown or transport is None or transport in shown
+
+
 def _for_transport(items: Iterable[Check], shown: set[str]) -> tuple[str, ...]:
-    return tuple(c.command for c in items if not shown or c.transport is None or c.transport in shown)
+    return tuple(c.command for c in items if _fits(c.transport, shown))
 
 
 def connected_before(finding: Finding, events: pl.DataFrame | LogFacts | None) -> bool:
@@ -363,7 +369,7 @@ def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None =
     wanted: list[Artifact] = []
     for kind in cycle_kinds(finding, cycles) or [""]:
         for a in CYCLE_EVIDENCE.get(kind) or EVIDENCE.get(finding.category, ()):
-            if a not in wanted and (not shown or a.transport is None or a.transport in shown):
+            if a not in wanted and _fits(a.transport, shown):
                 wanted.append(a)
     missing = tuple(a for a in wanted if not (set(a.kinds) & have))
     return Advice(finding.id, tuple(tree), checks, missing)

@@ -81,7 +81,7 @@ def _verdict(report: Report | None) -> tuple[str, list[Finding]]:
     if report is None:
         return "findings not computed yet: call `.report()` or read `.findings`", []
     if report.verdict == "inconclusive":
-        return "inconclusive: " + "; ".join(report.inconclusive_reasons()), []
+        return _report_verdict(report), []
     if report.healthy:
         return f"healthy ({len(report.findings)} informational findings)", []
     roots = [report.finding(fid) for fid in report.root_causes]

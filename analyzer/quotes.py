@@ -4,8 +4,9 @@ Rules on derived frames (threads, cycles, tasks, stuck, inspect, …) point at a
 thread header, an fd listing, a task's first log record — but their row is a description
 (`dump=…, tool=py-spy, …`, `w1@sample/12466/12504 "ledger-writer" waits for …`). An operator
 opening `file:line` must find what the evidence quotes, so the quote becomes the line as
-written and the description its `detail`. Reads each member needed once, only up to the last
-line wanted; the only I/O after parsing, at the edge where the report is assembled.
+written and the description its `detail`. Log records are quoted from `events`; any other member
+(a dump, a listing) is read again, once, with the parsers' `read_lines`: the only I/O after
+parsing, at the edge where the report is assembled.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ class Coverage:
     parsed: int = 0
     unrecognized: int = 0
     invalid_utf8: int = 0
+    nul_bytes: int = 0  # NUL bytes removed from the text (`lines.nul_note` says so in `notes`)
     samples: list[tuple[int, str]] = field(default_factory=list)  # (line, text) of unrecognised lines
     notes: list[str] = field(default_factory=list)
 
@@ -90,11 +91,11 @@ class Coverage:
         if invalid:
             cov.notes.append(f"{invalid} line(s) held invalid UTF-8 (replaced with U+FFFD)")
         utf8 = "line(s) held invalid UTF-8"
-        nul = re.compile(r"^(\d+) NUL byte\(s\) removed")  # `nul_note`, per piece: one note of their sum
-        nuls = sum(int(m.group(1)) for p in parts for n in p.notes if (m := nul.match(n)))
-        cov.notes.extend(dict.fromkeys(n for p in parts for n in p.notes if utf8 not in n and not nul.match(n)))
-        if nuls:
-            cov.notes.append(nul_note(nuls))
+        cov.nul_bytes = sum(p.nul_bytes for p in parts)  # one note of the pieces' sum, not one per piece
+        cov.notes.extend(dict.fromkeys(n for p in parts for n in p.notes
+                                       if utf8 not in n and not (p.nul_bytes and n == nul_note(p.nul_bytes))))
+        if cov.nul_bytes:
+            cov.notes.append(nul_note(cov.nul_bytes))
         return cov
 
     def to_dict(self) -> dict[str, object]:
@@ -333,6 +334,7 @@ def _coverage(lines: Lines | int, unrec: pl.DataFrame, *, source: str, kind: str
     if lines.had_prefix:
         cov.notes.append("container log prefixes removed (docker compose / kubectl)")
     if lines.nul_bytes:
+        cov.nul_bytes = lines.nul_bytes
         cov.notes.append(nul_note(lines.nul_bytes))
     return cov
 
