@@ -132,10 +132,10 @@ def _check_rule_options(rule_dirs: list[Path], select: list[str], ignore: list[s
             raise _fail(f"{option} {pattern} matches no rule id, id prefix or category{broken}")
 
 
-def _require_rule_dirs(rule_dirs: list[Path]) -> None:
+def _require_rule_dirs(rule_dirs: list[Path], option: str = "--rules ") -> None:
     for d in rule_dirs:
         if not d.exists():
-            raise _fail(f"--rules {d}: no such file or directory")
+            raise _fail(f"{option}{d}: no such file or directory")
 
 
 def _run_trouble(report: Report) -> str:
@@ -234,9 +234,7 @@ def rules_test(
     from analyzer.engine.evaluate import check_examples
     from analyzer.engine.rule import load_rules
 
-    for d in dirs or []:
-        if not d.exists():
-            raise _fail(f"{d}: no such file or directory")
+    _require_rule_dirs(dirs or [], option="")
     loaded, errors = load_rules(list(dirs) if dirs else [default_rule_dir()])
     failed = len(errors)
     for e in errors:
