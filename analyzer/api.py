@@ -15,7 +15,7 @@ so findings' `first_seen` in `report()` stay as the logs wrote them, while `.fin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,9 +103,10 @@ class Bundle:
 
     def __init__(self, paths: Sequence[str | Path], *, log_formats: Sequence[str] = (),
                  limits: Limits | None = None, rules: Sequence[str | Path | Rule] | None = None,
-                 tz: str | None = None) -> None:
+                 tz: str | None = None, core_executable: str | Path | None = None) -> None:
         self.paths = [Path(p) for p in paths]
-        self.options = Options(tuple(compile_format(f) for f in log_formats))
+        exe = None if core_executable is None else Path(core_executable)
+        self.options = Options(tuple(compile_format(f) for f in log_formats), core_executable=exe)
         self._limits = limits
         self.rules: list[str | Path | Rule] = list(rules or ())
         self.tz = tz
@@ -153,8 +154,10 @@ class Bundle:
             return self.__dict__["_parsed"]  # type: ignore[no-any-return]
         inputs = self.inputs
         step = None if on_member is None else (lambda i: on_member(i, len(inputs), inputs[i]))
-        results = parse_members([(m, inp.kind) for m, inp in zip(self.contents.members, inputs, strict=True)],
-                                self.options, on_member=step)
+        members = self.contents.members
+        opts = replace(self.options, siblings={m.name: m for m in members})
+        results = parse_members([(m, inp.kind) for m, inp in zip(members, inputs, strict=True)], opts,
+                                on_member=step)
         self.__dict__["_parsed"] = results
         return results
 
@@ -461,16 +464,20 @@ def public_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
 
 
 def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,
-                tz: str | None = None, log_formats: Sequence[str] = (), limits: Limits | None = None) -> Bundle:
+                tz: str | None = None, log_formats: Sequence[str] = (), limits: Limits | None = None,
+                core_executable: str | Path | None = None) -> Bundle:
     """Open a bundle: a directory, an archive, a log file, or several of them.
 
     `rules`: extra rule directories (or `Rule` objects) used by `.report()` and `.findings`.
     `tz`: the IANA zone the logs were written in (Celery logs local time without a zone); when
     given, timestamp columns of the frames become UTC-aware datetimes.  Default: naive, as written.
     `log_formats`: %-style logging formats of the workers, for custom log layouts.
+    `core_executable`: the program that dumped the bundle's core files, when it is not in the bundle
+    (a bundle's own `core.json` may only name a file inside the bundle).
     """
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    return Bundle(paths, log_formats=log_formats, limits=limits, rules=rules, tz=tz)
+    return Bundle(paths, log_formats=log_formats, limits=limits, rules=rules, tz=tz,
+                  core_executable=core_executable)
 
 
 def _install_reprs() -> None:

@@ -35,6 +35,10 @@ from analyzer.sources.log_format import LogFormat
 @dataclass(frozen=True)
 class Options:
     log_formats: tuple[LogFormat, ...] = ()
+    # the user's own executable for core files (the only way a file outside the bundle reaches gdb)
+    core_executable: Path | None = None
+    # the bundle's members by name, for sidecars (core.json) that name another member
+    siblings: Mapping[str, Member] = field(default_factory=dict)
 
 
 @dataclass

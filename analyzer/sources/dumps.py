@@ -8,7 +8,6 @@ and ``workers`` (`analyzer.sources.inspect.INSPECT`/`WORKERS`).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from analyzer.analyses.threads import DumpFrames, finish
-from analyzer.sources import faulthandler, gdb, gdb_mi, inspect, pyspy
+from analyzer.sources import core_sidecar, faulthandler, gdb, gdb_mi, inspect, pyspy
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import read_lines
 
@@ -134,18 +133,19 @@ def embedded_faulthandler(member: Member, result: SourceResult) -> SourceResult:
 def core_file(member: Member, opts: Options) -> SourceResult:
     """A core file: read through gdb (`gdb_mi.analyze_core`) when gdb is installed.
 
-    The executable comes from a `core.json` / `<core>.json` sidecar (``{"executable": …}``)
-    beside the core when the bundle has one, else gdb is left to find it from the core.
+    The executable is the user's `--core-executable`, else the bundle member a `core.json`
+    sidecar names (`analyzer.sources.core_sidecar`), else gdb is left to find it from the core.
     """
     from analyzer.sources import SourceResult
 
     cov = Coverage(source=member.name, kind="core")
+    exe_member, side_notes = core_sidecar.find_executable(member.name, opts.siblings)
+    cov.notes.extend(side_notes)
     with tempfile.TemporaryDirectory(prefix="cpm-core-") as tmp:
-        path = member.path
-        if path is None:
-            path = Path(tmp) / "core"
-            path.write_bytes(member.read())
-        exe = _sidecar_executable(member.path)
+        path = _on_disk(member, Path(tmp) / "core")
+        exe = opts.core_executable
+        if exe is None and exe_member is not None:
+            exe = _on_disk(exe_member, Path(tmp) / "exe")
         raw, notes = gdb_mi.analyze_core(path, exe, source=member.name)
     cov.notes.extend(notes)
     if raw.threads.is_empty():
@@ -156,25 +156,19 @@ def core_file(member: Member, opts: Options) -> SourceResult:
     if named.filter(named != "??").is_empty():
         # threads of `??` frames say nothing of what they wait on: not a dump to judge the bundle by
         cov.notes.append(f"{member.name}: gdb resolved no function in the core file's {threads.height} "
-                         "thread(s) (wrong or missing executable? give the one that dumped it in a core.json "
-                         "sidecar: {\"executable\": \"/path/to/python\"})")
+                         "thread(s) (wrong or missing executable? put the one that dumped it in the bundle and "
+                         "name it in a core.json sidecar: {\"executable\": \"bin/python3\"}, or pass "
+                         "--core-executable)")
         return SourceResult({}, [cov])
     return SourceResult({"threads": threads, "frames": frames}, [cov])
 
 
-def _sidecar_executable(core: Path | None) -> Path | None:
-    if core is None:
-        return None
-    for side in (core.with_name(core.name + ".json"), core.with_suffix(".json"), core.parent / "core.json"):
-        if side.is_file():
-            try:
-                meta = json.loads(side.read_text())
-            except (OSError, ValueError):
-                continue
-            exe = meta.get("executable") if isinstance(meta, dict) else None
-            if isinstance(exe, str) and Path(exe).is_file():
-                return Path(exe)
-    return None
+def _on_disk(member: Member, spare: Path) -> Path:
+    """The member as a file gdb can open: its own path, or its bytes written to `spare`."""
+    if member.path is not None:
+        return member.path
+    spare.write_bytes(member.read())
+    return spare
 
 
 PARSERS = {

@@ -10,10 +10,10 @@ FORMATS.md D.6. Two entry points:
   with `analyzer.sources.gdb`. ``-data-evaluate-expression`` answers with a token equal to
   ``100000 + thread id`` are read as that thread's mutex ``__data.__owner``.
 - `analyze_core(core, executable)`: drives gdb on a core file through
-  `pygdbmi.gdbcontroller.GdbController` (``gdb --nx --quiet --interpreter=mi3``, auto-load off:
-  nothing from the bundle runs), asks every thread's frames and, for threads stopped in
-  ``pthread_mutex_lock``/``__lll_lock_wait``, evaluates ``((pthread_mutex_t*)ADDR)->__data.__owner``
-  for the waited mutex, then parses the transcript with `parse_records`. Without gdb on PATH it
+  `pygdbmi.gdbcontroller.GdbController` (`GDB_COMMAND`: no gdbinit, auto-load off, and no value
+  from the bundle on the command line: nothing from the bundle runs), asks every thread's frames
+  and, for threads stopped in ``pthread_mutex_lock``/``__lll_lock_wait``, evaluates
+  ``((pthread_mutex_t*)ADDR)->__data.__owner`` for the waited mutex, then parses the transcript with `parse_records`. Without gdb on PATH it
   returns nothing but a coverage note saying what is missing and how to get it.
 
 Sample MI lines (FORMATS D.6, observed with pygdbmi 0.11):
@@ -186,9 +186,34 @@ def no_gdb_note(core: str) -> str:
             "bt.txt to the bundle.")
 
 
+# Fixed: no value from a bundle is ever an argument. `-nx`/`-nh` skip every gdbinit (system, home,
+# current directory, which may be the bundle), `set auto-load off` keeps scripts beside the core's
+# objects from running, debuginfod stays off (no network); files come in through MI commands.
+GDB_COMMAND = ("gdb", "-nx", "-nh", "--quiet", "--interpreter=mi3", "-iex", "set auto-load off",
+               "-iex", "set exec-file-mismatch off", "-iex", "set debuginfod enabled off",
+               "-iex", "set pagination off", "-iex", "set confirm off")
+
+
+PLAIN_PATH = re.compile(r"[\w/.-]+")  # an MI argument that needs no quoting (gdb unquotes few commands)
+
+
+def _private_dir() -> tempfile.TemporaryDirectory[str]:
+    """A folder of our own whose path is a plain MI argument (TMPDIR may hold spaces)."""
+    tmp = tempfile.TemporaryDirectory(prefix="cpm-core-")
+    if PLAIN_PATH.fullmatch(tmp.name):
+        return tmp
+    tmp.cleanup()
+    return tempfile.TemporaryDirectory(prefix="cpm-core-", dir="/tmp")
+
+
 def analyze_core(core: Path, executable: Path | None = None, *, source: str | None = None,
                  timeout: float = 60.0) -> tuple[DumpFrames, list[str]]:
-    """Drive gdb on a core file; returns raw dump rows and notes (never raises on bad cores)."""
+    """Drive gdb on a core file; returns raw dump rows and notes (never raises on bad cores).
+
+    Core and executable reach gdb as links of fixed names in a private folder, loaded with
+    ``-file-exec-and-symbols`` / ``-target-select core``: a bundle's name can neither be read as an
+    option nor split into two MI arguments.
+    """
     src = source or core.name
     notes: list[str] = []
     empty = parse_records("", source=src, tool=TOOL_CORE)
@@ -196,30 +221,31 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
         return empty, [no_gdb_note(src)]
     from pygdbmi.gdbcontroller import GdbController  # heavy import kept local (STYLE)
 
-    # scripts found next to the core's objects never run; libthread_db (a system library) may
-    # load, so threads carry their pthread_t
-    cmd = ["gdb", "--nx", "--quiet", "--interpreter=mi3", "-iex", "set auto-load gdb-scripts off",
-           "-iex", "set auto-load python-scripts off", "-iex", "set auto-load local-gdbinit off",
-           "-iex", "set debuginfod enabled off", "-iex", "set pagination off", "-iex", "set confirm off"]
-    if executable is not None:
-        cmd.append(str(executable))
     transcript: list[str] = []
 
     def record(resp: list[dict[str, Any]]) -> None:
         for r in resp:
             transcript.append(_unparse(r))
 
-    tmp = None
-    core_arg = str(core.resolve())
-    if any(c in core_arg for c in ' "\\\'\t\n'):  # MI arguments are not quoted: go through a plain name
-        tmp = tempfile.TemporaryDirectory(prefix="cpm-core-")
-        link = Path(tmp.name) / "core"
-        link.symlink_to(core.resolve())
-        core_arg = str(link)
-    gdb = GdbController(command=cmd)
+    tmp = _private_dir()
+    core_arg = Path(tmp.name) / "core"
+    core_arg.symlink_to(core.resolve())
+    exe_arg = None
+    if executable is not None:
+        exe_arg = Path(tmp.name) / "exe"
+        exe_arg.symlink_to(executable.resolve())
+    gdb = GdbController(command=list(GDB_COMMAND))
     try:
         record(gdb.get_gdb_response(timeout_sec=5, raise_error_on_timeout=False))
-        sel = gdb.write(f"-target-select core {core_arg}", timeout_sec=timeout, raise_error_on_timeout=False)
+        if exe_arg is not None:
+            loaded = gdb.write(f"-file-exec-and-symbols {exe_arg}", timeout_sec=timeout,
+                               raise_error_on_timeout=False)
+            record(loaded)
+            notes.extend(f"{src}: gdb: executable not loaded: {r['payload'].get('msg')}" for r in loaded
+                         if r.get("type") == "result" and r.get("message") == "error"
+                         and isinstance(r.get("payload"), dict))
+        sel = gdb.write(f"-target-select core {core_arg}", timeout_sec=timeout,
+                        raise_error_on_timeout=False)
         record(sel)
         notes.extend(f"{src}: gdb: {r['payload'].get('msg')}" for r in sel if r.get("type") == "result"
                      and r.get("message") == "error" and isinstance(r.get("payload"), dict))
@@ -254,8 +280,7 @@ def analyze_core(core: Path, executable: Path | None = None, *, source: str | No
     finally:
         with contextlib.suppress(Exception):
             gdb.exit()
-        if tmp is not None:
-            tmp.cleanup()
+        tmp.cleanup()
     raw = parse_records("\n".join(transcript), source=src, tool=TOOL_CORE)
     core_lines = [ln for ln in transcript if ln.startswith('~"Core was generated by') or "Program terminated" in ln]
     notes.extend(json.loads(ln[1:]) .strip() for ln in core_lines if ln.startswith('~"'))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,7 +165,8 @@ def test_core_of_a_python_process_through_the_bundle(tmp_path):
     assert bare.threads.is_empty() and report.verdict == "inconclusive"
     assert any("gdb resolved no function" in n and "core.json" in n for c in report.inputs for n in c.notes)
     assert any(r.startswith("core: gdb resolved no function") for r in report.inconclusive_reasons())
-    (tmp_path / "core.json").write_text(f'{{"executable": "{os.path.realpath(sys.executable)}"}}')
+    shutil.copy(os.path.realpath(sys.executable), tmp_path / "python3")  # the executable travels in the bundle
+    (tmp_path / "core.json").write_text('{"executable": "python3"}')
     b = analyzer.open_bundle(tmp_path)
     kinds = {i.name: i.kind for i in b.inputs}
     assert kinds["core"] == "core"
