@@ -13,8 +13,9 @@ FORMATS.md D.6. Two entry points:
   `pygdbmi.gdbcontroller.GdbController` (`GDB_COMMAND`: no gdbinit, auto-load off, and no value
   from the bundle on the command line: nothing from the bundle runs), asks every thread's frames
   and, for threads stopped in ``pthread_mutex_lock``/``__lll_lock_wait``, evaluates
-  ``((pthread_mutex_t*)ADDR)->__data.__owner`` for the waited mutex, then parses the transcript with `parse_records`. Without gdb on PATH it
-  returns nothing but a coverage note saying what is missing and how to get it.
+  ``((pthread_mutex_t*)ADDR)->__data.__owner`` for the waited mutex, then parses the transcript
+  with `parse_records`. Without gdb on PATH it returns nothing but a coverage note saying what is
+  missing and how to get it.
 
 Sample MI lines (FORMATS D.6, observed with pygdbmi 0.11):
 `^done,threads=[{id="1",target-id="Thread 0x7f… (LWP 10697)",frame={level="0",addr="0x…",func="futex_wait",…}}]`
