@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analyzer.order import timeline
-from analyzer.schema import TASKS, conform, empty
+from analyzer.schema import EVENTS, TASKS, conform, empty
 
 # lifecycle kind → the task state it leaves behind
 STATE_OF_KIND: dict[str, str] = {
@@ -25,39 +24,109 @@ STATE_OF_KIND: dict[str, str] = {
 FINISHING = ("succeeded", "failed", "hard_time_limit", "revoked", "rejected", "ignored")
 
 
-# the columns `build` reads; the wide text columns are never sorted or grouped
+# the columns the task partial reads; the wide text columns are never sorted or grouped
 _USED = ("task_id", "task_name", "host", "ts", "kind", "process", "runtime_s", "exc_type", "source", "line")
 _NULLS_LAST = 2**63 - 1
+ORDER = ("ts", "source", "line")  # `analyzer.order.TIMELINE`: the order "first" and "last" follow
+
+# A task partial (DESIGN "Stream, then reduce"): one row per task id of a piece of the logs, every
+# aggregate associative so partials of any cut merge to the partial of the whole. Order-sensitive
+# aggregates ("first task_name", "last settling kind") carry the order key of the row they came
+# from in a `<name>@` struct (ts, source, line): merging keeps the value of the smallest or largest
+# key, exactly what a sort of the whole would give.
+FIRST = ("task_name", "host", "source", "line")  # first non-null in timeline order
+LAST = ("_last_settling", "runtime_s", "exc_type", "_proc")  # last non-null in timeline order
+MINS = ("received_at", "_first_child")
+MAXES = ("finished_at", "_last")
 
 
-def build(events: pl.DataFrame) -> pl.DataFrame:
-    # no filter on `task_id`: that would copy every column; the null id's group is dropped after
-    ev = timeline(events.select(_USED)).lazy()
+def _row_values() -> list[pl.Expr]:
+    """Each record as a one-row partial: the values its task's aggregates take from it (or null)."""
     kind = pl.col("kind")
     ts = pl.col("ts")
     in_child = pl.col("process").is_not_null() & (pl.col("process") != "MainProcess")
-    settling = kind.is_in(list(STATE_OF_KIND))
     started_evidence = in_child | kind.is_in(["soft_time_limit", "hard_time_limit", "started", "succeeded",
                                               "failed", "retried"])
-    # plain when/then + min/max/last(ignore_nulls) aggregations: no per-group `filter`
-    out = ev.group_by("task_id").agg(
-        pl.col("task_name").first(ignore_nulls=True),
-        pl.col("host").first(ignore_nulls=True),
-        pl.when(kind == "received").then(ts).min().alias("received_at"),
-        pl.when(started_evidence).then(ts).min().alias("_first_child"),
-        pl.when(kind.is_in(list(FINISHING))).then(ts).max().alias("finished_at"),
-        pl.when(settling).then(kind).last(ignore_nulls=True).alias("_last_settling"),
-        pl.col("runtime_s").last(ignore_nulls=True),
-        (kind == "retried").sum().cast(pl.Int64).alias("retries"),
+    return [
+        pl.col("task_name"), pl.col("host"), pl.col("source"), pl.col("line"),
+        pl.when(kind.is_in(list(STATE_OF_KIND))).then(kind).alias("_last_settling"),
+        pl.col("runtime_s"),
         pl.when(kind.is_in(["failed", "hard_time_limit", "retried", "soft_time_limit"])).then(pl.col("exc_type"))
-        .last(ignore_nulls=True).alias("exc_type"),
-        started_evidence.any().alias("_started"),
-        pl.col("source").first(),
-        pl.col("line").first(),
-        # for `_mark_lost`: the pool child a task last logged from, and when
-        pl.when(in_child).then(pl.col("process")).last(ignore_nulls=True).alias("_proc"),
-        pl.when(in_child).then(ts).max().alias("_last"),
-    )
+        .alias("exc_type"),
+        pl.when(in_child).then(pl.col("process")).alias("_proc"),
+        pl.when(kind == "received").then(ts).alias("received_at"),
+        pl.when(started_evidence).then(ts).alias("_first_child"),
+        pl.when(kind.is_in(list(FINISHING))).then(ts).alias("finished_at"),
+        pl.when(in_child).then(ts).alias("_last"),
+        (kind == "retried").cast(pl.Int64).fill_null(0).alias("retries"),
+        started_evidence.fill_null(False).alias("_started"),
+    ]
+
+
+def partial(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """The task partial of some records (any piece of the logs, in any order).
+
+    One timeline sort, then plain first/last(ignore_nulls) aggregations: a per-group `sort_by`
+    for each aggregate (what `merge` does on the few rows partials have) is several times slower
+    on a whole log's records.
+    """
+    ev = events.lazy().select(_USED).filter(pl.col("task_id").is_not_null())
+    # eager from here: polars' default lazy engine runs this aggregation ~8x slower (PERF-NOTES)
+    rows = (ev.sort(list(ORDER), nulls_last=True, maintain_order=True).collect(engine="in-memory")
+            .select(pl.col("task_id"), *_row_values(), pl.struct(*ORDER).alias("_at")))
+
+    def keyed(name: str, last: bool) -> list[pl.Expr]:
+        key = pl.when(pl.col(name).is_not_null()).then(pl.col("_at"))
+        if last:
+            return [pl.col(name).last(ignore_nulls=True), key.last(ignore_nulls=True).alias(f"{name}@")]
+        return [pl.col(name).first(ignore_nulls=True), key.first(ignore_nulls=True).alias(f"{name}@")]
+
+    return rows.group_by("task_id").agg(
+        *(e for n in FIRST for e in keyed(n, last=False)),
+        *(e for n in LAST for e in keyed(n, last=True)),
+        *(pl.col(n).min() for n in MINS),
+        *(pl.col(n).max() for n in MAXES),
+        pl.col("retries").sum(),
+        pl.col("_started").any(),
+    ).sort("task_id")
+
+
+def _pick(name: str, last: bool) -> list[pl.Expr]:
+    """The value whose key is smallest (`last`: largest), and that key; rows without a value (and
+    so without a key) never win. Null times sort after all others, as in the timeline."""
+    key = pl.col(f"{name}@")
+    valid = key.is_not_null()
+    order = [key.struct.field(k).filter(valid) for k in ORDER]
+
+    def pick(e: pl.Expr) -> pl.Expr:
+        return e.filter(valid).sort_by(order, descending=last, nulls_last=not last).first()
+
+    return [pick(pl.col(name)).alias(name), pick(key).alias(f"{name}@")]
+
+
+def merge(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """One task partial from several (associative and commutative: any grouping of any cut)."""
+    if not parts:
+        return partial(empty(EVENTS))
+    both = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
+    return both.group_by("task_id").agg(
+        *(e for n in FIRST for e in _pick(n, last=False)),
+        *(e for n in LAST for e in _pick(n, last=True)),
+        *(pl.col(n).min() for n in MINS),
+        *(pl.col(n).max() for n in MAXES),
+        pl.col("retries").sum(),
+        pl.col("_started").any(),
+    ).sort("task_id")
+
+
+def build(events: pl.DataFrame) -> pl.DataFrame:
+    return finish(partial(events), events)
+
+
+def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """The `tasks` frame from the merged partial of all records and the records rules keep (the
+    `outside body` warnings and `exited with` lines `_mark_outside_body`/`_mark_lost` read)."""
+    out = merged.lazy().drop(*(f"{n}@" for n in FIRST + LAST))
     state = (
         pl.when(pl.col("_last_settling").is_not_null())
         .then(pl.col("_last_settling").replace_strict(STATE_OF_KIND, default=None))
@@ -82,7 +151,7 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
-    tasks = out.filter(pl.col("task_id").is_not_null()).collect(engine="in-memory")
+    tasks = out.collect(engine="in-memory")
     if tasks.is_empty():
         return empty(TASKS)
     tasks = _mark_lost(_mark_outside_body(tasks, events), events).drop("_proc", "_last")
