@@ -15,6 +15,14 @@ The contract shared by the streaming reader and by layout detection (they meet h
 - `merge` is associative and commutative: partials of any cut, merged in any grouping, equal the
   partial of the whole. Order-sensitive results carry `(ts, source, line)` keys; lists of samples
   keep the smallest line numbers; counts add.
+- Facts of a whole input are reduced, never decided in one chunk. The node a record belongs to is
+  one: a worker names itself in its banner or `ready.` line, which may sit in any chunk (or none,
+  then the folder's only node or the file's stem, `analyzer.api.settle_hosts`). So a chunk's records
+  and task aggregates keep the host the record itself names (else null) with their `(source,
+  stream)`, the partial carries the naming lines it saw, and the host is settled after the merge.
+  Likewise everything read from the whole `events` frame today (the last record of a task still
+  running at the end, the broker URLs and `Connected to` lines advice reads, per-host first and
+  last times) becomes a partial aggregate, not a kept row.
 """
 
 from __future__ import annotations
