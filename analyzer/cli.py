@@ -29,7 +29,9 @@ FAIL_ON = tuple(reversed(SEVERITIES))  # most severe first, as --help and the RE
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"celery-postmortem: {message}", err=True)
+    from analyzer.printable import printable
+
+    typer.echo(f"celery-postmortem: {printable(message)}", err=True)  # it may quote a name from the bundle
     return typer.Exit(2)
 
 
