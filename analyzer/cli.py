@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,6 +35,40 @@ def _fail(message: str) -> typer.Exit:
 
     typer.echo(f"celery-postmortem: {printable(message)}", err=True)  # it may quote a name from the bundle
     return typer.Exit(2)
+
+
+def _require_paths(paths: list[Path]) -> None:
+    for p in paths:
+        if not p.exists():
+            raise _fail(f"{p}: no such file or directory")
+
+
+@contextmanager
+def _guarded(debug: bool) -> Iterator[None]:
+    """Reading and analysing: a bundle or `--log-format` that cannot be used is one line on stderr
+    and exit 2, and so is an internal error (its traceback with `debug`)."""
+    from analyzer.bundle import BundleError
+    from analyzer.sources.log_format import LogFormatError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (BundleError, LogFormatError) as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        if debug:
+            raise
+        raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Writing an output (`what`: the option and its path): an OSError is one line and exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise _fail(f"{what}: cannot write: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -60,30 +96,20 @@ def analyze(
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
     from analyzer.api import open_bundle
-    from analyzer.bundle import BundleError
     from analyzer.renderers import RenderOptions, registry, rule_infos
-    from analyzer.sources.log_format import LogFormatError
 
     renderers = registry()
     if format not in renderers:
         raise _fail(f"unknown format {format!r}; choose one of {', '.join(sorted(renderers))}")
     if fail_on is not None and fail_on not in SEVERITIES:
         raise _fail(f"--fail-on takes one of {', '.join(SEVERITIES)}, not {fail_on!r}")
-    for p in paths:
-        if not p.exists():
-            raise _fail(f"{p}: no such file or directory")
+    _require_paths(paths)
     _check_rule_options(rules or [], select or [], ignore or [])
-    try:
+    with _guarded(debug):
         bundle = open_bundle(paths, log_formats=log_format or ())
         if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
             _parse_with_progress(bundle)
         report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
-    except (BundleError, LogFormatError) as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:
-        if debug:
-            raise
-        raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
                                                  and "NO_COLOR" not in os.environ)
     figures: tuple[tuple[str, bytes], ...] = ()
@@ -94,24 +120,18 @@ def analyze(
         if plots is not None:
             from analyzer.plots import save_plots
 
-            try:
+            with _writing(f"--plots {plots}"):
                 save_plots(bundle, plots)
-            except OSError as exc:
-                raise _fail(f"--plots {plots}: cannot write: {exc.strerror or exc}") from None
     options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
                             fail_on=fail_on, plots=figures)
     text = renderers[format](report, options)
     if output is not None:
-        try:
+        with _writing(f"-o {output}"):
             output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise _fail(f"-o {output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    trouble = _run_trouble(report)
-    if trouble:
-        raise _fail(trouble)
+    _exit_on_trouble(report)
     if fail_on is not None:
         worst = report.worst_severity()
         raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
@@ -138,6 +158,13 @@ def _require_rule_dirs(rule_dirs: list[Path], option: str = "--rules ") -> None:
     for d in rule_dirs:
         if not d.exists():
             raise _fail(f"{option}{d}: no such file or directory")
+
+
+def _exit_on_trouble(report: Report) -> None:
+    """Exit 2 with one line on stderr when the run itself went wrong (`_run_trouble`)."""
+    trouble = _run_trouble(report)
+    if trouble:
+        raise _fail(trouble)
 
 
 def _run_trouble(report: Report) -> str:
