@@ -30,10 +30,16 @@ FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  
 FAIL_ON = tuple(reversed(SEVERITIES))  # most severe first, as --help and the README list them
 
 
-def _fail(message: str) -> typer.Exit:
+def _echo(text: str, *, err: bool = False, lines: bool = False) -> None:
+    """Print text that may quote a bundle or a rule file: control characters shown, not obeyed
+    (`analyzer.printable`); line feeds kept with `lines`."""
     from analyzer.printable import printable
 
-    typer.echo(f"celery-postmortem: {printable(message)}", err=True)  # it may quote a name from the bundle
+    typer.echo(printable(text, lines=lines), err=err)
+
+
+def _fail(message: str) -> typer.Exit:
+    _echo(f"celery-postmortem: {message}", err=True)
     return typer.Exit(2)
 
 
@@ -191,14 +197,17 @@ app.command("export")(export_command)
 def _parse_with_progress(bundle: Bundle) -> None:
     """A transient progress bar on stderr while a large bundle is read (terminal output only)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from analyzer.printable import printable
 
     with Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("bundle", total=len(bundle.inputs))
 
         def step(i: int, n: int, inp: Input) -> None:
-            progress.update(task, completed=i, description=inp.name)
+            progress.update(task, completed=i, description=escape(printable(inp.name)))  # a name, not markup
 
         bundle.parse(step)
         progress.update(task, completed=len(bundle.inputs))
@@ -227,11 +236,11 @@ def rules_list(
     _require_rule_dirs(rules or [])
     loaded, errors = load_catalogue(rules or ())
     for r in loaded:
-        typer.echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
+        _echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
     for r, shipped in overrides(loaded):
-        typer.echo(f"note: {r.id} from {r.path} replaces the built-in rule {r.id} ({shipped})", err=True)
+        _echo(f"note: {r.id} from {r.path} replaces the built-in rule {r.id} ({shipped})", err=True)
     for e in errors:
-        typer.echo(str(e), err=True)
+        _echo(str(e), err=True, lines=True)
     if errors:
         raise typer.Exit(2)
 
@@ -249,7 +258,7 @@ def rules_show(
     loaded, _ = load_catalogue(rules or ())
     for r in loaded:
         if r.id == rule_id:
-            typer.echo(rule_markdown(r))
+            _echo(rule_markdown(r), lines=True)
             return
     raise _fail(f"no rule {rule_id!r}; see `celery-postmortem rules list`")
 
@@ -267,16 +276,16 @@ def rules_test(
     loaded, errors = load_rules(list(dirs) if dirs else [default_rule_dir()])
     failed = len(errors)
     for e in errors:
-        typer.echo(f"error {e}")
+        _echo(f"error {e}", lines=True)
     for r in loaded:
         for res in check_examples(r, parse_example):
             where = f"{r.path}:{res.example.line}" if r.path else r.id
             if res.ok:
                 note = f" (xfail: {res.example.xfail})" if res.example.xfail else ""
-                typer.echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
+                _echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
             else:
                 failed += 1
-                typer.echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}")
+                _echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}", lines=True)
     typer.echo(f"{len(loaded)} rules, {failed} failure(s)")
     raise typer.Exit(1 if failed else 0)
 

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -182,3 +183,34 @@ def test_a_bracket_in_a_file_name_is_not_a_glob(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["analyze", str(tmp_path), "-f", "json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["inputs"][0]["lines"] > 0
+
+
+def test_rules_commands_show_a_user_rules_text_escaped(hostile: tuple[Path, Path]) -> None:
+    _, rules = hostile
+    listed = CliRunner().invoke(app, ["rules", "list", "--rules", str(rules)])
+    assert listed.exit_code == 0, listed.stderr
+    assert "Hostile \\x1b]52;c;QUFB\\x07 title \\u202e" in listed.stdout
+    shown = CliRunner().invoke(app, ["rules", "show", "CP-U900", "--rules", str(rules)])
+    assert shown.exit_code == 0, shown.stderr
+    assert "\\x1b[?1049h" in shown.stdout and "\\x9b2J" in shown.stdout
+    assert all(_forbidden(text) == [] for text in (listed.stdout, listed.stderr, shown.stdout))
+
+
+def test_the_progress_bar_names_members_escaped(hostile: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.progress import Progress, TaskID
+
+    from analyzer import cli
+    from analyzer.api import open_bundle
+
+    labels: list[str] = []
+    update = Progress.update
+
+    def recording(self: Progress, task_id: TaskID, **fields: Any) -> None:
+        if isinstance(fields.get("description"), str):
+            labels.append(str(fields["description"]))
+        update(self, task_id, **fields)
+
+    monkeypatch.setattr(Progress, "update", recording)
+    cli._parse_with_progress(open_bundle(hostile[0]))
+    assert any("gdb-bt\\x1b]8;;https:evil.example" in label for label in labels)
+    assert all(_forbidden(label) == [] for label in labels)
