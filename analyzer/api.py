@@ -30,6 +30,7 @@ from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import diagnose, with_cycles
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
+from analyzer.printable import printable_report
 from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
 from analyzer.report import Report, summarize
 from analyzer.sniff import sniff
@@ -340,7 +341,7 @@ class Bundle:
         ordered, roots = diagnose(with_cycles(findings, self._cycles))
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}
-        report = Report(
+        report = printable_report(Report(  # control characters shown, never obeyed, in every output
             inputs=self.coverage,
             kinds=kinds,
             problems=self.problems,
@@ -350,7 +351,7 @@ class Bundle:
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
             advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},
-        )
+        ))
         if default:
             self._report = report
             self._rules_used = {r.id: r for r in rules}

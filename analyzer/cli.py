@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,9 +30,51 @@ FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  
 FAIL_ON = tuple(reversed(SEVERITIES))  # most severe first, as --help and the README list them
 
 
+def _echo(text: str, *, err: bool = False, lines: bool = False) -> None:
+    """Print text that may quote a bundle or a rule file: control characters shown, not obeyed
+    (`analyzer.printable`); line feeds kept with `lines`."""
+    from analyzer.printable import printable
+
+    typer.echo(printable(text, lines=lines), err=err)
+
+
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"celery-postmortem: {message}", err=True)
+    _echo(f"celery-postmortem: {message}", err=True)
     return typer.Exit(2)
+
+
+def _require_paths(paths: list[Path]) -> None:
+    for p in paths:
+        if not p.exists():
+            raise _fail(f"{p}: no such file or directory")
+
+
+@contextmanager
+def _guarded(debug: bool) -> Iterator[None]:
+    """Reading and analysing: a bundle or `--log-format` that cannot be used is one line on stderr
+    and exit 2, and so is an internal error (its traceback with `debug`)."""
+    from analyzer.bundle import BundleError
+    from analyzer.sources.log_format import LogFormatError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (BundleError, LogFormatError) as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        if debug:
+            raise
+        raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Writing an output (`what`: the option and its path): an OSError is one line and exit 2."""
+    try:
+        yield
+    except OSError as exc:
+        raise _fail(f"{what}: cannot write: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -58,30 +102,20 @@ def analyze(
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
     from analyzer.api import open_bundle
-    from analyzer.bundle import BundleError
     from analyzer.renderers import RenderOptions, registry, rule_infos
-    from analyzer.sources.log_format import LogFormatError
 
     renderers = registry()
     if format not in renderers:
         raise _fail(f"unknown format {format!r}; choose one of {', '.join(sorted(renderers))}")
     if fail_on is not None and fail_on not in SEVERITIES:
         raise _fail(f"--fail-on takes one of {', '.join(SEVERITIES)}, not {fail_on!r}")
-    for p in paths:
-        if not p.exists():
-            raise _fail(f"{p}: no such file or directory")
+    _require_paths(paths)
     _check_rule_options(rules or [], select or [], ignore or [])
-    try:
+    with _guarded(debug):
         bundle = open_bundle(paths, log_formats=log_format or ())
         if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
             _parse_with_progress(bundle)
         report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
-    except (BundleError, LogFormatError) as exc:
-        raise _fail(str(exc)) from None
-    except Exception as exc:
-        if debug:
-            raise
-        raise _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)") from None
     use_color = color if color is not None else (output is None and sys.stdout.isatty()
                                                  and "NO_COLOR" not in os.environ)
     figures: tuple[tuple[str, bytes], ...] = ()
@@ -92,24 +126,18 @@ def analyze(
         if plots is not None:
             from analyzer.plots import save_plots
 
-            try:
+            with _writing(f"--plots {plots}"):
                 save_plots(bundle, plots)
-            except OSError as exc:
-                raise _fail(f"--plots {plots}: cannot write: {exc.strerror or exc}") from None
     options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
                             fail_on=fail_on, plots=figures)
     text = renderers[format](report, options)
     if output is not None:
-        try:
+        with _writing(f"-o {output}"):
             output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise _fail(f"-o {output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
-    trouble = _run_trouble(report)
-    if trouble:
-        raise _fail(trouble)
+    _exit_on_trouble(report)
     if fail_on is not None:
         worst = report.worst_severity()
         raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
@@ -138,6 +166,13 @@ def _require_rule_dirs(rule_dirs: list[Path], option: str = "--rules ") -> None:
             raise _fail(f"{option}{d}: no such file or directory")
 
 
+def _exit_on_trouble(report: Report) -> None:
+    """Exit 2 with one line on stderr when the run itself went wrong (`_run_trouble`)."""
+    trouble = _run_trouble(report)
+    if trouble:
+        raise _fail(trouble)
+
+
 def _run_trouble(report: Report) -> str:
     """One line for stderr when the run itself went wrong (exit 2): rule errors, nothing analysed."""
     from analyzer.renderers import inconclusive
@@ -162,14 +197,17 @@ app.command("export")(export_command)
 def _parse_with_progress(bundle: Bundle) -> None:
     """A transient progress bar on stderr while a large bundle is read (terminal output only)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from analyzer.printable import printable
 
     with Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("bundle", total=len(bundle.inputs))
 
         def step(i: int, n: int, inp: Input) -> None:
-            progress.update(task, completed=i, description=inp.name)
+            progress.update(task, completed=i, description=escape(printable(inp.name)))  # a name, not markup
 
         bundle.parse(step)
         progress.update(task, completed=len(bundle.inputs))
@@ -198,11 +236,11 @@ def rules_list(
     _require_rule_dirs(rules or [])
     loaded, errors = load_catalogue(rules or ())
     for r in loaded:
-        typer.echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
+        _echo(f"{r.id:10} {r.category:28} {r.severity:9} {r.status:12} {r.title}")
     for r, shipped in overrides(loaded):
-        typer.echo(f"note: {r.id} from {r.path} replaces the built-in rule {r.id} ({shipped})", err=True)
+        _echo(f"note: {r.id} from {r.path} replaces the built-in rule {r.id} ({shipped})", err=True)
     for e in errors:
-        typer.echo(str(e), err=True)
+        _echo(str(e), err=True, lines=True)
     if errors:
         raise typer.Exit(2)
 
@@ -220,7 +258,7 @@ def rules_show(
     loaded, _ = load_catalogue(rules or ())
     for r in loaded:
         if r.id == rule_id:
-            typer.echo(rule_markdown(r))
+            _echo(rule_markdown(r), lines=True)
             return
     raise _fail(f"no rule {rule_id!r}; see `celery-postmortem rules list`")
 
@@ -238,16 +276,16 @@ def rules_test(
     loaded, errors = load_rules(list(dirs) if dirs else [default_rule_dir()])
     failed = len(errors)
     for e in errors:
-        typer.echo(f"error {e}")
+        _echo(f"error {e}", lines=True)
     for r in loaded:
         for res in check_examples(r, parse_example):
             where = f"{r.path}:{res.example.line}" if r.path else r.id
             if res.ok:
                 note = f" (xfail: {res.example.xfail})" if res.example.xfail else ""
-                typer.echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
+                _echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
             else:
                 failed += 1
-                typer.echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}")
+                _echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}", lines=True)
     typer.echo(f"{len(loaded)} rules, {failed} failure(s)")
     raise typer.Exit(1 if failed else 0)
 

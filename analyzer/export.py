@@ -12,7 +12,10 @@ line: every string cell of every frame, with the placeholders `analyze` shows fo
 (`analyzer.redact`: the report's secrets are learnt first, so `***1***` is the same secret in
 both; secrets only the frames hold are numbered after).  `redact=False` / `--no-redact` keeps them.
 
-On the command line: `celery-postmortem export PATH DIR --to csv` (`export_command`).
+On the command line: `celery-postmortem export PATH DIR --to csv` (`export_command`), with
+`analyze`'s handling of bad input: a usage error is one line on stderr and exit 2, members that
+could not be read are listed on stderr as the terminal report lists them, and rule errors or an
+inconclusive bundle exit 2 once the files are written.
 """
 
 from __future__ import annotations
@@ -123,14 +126,28 @@ def export(bundle: Bundle, directory: str | Path, to: str = "parquet",
     `redact` (the default, as for `analyze`) replaces secrets in every string cell of every frame
     written; a secret only an unwritten frame holds may still advance the placeholder numbering.
     """
+    _check_request(to, frames)
+    return write_frames(frames_to_write(bundle, redact), directory, to, frames)
+
+
+def frames_to_write(bundle: Bundle, redact: bool) -> dict[str, pl.DataFrame]:
+    return redacted_frames(bundle) if redact else frames_of(bundle)
+
+
+def _check_request(to: str, frames: Sequence[str]) -> None:
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
     unknown = [f for f in frames if f not in FRAMES]
     if unknown:
         raise ValueError(f"unknown frame(s) {', '.join(unknown)}; choose from {', '.join(FRAMES)}")
+
+
+def write_frames(data: dict[str, pl.DataFrame], directory: str | Path, to: str,
+                 frames: Sequence[str] = FRAMES) -> list[Path]:
+    """Write `data[name]` for each of `frames` to `directory/<name>.<to>` (created if needed): the
+    only I/O of an export, apart from reading the bundle."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    data = redacted_frames(bundle) if redact else frames_of(bundle)
     written = []
     for name in frames:
         df, path = data[name], out / f"{name}.{to}"
@@ -142,6 +159,17 @@ def export(bundle: Bundle, directory: str | Path, to: str = "parquet",
             df.write_ndjson(path)
         written.append(path)
     return written
+
+
+def check_zone(tz: str) -> None:
+    """Refuse a zone polars does not know before any work (it would fail at the first timestamp
+    column, after the bundle was read)."""
+    from datetime import datetime
+
+    try:
+        pl.Series([datetime(2000, 1, 1)]).dt.replace_time_zone(tz)
+    except pl.exceptions.PolarsError:
+        raise ValueError(f"unknown time zone {tz!r}; give an IANA name such as Europe/Berlin or UTC") from None
 
 
 def export_command(
@@ -156,17 +184,33 @@ def export_command(
     = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Keep passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Write every frame of the bundle (events, tasks, threads, ..., stuck, the diagnostic ones, findings,
     coverage) to DIR, one file each, secrets redacted unless --no-redact."""
     from analyzer.api import open_bundle
+    from analyzer.cli import _exit_on_trouble, _fail, _guarded, _require_paths, _require_rule_dirs, _writing
+    from analyzer.renderers.terminal import run_notes
 
     if to not in FORMATS:
-        typer.echo(f"celery-postmortem: --to takes one of {', '.join(FORMATS)}, not {to!r}", err=True)
-        raise typer.Exit(2)
-    if not path.exists():
-        typer.echo(f"celery-postmortem: {path}: no such file or directory", err=True)
-        raise typer.Exit(2)
-    bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
-    for written in export(bundle, directory, to=to, redact=not no_redact):
-        typer.echo(str(written))
+        raise _fail(f"--to takes one of {', '.join(FORMATS)}, not {to!r}")
+    _require_paths([path])
+    _require_rule_dirs(rules or [])
+    if tz is not None:
+        try:
+            check_zone(tz)
+        except ValueError as exc:
+            raise _fail(f"--tz: {exc}") from None
+    if directory.exists() and not directory.is_dir():
+        raise _fail(f"{directory}: not a directory")
+    with _guarded(debug):
+        bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
+        report = bundle.report()
+        data = frames_to_write(bundle, redact=not no_redact)
+    with _writing(str(directory)):
+        written = write_frames(data, directory, to)
+    for p in written:
+        typer.echo(str(p))
+    for line, _ in run_notes(report):  # what could not be read, as `analyze` says it
+        typer.echo(line, err=True)
+    _exit_on_trouble(report)

@@ -145,10 +145,15 @@ def render(report: Report, options: RenderOptions) -> str:
         hint = report.log_format_hint(c)
         if hint:
             console.print(Text(f"  hint {c.source}: {hint}", style="yellow"))
-    for p in report.problems:
-        console.print(Text(f"problem: {p.source}: {p.message}", style="yellow"))
-    for e in report.rule_errors:
-        console.print(Text(f"rule error: {e}", style="yellow"))
-    for o in report.rule_overrides():
-        console.print(Text(f"rule override: {o}", style="dim"))
+    for note_line, style in run_notes(report):
+        console.print(Text(note_line, style=style))
     return buf.getvalue()
+
+
+def run_notes(report: Report) -> list[tuple[str, str]]:
+    """(line, style) for what went wrong around the analysis: bundle problems (refused or unreadable
+    members), rule errors, user rules replacing shipped ones. The report ends with them; `export`
+    prints them on stderr."""
+    return [*((f"problem: {p.source}: {p.message}", "yellow") for p in report.problems),
+            *((f"rule error: {e}", "yellow") for e in report.rule_errors),
+            *((f"rule override: {o}", "dim") for o in report.rule_overrides())]
