@@ -98,6 +98,9 @@ def analyze(
         "--plots", help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
+    core_executable: Annotated[Path | None, typer.Option(
+        "--core-executable", help="The program that dumped the bundle's core files, when it is not in the "
+        "bundle (a bundle's core.json may only name a file inside it).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
@@ -110,9 +113,10 @@ def analyze(
     if fail_on is not None and fail_on not in SEVERITIES:
         raise _fail(f"--fail-on takes one of {', '.join(SEVERITIES)}, not {fail_on!r}")
     _require_paths(paths)
+    _require_executable(core_executable)
     _check_rule_options(rules or [], select or [], ignore or [])
     with _guarded(debug):
-        bundle = open_bundle(paths, log_formats=log_format or ())
+        bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable)
         if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
             _parse_with_progress(bundle)
         report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
@@ -158,6 +162,11 @@ def _check_rule_options(rule_dirs: list[Path], select: list[str], ignore: list[s
                 continue  # the rule is there but broken: the report says why and the exit code is 2
             broken = f" ({len(errors)} rule file(s) failed to load, first: {errors[0]})" if errors else ""
             raise _fail(f"{option} {pattern} matches no rule id, id prefix or category{broken}")
+
+
+def _require_executable(exe: Path | None) -> None:
+    if exe is not None and not exe.is_file():
+        raise _fail(f"--core-executable {exe}: not a file")
 
 
 def _require_rule_dirs(rule_dirs: list[Path], option: str = "--rules ") -> None:

@@ -157,3 +157,16 @@ def test_an_archived_core_uses_the_archived_executable(python_core: Path, tmp_pa
         tar.add(PYTHON, "dumps/bin/python3")
     b = analyzer.open_bundle(archive)
     assert set(b.threads["state"]) == {"sleep", "lock_wait"}
+
+
+def test_the_cli_takes_the_users_executable(python_core: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(python_core, bundle / "core")
+    run = [sys.executable, "-m", "analyzer", "analyze", str(bundle), "--format", "json"]
+    r = subprocess.run([*run, "--core-executable", str(PYTHON)], capture_output=True, text=True, timeout=300,
+                       check=False)
+    assert '"kind": "core"' in r.stdout and "gdb resolved no function" not in r.stdout
+    missing = subprocess.run([*run, "--core-executable", str(tmp_path / "nope")], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert missing.returncode == 2 and "--core-executable" in missing.stderr and "not a file" in missing.stderr
