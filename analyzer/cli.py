@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,9 +22,11 @@ from analyzer.categories import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle, Input
+    from analyzer.engine.rule import Rule
     from analyzer.report import Report
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
 
 FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  # = renderers.registry()
@@ -41,6 +44,38 @@ def _echo(text: str, *, err: bool = False, lines: bool = False) -> None:
 def _fail(message: str) -> typer.Exit:
     _echo(f"celery-postmortem: {message}", err=True)
     return typer.Exit(2)
+
+
+def _streams_to_files(paths: list[Path], stack: ExitStack) -> list[Path]:
+    """`-`, `/dev/stdin` and named pipes given on the command line, copied to files of a private
+    folder (named `stdin` or as the pipe is) so the bundle reader sees regular files it can read
+    twice. Only the user's own arguments: inside a bundle, pipes and links are still refused."""
+    import shutil
+    import stat
+    import tempfile
+
+    out = []
+    for p in paths:
+        is_stream = str(p) == "-"
+        if not is_stream:
+            try:
+                mode = os.stat(p).st_mode
+            except OSError:
+                mode = 0
+            is_stream = stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+        if not is_stream:
+            out.append(p)
+            continue
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cpm-stdin-")))
+        copy = folder / ("stdin" if str(p) in ("-", "/dev/stdin") else p.name)
+        with copy.open("wb") as dst:
+            if str(p) == "-":
+                shutil.copyfileobj(sys.stdin.buffer, dst, 1 << 20)
+            else:
+                with p.open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        out.append(copy)
+    return out
 
 
 def _require_paths(paths: list[Path]) -> None:
@@ -79,10 +114,17 @@ def _writing(what: str) -> Iterator[None]:
 
 @app.command()
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(help="Bundle directories, archives or files.")],
-    format: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")]
-    = "terminal",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="PATH...", help="Bundle directories, archives or files; - (or a named pipe) reads standard input.",
+        show_default=False)],
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", metavar="FORMAT", show_default="terminal",
+        help=f"Output format: {', '.join(FORMATS)} (any case).")] = None,
+    output: Annotated[list[str] | None, typer.Option(
+        "--output", "-o", metavar="[FORMAT=]PATH",
+        help="Write a report here instead of stdout (repeatable: -o report.sarif -o report.html). The format is "
+             "FORMAT= if given, else --format, else the file's extension (.json .sarif .html .md .xml .txt).")]
+    = None,
     log_format: Annotated[list[str] | None, typer.Option(
         "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
@@ -107,44 +149,115 @@ def analyze(
     from analyzer.api import open_bundle
     from analyzer.renderers import RenderOptions, registry, rule_infos
 
-    renderers = registry()
-    if format not in renderers:
-        raise _fail(f"unknown format {format!r}; choose one of {', '.join(sorted(renderers))}")
-    if fail_on is not None and fail_on not in SEVERITIES:
-        raise _fail(f"--fail-on takes one of {', '.join(SEVERITIES)}, not {fail_on!r}")
-    _require_paths(paths)
-    _require_executable(core_executable)
-    _check_rule_options(rules or [], select or [], ignore or [])
-    with _guarded(debug):
-        bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable)
-        if format == "terminal" and sys.stderr.isatty() and "NO_COLOR" not in os.environ:
-            _parse_with_progress(bundle)
-        report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
-    use_color = color if color is not None else (output is None and sys.stdout.isatty()
-                                                 and "NO_COLOR" not in os.environ)
-    figures: tuple[tuple[str, bytes], ...] = ()
-    if plots is not None or format == "html":
-        from analyzer.plots import png_bytes
-
-        figures = png_bytes(bundle, report)
+    with ExitStack() as stack:  # copies of standard input live until the report is written
+        renderers = registry()
+        fmt = _choice("--format", format, list(renderers), "format") if format is not None else None
+        targets = [_target(o, fmt, list(renderers)) for o in output or []]
+        if fail_on is not None:
+            fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
+        paths = _streams_to_files(paths, stack)
+        _require_paths(paths)
+        for _, path in targets:
+            _require_writable(f"-o {path}", path)
         if plots is not None:
-            from analyzer.plots import save_plots
+            _require_writable(f"--plots {plots}", plots, directory=True)
+        _require_executable(core_executable)
+        _check_rule_options(rules or [], select or [], ignore or [])
+        with _guarded(debug):
+            bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable)
+            if sys.stderr.isatty():
+                _parse_with_progress(bundle)
+            report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
+        use_color = color if color is not None else (not targets and _colour_wanted())
+        figures: tuple[tuple[str, bytes], ...] = ()
+        if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
+            from analyzer.plots import png_bytes
 
-            with _writing(f"--plots {plots}"):
-                save_plots(bundle, plots)
-    options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
-                            fail_on=fail_on, plots=figures)
-    text = renderers[format](report, options)
-    if output is not None:
-        with _writing(f"-o {output}"):
-            output.write_text(text, encoding="utf-8")
+            figures = png_bytes(bundle, report)
+            if plots is not None:
+                from analyzer.plots import save_plots
+
+                with _writing(f"--plots {plots}"):
+                    save_plots(bundle, plots)
+        options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
+                                fail_on=fail_on, plots=figures)
+        if not targets:
+            width = _terminal_width() if sys.stdout.isatty() else options.width
+            sys.stdout.write(renderers[fmt or "terminal"](report, replace(options, width=width)))
+            sys.stdout.flush()
+        for target_fmt, path in targets:
+            text = renderers[target_fmt](report, replace(options, color=bool(color)))
+            with _writing(f"-o {path}"):
+                path.write_text(text, encoding="utf-8")
+        _exit_on_trouble(report)
+        if fail_on is not None:
+            worst = report.worst_severity()
+            raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
+
+
+# The format an output's extension stands for (`-o report.sarif`).
+EXTENSIONS = {".json": "json", ".sarif": "sarif", ".html": "html", ".htm": "html", ".md": "markdown",
+              ".markdown": "markdown", ".xml": "junit", ".txt": "terminal", ".log": "terminal"}
+
+
+def _choice(option: str, value: str, choices: list[str], noun: str) -> str:
+    """`value` as one of `choices`, in any case; else exit 2 saying which was meant."""
+    import difflib
+
+    low = value.lower()
+    if low in choices:
+        return low
+    near = difflib.get_close_matches(low, choices, n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise _fail(f"{option}: unknown {noun} {value!r}{hint} (choose one of {', '.join(sorted(choices))})")
+
+
+def _target(value: str, fmt: str | None, choices: list[str]) -> tuple[str, Path]:
+    """An `-o` value as (format, path): `FORMAT=PATH`, else `--format`, else the path's extension."""
+    head, sep, rest = value.partition("=")
+    if sep and head and "/" not in head and head.lower() in choices:
+        return head.lower(), Path(rest)
+    if fmt is not None:
+        return fmt, Path(value)
+    path = Path(value)
+    by_ext = EXTENSIONS.get(path.suffix.lower())
+    if by_ext is None:
+        raise _fail(f"-o {value}: cannot tell the format from the extension {path.suffix or '(none)'!r}; write "
+                    f"FORMAT={value} or give --format (one of {', '.join(sorted(choices))})")
+    return by_ext, path
+
+
+def _require_writable(what: str, path: Path, *, directory: bool = False) -> None:
+    """Refuse before any work an output that cannot be written, in one line (not after a long run)."""
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise _fail(f"{what}: cannot write: exists and is not a directory")
+        probe = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    _exit_on_trouble(report)
-    if fail_on is not None:
-        worst = report.worst_severity()
-        raise typer.Exit(1 if worst is not None and SEVERITY_RANK[worst] >= SEVERITY_RANK[fail_on] else 0)
+        if path.is_dir():
+            raise _fail(f"{what}: cannot write: is a directory")
+        if not path.parent.is_dir():
+            raise _fail(f"{what}: cannot write: no such directory {path.parent}")
+        probe = path if path.exists() else path.parent
+    if not os.access(probe, os.W_OK):
+        raise _fail(f"{what}: cannot write: permission denied")
+
+
+def _colour_wanted() -> bool:
+    """Colour on a terminal, unless NO_COLOR says otherwise; FORCE_COLOR forces it (no-color.org,
+    force-color.org: set and not empty)."""
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def _terminal_width() -> int:
+    """The terminal's width ($COLUMNS first), within what a report can be laid out in."""
+    import shutil
+
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 200))
 
 
 def _check_rule_options(rule_dirs: list[Path], select: list[str], ignore: list[str]) -> None:
@@ -161,7 +274,16 @@ def _check_rule_options(rule_dirs: list[Path], select: list[str], ignore: list[s
             if any(e.rule == pattern for e in errors):
                 continue  # the rule is there but broken: the report says why and the exit code is 2
             broken = f" ({len(errors)} rule file(s) failed to load, first: {errors[0]})" if errors else ""
-            raise _fail(f"{option} {pattern} matches no rule id, id prefix or category{broken}")
+            raise _fail(f"{option} {pattern} matches no rule id, id prefix or category{_did_you_mean(pattern, loaded)}"
+                        f"{broken}")
+
+
+def _did_you_mean(pattern: str, loaded: list[Rule]) -> str:
+    import difflib
+
+    names = sorted({*(r.id for r in loaded), *(r.category for r in loaded)})
+    near = difflib.get_close_matches(pattern, names, n=1) or difflib.get_close_matches(pattern.upper(), names, n=1)
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def _require_executable(exe: Path | None) -> None:
@@ -222,8 +344,19 @@ def _parse_with_progress(bundle: Bundle) -> None:
         progress.update(task, completed=len(bundle.inputs))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from analyzer import __version__
+
+        typer.echo(f"celery-postmortem {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main() -> None:
+def _main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """celery-postmortem"""
 
 
@@ -231,7 +364,7 @@ def main() -> None:
     app()
 
 
-rules_app = typer.Typer(no_args_is_help=True, help="List, document and test rules.")
+rules_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="List, document and test rules.")
 app.add_typer(rules_app, name="rules")
 
 

@@ -9,6 +9,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from analyzer.cli import app
@@ -382,3 +383,90 @@ def test_rules_new_refuses_a_shipped_id_unless_asked_to_replace_it(tmp_path: Pat
     assert r.exit_code == 2 and "CP-B001 is a shipped rule" in r.stderr and not list(tmp_path.iterdir())
     r = runner.invoke(app, ["rules", "new", "CP-B001", "--dir", str(tmp_path), "--replace"])
     assert r.exit_code == 0 and (tmp_path / "CP-B001.toml").exists()
+
+
+# --- command-line conventions (issue "A tool that fits the hand") ----------------------------------
+
+
+def test_version_and_short_help() -> None:
+    from analyzer import __version__
+
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"celery-postmortem {__version__}"
+    for args in (["-h"], ["analyze", "-h"], ["rules", "-h"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "Usage:" in r.stdout
+
+
+def test_format_names_any_case_and_a_near_miss_is_named() -> None:
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "--format", "JSON"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["verdict"] == "healthy"
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "--format", "sarf"])
+    assert r.exit_code == 2 and "did you mean 'sarif'?" in r.stderr
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "--select", "CP-B0001"])
+    assert r.exit_code == 2 and "did you mean CP-B001?" in r.stderr
+
+
+def test_several_outputs_take_their_format_from_the_name(tmp_path: Path) -> None:
+    sarif, page, md = tmp_path / "r.sarif", tmp_path / "r.html", tmp_path / "notes"
+    r = subprocess.run([sys.executable, "-m", "analyzer", "analyze", str(SAMPLES / "broker-refused"), "-o", str(sarif),
+                        "-o", str(page), "-o", f"markdown={md}"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # every report went to its file
+    assert json.loads(sarif.read_text())["version"] == "2.1.0"
+    assert page.read_text().lstrip().lower().startswith("<!doctype html")
+    assert md.read_text().startswith("#")
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "-o", str(tmp_path / "r.weird")])
+    assert r.exit_code == 2 and "FORMAT=" in r.stderr and not (tmp_path / "r.weird").exists()
+
+
+def test_outputs_are_checked_before_the_analysis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzer.api
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("the bundle was opened before the outputs were checked")
+
+    monkeypatch.setattr(analyzer.api, "open_bundle", boom)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "--plots", str(afile)])
+    assert r.exit_code == 2 and "--plots" in r.stderr and "not a directory" in r.stderr
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "healthy"), "-o", str(tmp_path / "no" / "dir" / "r.json")])
+    assert r.exit_code == 2 and "no such directory" in r.stderr
+
+
+def test_standard_input_and_named_pipes_are_read(tmp_path: Path) -> None:
+    log = (SAMPLES / "broker-refused" / "worker.log").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "analyzer", "analyze", "-", "-f", "json"], input=log,
+                       capture_output=True, check=False)
+    doc = json.loads(r.stdout)
+    assert doc["inputs"][0]["path"] == "stdin" and doc["findings"][0]["category"] == "broker.connection_refused"
+    fifo = tmp_path / "worker.log"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "analyze", str(fifo), "-f", "json"],
+                            stdout=subprocess.PIPE)
+    with fifo.open("wb") as w:
+        w.write(log)
+    out, _ = proc.communicate(timeout=120)
+    assert json.loads(out)["inputs"][0]["path"] == "worker.log"
+
+
+def test_colour_follows_no_color_and_force_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer import cli
+
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli._colour_wanted() is False
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert cli._colour_wanted() is True
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setenv("NO_COLOR", "")  # set but empty: no opinion (no-color.org)
+    assert cli._colour_wanted() is True
+
+
+def test_terminal_width_follows_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer import cli
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert cli._terminal_width() == 80
+    monkeypatch.setenv("COLUMNS", "20")
+    assert cli._terminal_width() == 60
