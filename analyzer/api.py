@@ -222,6 +222,7 @@ class Bundle:
         dtypes = threads.schema
         threads = thread_analysis.fill_native_ids(threads)
         threads = thread_analysis.fill_hosts(threads, self._frame("workers"), self._frame("inspect"))
+        threads = thread_analysis.fill_code(threads)
         if "signature" in threads.columns:
             threads = thread_analysis.bucket_threads(threads, "exact")
         return threads.select(pl.col(name).cast(dtype) for name, dtype in dtypes.items())

@@ -77,6 +77,9 @@ THREADS: Mapping[str, pl.DataType] = {
     "fatal": STR,  # faulthandler: the fatal error of a crash dump (`Segmentation fault`)
     "bucket_key": STR,  # what `bucket` groups on (the signature at level exact)
     "bucket_size": INT,  # threads in that bucket
+    "code": STR,  # where the thread is in Python code, `take (proj.py:31)`: its innermost application
+    # frame, else its innermost Python frame; from another dump of the same thread when this one has
+    # only C frames (gdb bt); else `top`
 }
 
 FRAMES: Mapping[str, pl.DataType] = {
