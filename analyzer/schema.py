@@ -130,8 +130,9 @@ CYCLES: Mapping[str, pl.DataType] = {
     "kind": STR,
     "evidence": pl.List(STR),
     "lock_order": pl.List(STR),
-    "cycle_text": STR,  # "A waits for R1 held by B; B waits for R2 held by A", for messages
-    "lock_order_text": STR,  # "R1 → R2"
+    "cycle_text": STR,  # for messages: "A waits for R1 held by B; …", for threads in code's words
+    # ("ledger-writer" (tid 12504) waits in take (proj.py:31) `with second:` for `audit_lock`, …)
+    "lock_order_text": STR,  # "R1 → R2"; for threads the locks' names (`ledger_lock` before `audit_lock`)
     # added by `analyses.cycles`:
     "members_text": STR,  # `w1@sample/12466/12504 "ledger-writer", …`
     "resources_text": STR,  # the resources, comma-separated
@@ -144,7 +145,7 @@ CYCLES: Mapping[str, pl.DataType] = {
     "host": STR,  # a member's node name (a `celery@…` one first)
     "task_id": STR,  # a member's task, when known
     "task_ids": pl.List(STR),  # the members' tasks, sorted
-    "message": STR,  # same as cycle_text (the evidence text of findings)
+    "message": STR,  # the cycle by ids and addresses (the evidence detail of findings)
 }
 
 # Diagnostic frames: live state and broker/host snapshots, one row per item of a snapshot.
