@@ -27,7 +27,7 @@ from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
-from analyzer.diagnosis import diagnose, with_cycles
+from analyzer.diagnosis import diagnose, with_cycles, with_lost_tasks
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
 from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
@@ -338,7 +338,9 @@ class Bundle:
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
         quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events,
                        documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS])
-        ordered, roots = diagnose(with_cycles(findings, self._cycles))
+        findings = with_lost_tasks(with_cycles(findings, self._cycles), self._tasks, self._events,
+                                   self._frame("inspect"))
+        ordered, roots = diagnose(findings)
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}
         report = Report(
