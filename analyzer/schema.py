@@ -80,6 +80,7 @@ THREADS: Mapping[str, pl.DataType] = {
     "code": STR,  # where the thread is in Python code, `take (proj.py:31)`: its innermost application
     # frame, else its innermost Python frame; from another dump of the same thread when this one has
     # only C frames (gdb bt); else `top`
+    "code_from": STR,  # which frame gave `code`: app / python / top
 }
 
 FRAMES: Mapping[str, pl.DataType] = {
@@ -121,6 +122,8 @@ WAITS: Mapping[str, pl.DataType] = {
     "holder_frame": STR,  # where the holder took / holds the resource, when known
     "via": STR,  # how the edge was derived
     "all_evidence": pl.List(STR),  # every "source:line" behind the edge
+    "resource_name": STR,  # what the code calls the resource: a lock's variable (`ledger_lock`), a mutex's symbol
+    "resource_named_in": STR,  # where it has that name (`reconcile_accounts (proj.py:44)`), null for a C symbol
 }
 
 CYCLES: Mapping[str, pl.DataType] = {
