@@ -61,11 +61,10 @@ def test_a_pthread_cycle_names_the_c_code_path_of_each_thread() -> None:
 def test_a_name_that_stands_for_two_locks_names_neither() -> None:
     """`first` and `second` are each lock in one of the two calls of `take`: only the names the task
     gave them (`ledger_lock`, `audit_lock`) tell them apart."""
-    w = open_bundle(SAMPLES / "deadlock-lock").waits
-    got = dict(open_bundle(SAMPLES / "deadlock-lock")._waits.filter(pl.col("kind") == "lock")
-               .select("resource", "resource_name").rows())
-    assert got["lock:0x7f921f5db700"] == "ledger_lock" and got["lock:0x7f921f5db940"] == "audit_lock"
-    assert "resource_name" not in w.columns  # internal: the public frame keeps its contract
+    w = open_bundle(SAMPLES / "deadlock-lock").waits.filter(pl.col("kind") == "lock")
+    got = {r: (n, where) for r, n, where in w.select("resource", "resource_name", "resource_named_in").rows()}
+    assert got["lock:0x7f921f5db700"] == ("ledger_lock", "reconcile_accounts (proj.py:44)")
+    assert got["lock:0x7f921f5db940"] == ("audit_lock", "reconcile_accounts (proj.py:44)")
 
 
 def _waits(rows: list[dict[str, object]]) -> pl.DataFrame:
