@@ -306,6 +306,19 @@ CYCLE_EVIDENCE: dict[str, tuple[Artifact, ...]] = {
 }
 
 
+# per rule: what proves that rule's case, in place of its category's artifacts (Celery's own SIGKILL of
+# a child that never reported ready is no OOM kill: the kernel log and the memory limit prove nothing)
+RULE_EVIDENCE: dict[str, tuple[Artifact, ...]] = {
+    "CP-W012": (
+        Artifact("the stack of a new pool child while it starts (what worker_process_init blocks on)",
+                 "py-spy dump --subprocesses --pid WORKER_PID  # within worker_proc_alive_timeout of its start",
+                 ("pyspy", "pyspy_json")),
+        Artifact("the worker's configuration (worker_proc_alive_timeout, worker_max_tasks_per_child)",
+                 "celery -A APP inspect conf --json"),
+    ),
+}
+
+
 def cycle_kinds(finding: Finding, cycles: pl.DataFrame | None) -> list[str]:
     """Kinds of the cycles a finding's evidence points at (a rule on `cycles` quotes their evidence)."""
     if cycles is None or cycles.is_empty() or not {"kind", "evidence"} <= set(cycles.columns):
@@ -368,7 +381,7 @@ def advise(finding: Finding, kinds: Iterable[str], cycles: pl.DataFrame | None =
         checks = _for_transport(BROKER_TREE[failed_at].checks, shown)
     wanted: list[Artifact] = []
     for kind in cycle_kinds(finding, cycles) or [""]:
-        for a in CYCLE_EVIDENCE.get(kind) or EVIDENCE.get(finding.category, ()):
+        for a in CYCLE_EVIDENCE.get(kind) or RULE_EVIDENCE.get(finding.rule) or EVIDENCE.get(finding.category, ()):
             if a not in wanted and _fits(a.transport, shown):
                 wanted.append(a)
     missing = tuple(a for a in wanted if not (set(a.kinds) & have))

@@ -27,7 +27,7 @@ from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
-from analyzer.diagnosis import diagnose, with_cycles
+from analyzer.diagnosis import diagnose, with_cycles, with_lost_tasks
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
 from analyzer.printable import printable_report
@@ -223,6 +223,7 @@ class Bundle:
         dtypes = threads.schema
         threads = thread_analysis.fill_native_ids(threads)
         threads = thread_analysis.fill_hosts(threads, self._frame("workers"), self._frame("inspect"))
+        threads = thread_analysis.fill_code(threads)
         if "signature" in threads.columns:
             threads = thread_analysis.bucket_threads(threads, "exact")
         return threads.select(pl.col(name).cast(dtype) for name, dtype in dtypes.items())
@@ -338,7 +339,9 @@ class Bundle:
         findings = evaluate(rules, self.frame_map(), errors=eval_errors)
         quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events,
                        documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS])
-        ordered, roots = diagnose(with_cycles(findings, self._cycles))
+        findings = with_lost_tasks(with_cycles(findings, self._cycles), self._tasks, self._events,
+                                   self._frame("inspect"))
+        ordered, roots = diagnose(findings)
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}
         report = printable_report(Report(  # control characters shown, never obeyed, in every output

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from analyzer.categories import SEVERITY_RANK
+from analyzer.clip import clip
 from analyzer.findings import Finding
 from analyzer.sources.server_logs import SERVER_HOSTS
 
@@ -145,6 +146,79 @@ def with_cycles(findings: list[Finding], cycles: pl.DataFrame) -> list[Finding]:
         sep = " " if f.summary.rstrip().endswith((".", ";", ":")) else ". "
         f.summary = f"{f.summary.rstrip()}{sep}Cycle: {'; '.join(texts)}."
     return findings
+
+
+# Rules whose findings report a pool child lost (`worker.lost`) with the tasks it took with it;
+# CP-W012 (Celery killed a child that never started) runs none by definition.
+LOST_RULES = ("CP-W001",)
+ARGS_CHARS = 200  # of a lost task's arguments repr (redacted when rendered)
+LAST_LINE_CHARS = 160
+# a LOST task ends when its child exited; the finding may start later, at Celery's WorkerLostError
+# (logged when the pool notices, up to ~10 s after the exit, whose record another finding may hold)
+LOST_BEFORE = timedelta(seconds=30)
+
+
+def with_lost_tasks(findings: list[Finding], tasks: pl.DataFrame, events: pl.DataFrame | None = None,
+                    inspect: pl.DataFrame | None = None) -> list[Finding]:
+    """Name the tasks a lost pool child took with it: id, name, arguments, last line logged.
+
+    The rule sees billiard's `Process … exited` and Celery 5's `WorkerLostError(…)`, neither of
+    which names the task; the `tasks` frame does (its LOST tasks: the unfinished task whose
+    child exited). A LOST task of the finding's node that ended within its first and last record
+    (or `LOST_BEFORE` before the first) was lost with it. Arguments come from `celery inspect`
+    (Celery's log lines never carry them); the task's last log line often shows what it was
+    doing. With none, the message says the logs name no task lost with the child.
+    """
+    lost = tasks.filter(pl.col("state") == "LOST") if "state" in tasks.columns else tasks.clear()
+    for f in findings:
+        if f.rule not in LOST_RULES:
+            continue
+        rows = _lost_in(f, lost)
+        if not rows:
+            f.summary = f"{f.summary.rstrip()}. The logs name no task lost with it."
+            continue
+        f.tasks = sorted({str(r["task_id"]) for r in rows} | set(f.tasks))
+        named = [_lost_text(r, _args_of(inspect, str(r["task_id"])), _last_line(events, str(r["task_id"])))
+                 for r in rows]
+        f.summary = f"{f.summary.rstrip()}. Lost with it: {'; '.join(named)}."
+    return findings
+
+
+def _lost_in(f: Finding, lost: pl.DataFrame) -> list[dict[str, object]]:
+    if lost.is_empty():
+        return []
+    rows = lost.filter(pl.col("host").is_in(f.hosts)) if f.hosts else lost
+    start, end = _at(f.first_seen), _at(f.last_seen)
+    if start is not None and end is not None and "finished_at" in rows.columns:
+        rows = rows.filter(pl.col("finished_at").is_between(start - LOST_BEFORE, end))
+    return rows.sort("finished_at", "task_id", nulls_last=True).to_dicts()
+
+
+def _lost_text(row: dict[str, object], args: str | None, last: str | None) -> str:
+    text = f"{row.get('task_name') or '?'}[{row['task_id']}]"
+    if args:
+        text += f" with args {clip(args, ARGS_CHARS)}"
+    started = row.get("started_at")
+    if isinstance(started, datetime):
+        text += f", started {started.isoformat(timespec='milliseconds')}"
+    if last:
+        text += f", last logged: {clip(last, LAST_LINE_CHARS)}"
+    return text
+
+
+def _args_of(inspect: pl.DataFrame | None, task_id: str) -> str | None:
+    if inspect is None or inspect.is_empty() or not {"task_id", "args"} <= set(inspect.columns):
+        return None
+    got = inspect.filter((pl.col("task_id") == task_id) & pl.col("args").is_not_null()).get_column("args")
+    return str(got[0]) if got.len() else None
+
+
+def _last_line(events: pl.DataFrame | None, task_id: str) -> str | None:
+    """The task's last record that is not Celery's own lifecycle line (`received`, `started`)."""
+    if events is None or events.is_empty() or not {"task_id", "message", "kind"} <= set(events.columns):
+        return None
+    own = events.filter((pl.col("task_id") == task_id) & pl.col("kind").is_null() & pl.col("message").is_not_null())
+    return str(own.get_column("message")[-1]) if own.height else None
 
 
 def diagnose(findings: list[Finding]) -> tuple[list[Finding], list[str]]:

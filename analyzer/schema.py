@@ -77,6 +77,10 @@ THREADS: Mapping[str, pl.DataType] = {
     "fatal": STR,  # faulthandler: the fatal error of a crash dump (`Segmentation fault`)
     "bucket_key": STR,  # what `bucket` groups on (the signature at level exact)
     "bucket_size": INT,  # threads in that bucket
+    "code": STR,  # where the thread is in Python code, `take (proj.py:31)`: its innermost application
+    # frame, else its innermost Python frame; from another dump of the same thread when this one has
+    # only C frames (gdb bt); else `top`
+    "code_from": STR,  # which frame gave `code`: app / python / top
 }
 
 FRAMES: Mapping[str, pl.DataType] = {
@@ -118,6 +122,8 @@ WAITS: Mapping[str, pl.DataType] = {
     "holder_frame": STR,  # where the holder took / holds the resource, when known
     "via": STR,  # how the edge was derived
     "all_evidence": pl.List(STR),  # every "source:line" behind the edge
+    "resource_name": STR,  # what the code calls the resource: a lock's variable (`ledger_lock`), a mutex's symbol
+    "resource_named_in": STR,  # where it has that name (`reconcile_accounts (proj.py:44)`), null for a C symbol
 }
 
 CYCLES: Mapping[str, pl.DataType] = {
@@ -127,8 +133,9 @@ CYCLES: Mapping[str, pl.DataType] = {
     "kind": STR,
     "evidence": pl.List(STR),
     "lock_order": pl.List(STR),
-    "cycle_text": STR,  # "A waits for R1 held by B; B waits for R2 held by A", for messages
-    "lock_order_text": STR,  # "R1 → R2"
+    "cycle_text": STR,  # for messages: "A waits for R1 held by B; …", for threads in code's words
+    # ("ledger-writer" (tid 12504) waits in take (proj.py:31) `with second:` for `audit_lock`, …)
+    "lock_order_text": STR,  # "R1 → R2"; for threads the locks' names (`ledger_lock` before `audit_lock`)
     # added by `analyses.cycles`:
     "members_text": STR,  # `w1@sample/12466/12504 "ledger-writer", …`
     "resources_text": STR,  # the resources, comma-separated
@@ -141,7 +148,7 @@ CYCLES: Mapping[str, pl.DataType] = {
     "host": STR,  # a member's node name (a `celery@…` one first)
     "task_id": STR,  # a member's task, when known
     "task_ids": pl.List(STR),  # the members' tasks, sorted
-    "message": STR,  # same as cycle_text (the evidence text of findings)
+    "message": STR,  # the cycle by ids and addresses (the evidence detail of findings)
 }
 
 # Diagnostic frames: live state and broker/host snapshots, one row per item of a snapshot.

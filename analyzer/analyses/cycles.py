@@ -27,6 +27,7 @@ the pairs are acyclic; the order is the topological sort with the smallest id fi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -245,19 +246,19 @@ def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Map
         feeder = any("QueueFeederThread" in str(j.get("holder_name") or "")
                      or "_finalize_join" in str(j.get("waiter_frame") or "") for j in joins)
         if feeder and not reading:
-            steps.append(f"drain the queue — get() every item — before join(): {pipe['resource']} must be read "
-                         f"before {r['resource']} can exit (at exit its main thread joins the queue's feeder "
-                         f"thread, {joins[-1]['resource']}, which is blocked writing the items into that pipe)")
+            steps.append(f"drain the queue — get() every item — before join(): {_res(pipe)} must be read "
+                         f"before {_res(r)} can exit (at exit its main thread joins the queue's feeder "
+                         f"thread, {_joined(joins[-1])}, which is blocked writing the items into that pipe)")
         elif joins:
             verb = "write or close" if reading else "drain"
-            steps.append(f"{verb} {pipe['resource']} before waiting for {r['resource']} (the child's thread "
-                         f"{joins[-1]['resource']} is blocked {'reading' if reading else 'writing'} it and the "
+            steps.append(f"{verb} {_res(pipe)} before waiting for {_res(r)} (the child's thread "
+                         f"{_joined(joins[-1])} is blocked {'reading' if reading else 'writing'} it and the "
                          "child joins that thread before it can exit)")
         elif reading:
-            steps.append(f"write or close {pipe['resource']} before waiting for {r['resource']} (the child is "
+            steps.append(f"write or close {_res(pipe)} before waiting for {_res(r)} (the child is "
                          "blocked reading it: send its input, then close the write end, before join()/wait())")
         else:
-            steps.append(f"drain {pipe['resource']} before waiting for {r['resource']} (read the child's output "
+            steps.append(f"drain {_res(pipe)} before waiting for {_res(r)} (read the child's output "
                          "first — Connection.recv(), Queue.get(), Popen.communicate() — then join()/wait())")
     resources = [rows[0]["resource"] for rows in edge_rows]
     order = sorted(r for r in resources if r.startswith("pipe:")) + sorted(r for r in resources
@@ -266,6 +267,121 @@ def pipe_order(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Map
         steps.append("never block on one pipe while the process at its other end may be blocked on a pipe to you: "
                      "serve both directions from one poll/select loop, or a thread per direction")
     return order, "; ".join(steps)
+
+
+# --- code, not addresses: how reports name the members, resources and places of a cycle ----------
+# `take (proj.py:31) holds `first`` / `hold_then_take (deadlock.c:15) `first`` / `… has `lock``
+HELD_RE = re.compile(r"^(.+\))(?: holds| has)? `(\w+)`$")
+# `<Connection at 0x7f40fdc82a10>` in a resource (`pipe:? <Connection at 0x…>`)
+OBJECT_AT_RE = re.compile(r"<(\w+) at 0x[0-9a-fA-F]+>")
+# kinds whose members are threads and whose places are code; db and file-lock cycles keep their ids
+CODE_KINDS = {"lock", "rlock", "mutex", "join", "pipe", "process"}
+
+
+def _res(row: Mapping[str, Any]) -> str:
+    """A resource as code names it: a lock's variable, a child process, a pipe; never an address."""
+    res, name = str(row["resource"]), row.get("resource_name")
+    if name:
+        return f"`{name}`"
+    if res.startswith("process:"):
+        return f"process {res[8:]}"
+    if res.startswith("thread:"):
+        return _joined(row)
+    if res.startswith(("lock:", "mutex:")):
+        kind = "mutex" if res.startswith("mutex:") else "lock"
+        held = _held(row.get("holder_frame"))
+        if held:  # the holder's variable for it
+            return f"`{held[1]}` of {held[0]}"
+        return f"the {kind} {_thread(row.get('holder'), row.get('holder_name'))} holds"
+    return _no_object_address(res)
+
+
+def _no_object_address(text: Any) -> str:
+    """`<Connection at 0x7f…>` → `(Connection)`: the object's type, its address left to the evidence."""
+    return OBJECT_AT_RE.sub(r"(\1)", str(text))
+
+
+def _joined(row: Mapping[str, Any]) -> str:
+    """The thread a join waits for, by name and tid (its Thread object's address is evidence)."""
+    return _thread(row.get("holder"), row.get("holder_name"))
+
+
+def _thread(member: Any, name: Any) -> str:
+    ids = _split_id(str(member or ""))
+    where = f"tid {ids['tid']}" if ids["tid"] is not None else (f"pid {ids['pid']}" if ids["pid"] else str(member))
+    return f'"{name}" ({where})' if name else where
+
+
+def _held(frame: Any) -> tuple[str, str] | None:
+    """(place, variable) of a holder frame such as ``take (proj.py:31) holds `first```."""
+    m = HELD_RE.match(str(frame or ""))
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _waits_in(frame: Any) -> str | None:
+    """Where a waiter waits, as code: ``take (proj.py:31) `with second:``` (procfs and kernel details
+    after `;` stay in the evidence; a join names the code that joins)."""
+    if not frame:
+        return None
+    text = str(frame).split(";", 1)[0].strip()
+    if " in " in text and text.endswith(")"):
+        text = text.rsplit(" in ", 1)[1]
+    place, sep, code = text.partition("): ")
+    return f"{place}) `{code.strip()}`" if sep and code.strip() else text
+
+
+def code_cycle_text(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequence[Mapping[str, Any]]]) -> str:
+    """Each wait of the cycle in words of code: who waits where, for what, held by whom where."""
+    parts = []
+    for (waiter, holder), rows in zip(ring, edge_rows, strict=True):
+        r = rows[0]
+        who = _thread(waiter, r.get("waiter_name"))
+        where = _waits_in(r.get("waiter_frame"))
+        at = f" in {where}" if where else ""
+        kind, res = str(r["kind"]), str(r["resource"])
+        if kind == "join" or res.startswith("thread:"):
+            parts.append(f"{who} waits{at} for {_joined(r)} to finish")
+            continue
+        if kind == "process" or res.startswith("process:"):
+            parts.append(f"{who} waits{at} for its child, {_res(r)}, to exit")
+            continue
+        held = _held(r.get("holder_frame"))
+        by = _thread(holder, r.get("holder_name"))
+        if held:
+            by += f", which holds it in {held[0]} as `{held[1]}`"
+        elif r.get("holder_frame") and kind == "pipe":
+            by += f" ({_no_object_address(r['holder_frame'])})"
+        what = _res(r)
+        if not r.get("resource_name") and res.startswith(("lock:", "mutex:")):
+            what = "a mutex" if res.startswith("mutex:") else "a lock"  # the holder's part says where
+        parts.append(f"{who} waits{at} for {what}, held by {by}")
+    return "; ".join(parts)
+
+
+def code_lock_order(order: Sequence[str], ring: Sequence[tuple[str, str]],
+                    edge_rows: Sequence[Sequence[Mapping[str, Any]]]) -> str:
+    """The proposed order by the locks' names, and the thread that takes them the other way round."""
+    by_res = {rows[0]["resource"]: rows[0] for rows in edge_rows}
+    names = [_res(by_res[r]) if r in by_res else _no_object_address(r) for r in order]
+    named_in = {by_res[r].get("resource_named_in") for r in order if r in by_res}
+    text = " before ".join(names)
+    if len(named_in) == 1 and (where := next(iter(named_in))):
+        text += f" (as {where} names them)"
+    rank = {r: i for i, r in enumerate(order)}
+    waits_for = {w: rows[0] for (w, _), rows in zip(ring, edge_rows, strict=True)}
+    for (_, holder), rows in zip(ring, edge_rows, strict=True):
+        held_row = rows[0]  # `holder` holds this resource and waits for the next one
+        nxt = waits_for.get(holder)
+        if nxt is None or held_row["resource"] not in rank or nxt["resource"] not in rank:
+            continue
+        if rank[nxt["resource"]] < rank[held_row["resource"]]:
+            held = _held(held_row.get("holder_frame"))
+            where = _waits_in(nxt.get("waiter_frame"))
+            as_held = f" (in {held[0]}, as `{held[1]}`)" if held and held_row.get("resource_name") else ""
+            text += (f"; {_thread(holder, held_row.get('holder_name'))} takes them the other way round: it holds "
+                     f"{_res(held_row)}{as_held}"
+                     + f" and waits for {_res(nxt)}" + (f" in {where}" if where else ""))
+    return text
 
 
 def _split_id(member: str) -> dict[str, Any]:
@@ -297,11 +413,12 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         evidence: list[str] = sorted({ev for r in all_rows for ev in (r.get("all_evidence") or [r["evidence"]])
                                       if ev}, key=_ev_key)
         kind = _cycle_kind({r["kind"] for r in all_rows})
+        code = kind in CODE_KINDS and all(_split_id(m)["tid"] is not None for m in cyc)
         if kind == "pipe":
             order, order_text = pipe_order(ring, edge_rows)
         else:
             order = lock_order(resources, pairs)
-            order_text = " → ".join(order)
+            order_text = code_lock_order(order, ring, edge_rows) if code else " → ".join(order)
         names: dict[str, str | None] = {}
         tasks: dict[str, str] = {}
         hosts: dict[str, str] = {}
@@ -327,8 +444,10 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
                            "tid": ids["tid"], "task_id": tasks.get(m), "holds": holds[m],
                            "waits_for": {"resource": res, "frame": frames_wait.get((m, res))}})
         label = {m: (f'{m} "{names[m]}"' if names.get(m) else m) for m in cyc}
+        # `message` (the evidence's detail) keeps ids and addresses; the texts for messages name code
         text = "; ".join(f"{label[a]} waits for {res} held by {label[b]}"
                          for (a, b), res in zip(ring, resources, strict=True))
+        cycle_text = code_cycle_text(ring, edge_rows) if code else text
         first = evidence[0] if evidence else ""
         src, _, ln = first.rpartition(":")
         ts_vals = [r["ts"] for r in all_rows if r.get("ts") is not None]
@@ -337,7 +456,7 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         out.append({
             "members": list(cyc), "resources": resources, "kind": kind, "evidence": evidence, "lock_order": order,
             "members_text": ", ".join(label[m] for m in cyc), "resources_text": ", ".join(resources),
-            "lock_order_text": order_text, "cycle_text": text,
+            "lock_order_text": order_text, "cycle_text": cycle_text,
             "confidence": min(er[0]["confidence"] for er in edge_rows),
             "inferred": any(er[0]["inferred"] for er in edge_rows),
             "detail": json.dumps(detail, sort_keys=True), "source": src or None,

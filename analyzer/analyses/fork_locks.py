@@ -126,13 +126,14 @@ def build(threads: pl.DataFrame, frames: pl.DataFrame, workers: pl.DataFrame) ->
         if nthreads.get(pid, 0) != 1:
             continue
         kind = "rlock" if "rlock" in str(w["wait_call"]).lower() else "lock"
-        where, holders = None, []
+        where, named, holders = None, None, []
         if not locks.is_empty():
             own = locks.filter((pl.col("pid") == pid) & (pl.col("tid") == tid) & (pl.col("addr") == addr)) \
                 .sort("depth", "source")
             if own.height:
                 o = own.row(0, named=True)
                 where = _label(o["function"], o["file"], o["line"]) + f" `{o['name']}`"
+                named = f"`{o['name']}` in {_label(o['function'], o['file'], o['line'])}"
             mine = _innermost_app(frames, pid, tid)
             others = locks.filter((pl.col("pid") != pid) & (pl.col("addr") == addr)).sort("source", "src_line")
             waiters_elsewhere = {(int(p), int(t)) for p, t in th.filter(
@@ -146,18 +147,20 @@ def build(threads: pl.DataFrame, frames: pl.DataFrame, workers: pl.DataFrame) ->
                 if mine is not None and _innermost_app(frames, *key) == mine:
                     continue  # the parent's copy of the thread that forked, not a holder
                 holders.append((key, _label(o["function"], o["file"], o["line"]) + f" `{o['name']}`",
-                                f"{o['source']}:{o['src_line']}"))
+                                f"{o['source']}:{o['src_line']}",
+                                f"as `{o['name']}` in {_label(o['function'], o['file'], o['line'])}"))
         holder = holders[0] if holders else None
         hkey = holder[0] if holder else None
         hname = names.get(hkey) if hkey else None
         role = None if roles is None else roles.get(pid, "other")
         wname = names.get((pid, tid)) or w.get("name")
         verdict = "held in another process" if holder else "no holder in its process"
-        lock_txt = f"{kind} {addr}" + (f" ({where})" if where else "")
+        # the message names code; the address is in the evidence (`text`) and the `lock` column
+        lock_txt = f"{kind} {named}" if named else f"a {kind} (its address is in the evidence)"
         if holder and hkey:
             summary = (f"pid {pid} has a single thread ({wname}), parked acquiring {lock_txt}; the same lock "
-                       f"address is held in pid {hkey[0]} by thread {hname} (tid {hkey[1]}) at {holder[1]}: "
-                       f"pid {pid} is a fork of it, made while that thread held the lock")
+                       f"(same address: fork copies it) is held in pid {hkey[0]} by thread {hname} (tid {hkey[1]}) "
+                       f"{holder[3]}: pid {pid} is a fork of it, made while that thread held the lock")
         else:
             summary = (f"pid {pid} has a single thread ({wname}), parked acquiring {lock_txt} that no thread of "
                        f"its own holds: the lock was copied, locked, into a forked process")

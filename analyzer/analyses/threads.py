@@ -63,6 +63,8 @@ THREAD_EXTRA: dict[str, pl.DataType] = {
     "fatal": pl.String(),  # faulthandler: `Segmentation fault` when the dump was a crash
     "bucket_key": pl.String(),  # what `bucket` groups on (see bucket_threads)
     "bucket_size": pl.Int64(),
+    "code": pl.String(),  # where the thread is in Python code: `take (proj.py:31)` (see `finish`)
+    "code_from": pl.String(),  # which frame gave `code`: app / python / top (`fill_code` ranks them)
 }
 FRAME_EXTRA: dict[str, pl.DataType] = {
     "thread_key": pl.String(),
@@ -256,6 +258,7 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("locals").filter(~pl.col("native")).first().alias("_top_locals"),
         args.filter(same & args.str.contains(WAIT_ADDR_RE)).last().alias("_wait_args"),
         pl.len().alias("frames_count"),
+        *_code_aggs(),
     )
     t = threads.drop([c for c in ("state", "top", "signature", "bucket", "wait_call", "frames_count")
                       if c in threads.columns])
@@ -304,9 +307,73 @@ def finish(raw: DumpFrames) -> tuple[pl.DataFrame, pl.DataFrame]:
         wait_cols.append(pl.coalesce(pl.col("wait_symbol"), waddr.struct.field("2")).alias("wait_symbol"))
     t = t.with_columns(wait_cols)
     t = t.drop("_fstate", "_db", "_task", "_idle", "_top_locals", "_wait_args", "_hint")
+    t = _with_code(t)
     t = bucket_threads(t, "exact")
     fr_out = fr.drop([c for c in fr.columns if c.startswith("_")])
     return _conform_threads(t), _conform_frames(fr_out)
+
+
+def _label(function: str = "function", file: str = "file", line: str = "line") -> pl.Expr:
+    """`function (file:line)`, the way reports name a place in code: the file as py-spy names it,
+    relative to its package folder (`amqp/transport.py`), else its base name (`proj.py`)."""
+    path = pl.col(file).fill_null("?").str.replace(r"^.*/(?:site|dist)-packages/", "")
+    path = pl.when(path.str.starts_with("/")).then(path.str.replace(r"^.*/", "")).otherwise(path)
+    return pl.concat_str(
+        pl.col(function).fill_null("?"), pl.lit(" ("), path,
+        pl.when(pl.col(line).is_not_null()).then(pl.concat_str(pl.lit(":"), pl.col(line).cast(pl.String)))
+        .otherwise(pl.lit("")), pl.lit(")"))
+
+
+CODE_RANK = {"app": 0, "python": 1, "top": 2}
+
+
+def _code_aggs() -> list[pl.Expr]:
+    """Per thread: its innermost application frame, else its innermost Python frame outside the
+    standard library, else any Python frame (a thread blocked in `Thread.join` is named by the
+    task that joins, not by threading.py)."""
+    py = ~pl.col("native").fill_null(False)
+    app = py & (pl.col("role") == "app")
+    outside = py & (pl.col("role") != "stdlib")
+    return [_label().filter(app).first().alias("_code_app"),
+            _label().filter(outside).first().alias("_code_outside"),
+            _label().filter(py).first().alias("_code_py")]
+
+
+def _with_code(t: pl.DataFrame) -> pl.DataFrame:
+    """`code` and `code_from`: the best Python place of the thread, else its innermost frame."""
+    py = pl.coalesce("_code_outside", "_code_py")
+    return t.with_columns(
+        pl.coalesce("_code_app", py, "top").alias("code"),
+        pl.when(pl.col("_code_app").is_not_null()).then(pl.lit("app"))
+        .when(py.is_not_null()).then(pl.lit("python"))
+        .when(pl.col("top").is_not_null()).then(pl.lit("top")).alias("code_from"),
+    ).drop("_code_app", "_code_outside", "_code_py")
+
+
+def fill_code(threads: pl.DataFrame) -> pl.DataFrame:
+    """Give each thread the best `code` any dump of the same thread (host, pid, tid) shows.
+
+    gdb's `bt` of a Python thread has only C frames (`futex_wait`); its py-bt, or py-spy's dump
+    of the same LWP, says which Python line it is blocked in. Threads without pid or tid keep
+    their own.
+    """
+    if threads.is_empty() or "code_from" not in threads.columns:
+        return threads
+    rank = pl.col("code_from").replace_strict(CODE_RANK, default=len(CODE_RANK), return_dtype=pl.Int64)
+    keyed = threads.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null() & pl.col("code").is_not_null())
+    best = (keyed.with_columns(rank.alias("_rank"))
+            .sort("_rank", "source", "line")
+            .group_by("host", "pid", "tid", maintain_order=True)
+            .agg(pl.col("code").first().alias("_code"), pl.col("code_from").first().alias("_from")))
+    if best.is_empty():
+        return threads
+    t = threads.join(best, on=["host", "pid", "tid"], how="left", maintain_order="left", nulls_equal=True)
+    better = pl.col("_code").is_not_null() & (
+        pl.col("_from").replace_strict(CODE_RANK, default=len(CODE_RANK), return_dtype=pl.Int64)
+        < rank.fill_null(len(CODE_RANK)))
+    return t.with_columns(pl.when(better).then(pl.col("_code")).otherwise(pl.col("code")).alias("code"),
+                          pl.when(better).then(pl.col("_from")).otherwise(pl.col("code_from")).alias("code_from"),
+                          ).drop("_code", "_from")
 
 
 def _conform_threads(t: pl.DataFrame) -> pl.DataFrame:
@@ -664,6 +731,10 @@ def _fmt_seconds(value: float) -> str:
     return f"{value:.1f}" if value < 10 else f"{value:.0f}"
 
 
+# ` 0x7f921fb78a40`: an address in a wait's description (`lock_PyThread_acquire_lock 0x7f921fb78a40`)
+ADDRESS_RE = re.compile(r" ?\b0x[0-9a-fA-F]+\b")
+
+
 def _summary(row: dict[str, object]) -> str:
     """The row in words, for a finding message (``{task_name}[{task_id}]`` goes before it)."""
     parts: list[str] = []
@@ -686,7 +757,8 @@ def _summary(row: dict[str, object]) -> str:
         parts.append(f"{word} {where}")
     state, waits = row.get("state"), row.get("waits_on")
     if waits:
-        parts.append(f"waiting on {waits} ({state})")
+        # the address stays in `waits_on` (a detail); the message names the call and the code
+        parts.append(f"waiting on {ADDRESS_RE.sub('', str(waits))} ({state})")
     elif state and state != "unknown":
         parts.append(f"state {state}")
     text = ", ".join(parts)

@@ -99,6 +99,11 @@ WAITS_EXTRA: dict[str, pl.DataType] = {
     "holder_frame": pl.String(),  # where the holder took / holds the resource, when known
     "via": pl.String(),  # how the edge was derived
     "all_evidence": pl.List(pl.String()),
+    # what the code calls the resource, for reports that name code rather than addresses: a lock's
+    # variable (`ledger_lock`) and where it has that name (`reconcile_accounts (proj.py:44)`; null for a
+    # C global such as a pthread mutex's symbol `mutex_a`)
+    "resource_name": pl.String(),
+    "resource_named_in": pl.String(),
 }
 WAITS_FULL: dict[str, pl.DataType] = {**WAITS, **WAITS_EXTRA}
 
@@ -131,6 +136,8 @@ class Edge:
     holder_name: str | None = None
     waiter_frame: str | None = None
     holder_frame: str | None = None
+    resource_name: str | None = None
+    resource_named_in: str | None = None
 
 
 def _ev(source: Any, line: Any) -> str:
@@ -287,6 +294,83 @@ def _arg_holds(arg_frames: pl.DataFrame, row: Mapping[str, Any], addr: str, who:
     return out
 
 
+# glibc's own sources in gdb frames (`./nptl/pthread_mutex_lock.c`, `../sysdeps/nptl/futex-internal.h`)
+LIBC_FILE_RE = re.compile(r"^\.\.?/|(?:^|/)(?:nptl|sysdeps)/")
+# the mutex implementation's frames: `___pthread_mutex_lock`, `lll_mutex_lock_optimized`, `futex_wait`
+LOCK_IMPL_RE = re.compile(r"^_*(?:GI_+)?(?:pthread_mutex|lll_|futex)")
+
+
+def _c_place(frames: pl.DataFrame, thread_key: Any) -> str | None:
+    """Where a thread blocked in pthread_mutex_lock takes the mutex: its innermost C frame with a
+    source file outside glibc (`hold_then_take (deadlock.c:15)`), with its caller when that is in
+    the same file (`from take_a_then_b (deadlock.c:22)`): the code path that takes the locks."""
+    if thread_key is None or not _cols(frames, "thread_key", "depth", "function", "file"):
+        return None
+    own = frames.filter((pl.col("thread_key") == thread_key) & pl.col("file").is_not_null()).sort("depth")
+    rows = [r for r in own.iter_rows(named=True)
+            if not LIBC_FILE_RE.search(str(r["file"])) and not LOCK_IMPL_RE.search(str(r["function"]))]
+    if not rows:
+        return None
+    first = rows[0]
+    label = _frame_label(first["function"], first["file"], first["line"])
+    if len(rows) > 1 and rows[1]["file"] == first["file"] and rows[1]["depth"] == first["depth"] + 1:
+        label += " from " + _frame_label(rows[1]["function"], rows[1]["file"], rows[1]["line"])
+    return label
+
+
+def _lock_names(lock_frames: Sequence[Mapping[str, Any]], frames: pl.DataFrame,
+                waits_on: Mapping[tuple[int, int], Mapping[str, Any]]) -> dict[tuple[int, str], tuple[str, str]]:
+    """(pid, lock address) → (a name the code gives that lock, where): reports name locks by code.
+
+    Candidates: the variables of py-spy ``--locals`` that hold the lock (application frames
+    first), then the ``with NAME:`` / ``NAME.acquire(`` of the py-bt line a thread is blocked on
+    (a module-level lock is no local). A name that stands for two locks of one process (``first``
+    in two calls of one function with the locks swapped) names neither.
+    """
+    cands: dict[tuple[int, str], list[tuple[int, str, str, str, int]]] = {}
+    addrs: dict[tuple[int, str], set[str]] = {}
+
+    def add(pid: int, addr: str, rank: int, name: str, where: str, source: Any, line: Any) -> None:
+        addrs.setdefault((pid, name), set()).add(addr)
+        cands.setdefault((pid, addr), []).append((rank, name, where, str(source), int(line or 0)))
+
+    for lf in lock_frames:
+        pid = int(lf["pid"])
+        for lname, (addr, _, _) in lf["locks"].items():
+            add(pid, addr, 0 if lf.get("role") == "app" else 1, lname,
+                _frame_label(lf["function"], lf["file"], lf["line"]), lf["source"], lf["src_line"])
+    if waits_on and _cols(frames, "code", "pid", "tid", "depth"):
+        coded = frames.filter(pl.col("code").is_not_null() & pl.col("pid").is_not_null()
+                              & pl.col("tid").is_not_null() & ~pl.col("native").fill_null(False))
+        for (pid, tid), w in sorted(waits_on.items()):
+            rows = coded.filter((pl.col("pid") == pid) & (pl.col("tid") == tid)).sort("depth", "source")
+            for r in rows.iter_rows(named=True):
+                target = _with_target(r["code"])
+                if target:
+                    add(pid, w["addr"], 2, target, _frame_label(r["function"], r["file"], r["line"]),
+                        r["source"], r["src_line"])
+                    break
+    out: dict[tuple[int, str], tuple[str, str]] = {}
+    for (pid, addr), cs in cands.items():
+        unique = sorted(c for c in cs if addrs[(pid, c[1])] == {addr})
+        if unique:
+            out[(pid, addr)] = (unique[0][1], unique[0][2])
+    return out
+
+
+def _name_resources(edges: Sequence[Edge], names: Mapping[tuple[int, str], tuple[str, str]]) -> None:
+    """Set `resource_name` / `resource_named_in` of lock and mutex edges."""
+    for e in edges:
+        if e.resource.startswith("mutex:") and e.resource.endswith(">") and " <" in e.resource:
+            e.resource_name = e.resource.rsplit(" <", 1)[1][:-1]
+        elif e.resource.startswith("lock:"):
+            for who in (e.waiter, e.holder):
+                parts = (who or "").split("/")
+                if len(parts) == 3 and parts[1].isdigit() and (got := names.get((int(parts[1]), e.resource[5:]))):
+                    e.resource_name, e.resource_named_in = got
+                    break
+
+
 def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.DataFrame,
                  info: ProcessInfo) -> list[Edge]:
     if not _cols(threads, "pid", "tid", "wait_call", "wait_on"):
@@ -319,14 +403,15 @@ def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.Dat
         owner = row.get("mutex_owner")
         got = owners.get((str(row["source"]), addr))
         holds.extend(_arg_holds(arg_frames, row, addr, tid_of(pid, tid), names.get((pid, tid)), info.task.get(pid)))
+        place = _c_place(frames, row.get("thread_key"))
         if owner is not None and owner > 0:
-            edges.append(mk(pid, tid, res, (pid, int(owner)), "mutex", 1.0, False, ev, "gdb mutex __owner"))
+            edges.append(mk(pid, tid, res, (pid, int(owner)), "mutex", 1.0, False, ev, "gdb mutex __owner", place))
             continue
         if got is not None:
             edges.append(mk(pid, tid, res, (pid, got[0]), "mutex", 1.0, False, [*ev, got[1]],
-                            "gdb print mutex __owner"))
+                            "gdb print mutex __owner", place))
             continue
-        edges.append(mk(pid, tid, res, None, "mutex", 1.0, False, ev, "gdb pthread_mutex_lock"))
+        edges.append(mk(pid, tid, res, None, "mutex", 1.0, False, ev, "gdb pthread_mutex_lock", place))
     edges.extend(holds)
 
     # Python locks: what each thread waits on
@@ -420,6 +505,7 @@ def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.Dat
             c = min(base_conf, conf if len(cs) == 1 else conf / 2)
             edges.append(mk(pid, tid, res, hkey, kind, round(c, 2), True, [*w["ev"], hev],
                             "lock wait + py-spy locals of the holder", wframe, hlabel))
+    _name_resources(edges, _lock_names(lock_frames, frames, waits_on))
     return edges
 
 
@@ -992,7 +1078,7 @@ def _merge(edges: Iterable[Edge]) -> list[Edge]:
         if e.confidence > m.confidence:
             m.confidence, m.inferred, m.via = e.confidence, e.inferred, e.via
         for attr in ("task_id", "holder_task_id", "waiter_name", "holder_name", "waiter_frame", "holder_frame",
-                     "host", "ts"):
+                     "host", "ts", "resource_name", "resource_named_in"):
             if getattr(m, attr) is None and getattr(e, attr) is not None:
                 setattr(m, attr, getattr(e, attr))
     return list(out.values())
@@ -1040,7 +1126,8 @@ def build(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
                      "source": src or None, "line": int(ln) if ln.isdigit() else None, "ts": e.ts, "host": e.host,
                      "task_id": e.task_id, "holder_task_id": e.holder_task_id, "waiter_name": e.waiter_name,
                      "holder_name": e.holder_name, "waiter_frame": e.waiter_frame, "holder_frame": e.holder_frame,
-                     "via": e.via, "all_evidence": ev})
+                     "via": e.via, "all_evidence": ev, "resource_name": e.resource_name,
+                     "resource_named_in": e.resource_named_in})
     if not rows:
         return conform(pl.DataFrame(schema=WAITS_FULL), WAITS)
     df = pl.DataFrame(rows, schema=WAITS_FULL)

@@ -24,7 +24,11 @@ is inclusive: two rows exactly D apart are within D.  All of them are window exp
 - `A not followed by B within D by k`: rows matching A with no such B row, **and** at least D
   before the end of their own log: `ts(A) + D <= max(ts)` over the rows with the same `source`
   (over the whole frame when it has no `source` column).  Before that we cannot know yet.
-  In both forms, rows with a null key never match (they cannot be correlated).  (In `count`,
+  In both forms, rows with a null key never match (they cannot be correlated).
+- `A preceded by B within D by k` / `A not preceded by B within D by k`: the same looking back:
+  rows matching A that have (have no) earlier row matching B with the same key at most D before
+  them.  The negated form has no condition on the start of the log (a B before the log began is
+  not known), and a row matching A without a time or key counts as not preceded.  (In `count`,
   `burst`, `first` and `last`, rows with a null `by` value form a group of their own.)
 - `first(c) by g` / `last(c) by g`: the first / last row matching `c` in each group (row order).
 - `burst(c) >= Kx within D by g`: time is cut into fixed windows of length D aligned to the
@@ -281,6 +285,11 @@ class _Compiler:
             a = a & key.is_not_null()
         b = self.compile(node.then) & self._has_ts()
         ms = _millis(node.window)
+        if node.before:
+            prev_b = _over(pl.when(b).then(t).shift(1).forward_fill(), by)
+            preceded = a & (t - prev_b).le(ms).fill_null(False)
+            # nothing is known before a row without a time or key: it is not preceded
+            return self.compile(node.first) & ~preceded if node.negate else preceded
         next_b = _over(pl.when(b).then(t).shift(-1).backward_fill(), by)
         followed = (next_b - t).le(ms).fill_null(False)
         if not node.negate:
@@ -413,12 +422,12 @@ class _Prefilter(_Compiler):
         match node:
             case Count(operand=operand) | FirstLast(operand=operand):
                 return self._rows_of(operand)
-            case FollowedBy(first=first, then=then, negate=negate):
+            case FollowedBy(first=first, then=then, negate=negate, before=before):
                 a, b = self._rows_of(first), self._rows_of(then)
                 if a is None or b is None:
                     return None
                 # `not followed by` also reads where each source's log ends (its last time)
-                end = [self._last_rows()] if negate and TIME_COLUMN in self.schema else []
+                end = [self._last_rows()] if negate and not before and TIME_COLUMN in self.schema else []
                 return [*a, *b, *end]
             case Burst():
                 return None

@@ -2,8 +2,9 @@
 
 Precedence, loosest binding first (Sigma-style: write it down, test it with tree equality):
 
-1. `A followed by B within D [by k, ...]`, `A not followed by B within D [by k, ...]`
-   -- the whole condition; non-associative (parenthesise to nest or combine).
+1. `A followed by B within D [by k, ...]`, `A not followed by B within D [by k, ...]`, and the same
+   with `preceded by` (B before A) -- the whole condition; non-associative (parenthesise to nest
+   or combine).
 2. `or`  (left-associative, n-ary: `a or b or c` is one `Or` of three)
 3. `and` (left-associative, n-ary)
 4. `not` (prefix, right-associative)
@@ -31,9 +32,9 @@ when it is one (DEBUG < INFO < WARNING < ERROR < CRITICAL; info < warning < erro
 any case; WARN and FATAL are aliases) and such comparisons compare ranks; elsewhere a bare
 identifier is a column.  Inside `[...]` bare identifiers are string literals.
 Keywords (reserved, lower case): and or not in is null true false contains within by followed
-count burst first last.
+count burst first last preceded.
 
-The temporal meaning of `count`, `burst`, `first`, `last` and `followed by` is specified in
+The temporal meaning of `count`, `burst`, `first`, `last`, `followed by` and `preceded by` is specified in
 `compiler.py`.
 """
 
@@ -68,7 +69,7 @@ from .nodes import (
 
 KEYWORDS = [
     *("and", "or", "not", "in", "is", "null", "true", "false"),
-    *("contains", "within", "by", "followed", "count", "burst", "first", "last"),
+    *("contains", "within", "by", "followed", "count", "burst", "first", "last", "preceded"),
 ]
 
 # Bare identifiers that stand for ranks when compared with these columns (upper-cased keys).
@@ -93,7 +94,7 @@ def _kw(word: str) -> pp.Keyword:
 def _grammar() -> pp.ParserElement:
     kw = {w: _kw(w) for w in KEYWORDS}
     AND, OR, NOT, IN, IS, NULL, TRUE, FALSE = (kw[w] for w in KEYWORDS[:8])
-    CONTAINS, WITHIN, BY, FOLLOWED, COUNT, BURST, FIRST, LAST = (kw[w] for w in KEYWORDS[8:])
+    CONTAINS, WITHIN, BY, FOLLOWED, COUNT, BURST, FIRST, LAST, PRECEDED = (kw[w] for w in KEYWORDS[8:])
     LPAR, RPAR, LBRACK, RBRACK = map(pp.Suppress, "()[]")
 
     reserved = pp.MatchFirst(list(kw.values()))
@@ -162,9 +163,9 @@ def _grammar() -> pp.ParserElement:
             (OR, 2, pp.OpAssoc.LEFT, lambda t: Or(tuple(t[0][0::2]))),
         ],
     )
-    # `A [not] followed by ...` as an optional tail, so A is parsed once (no backtracking).
+    # `A [not] followed|preceded by ...` as an optional tail, so A is parsed once (no backtracking).
     followed_tail = pp.Group(
-        pp.Opt(NOT)("neg") + FOLLOWED.suppress() - BY.suppress() + or_expr("then")
+        pp.Opt(NOT)("neg") + (FOLLOWED | PRECEDED)("dir") - BY.suppress() + or_expr("then")
         + WITHIN.suppress() + duration("within") + by_clause
     )
     condition <<= (or_expr("first") + pp.Opt(followed_tail)("tail")).set_parse_action(_followed)
@@ -210,7 +211,8 @@ def _followed(t: pp.ParseResults) -> Condition:
     if len(t) == 1:
         return first
     tail = t[1]
-    return FollowedBy(first, tail["then"], tail["within"], tuple(tail["by"]), negate="neg" in tail)
+    return FollowedBy(first, tail["then"], tail["within"], tuple(tail["by"]), negate="neg" in tail,
+                      before=tail["dir"] == "preceded")
 
 
 def _count(t: pp.ParseResults) -> Count:

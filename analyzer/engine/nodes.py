@@ -128,13 +128,14 @@ class Count:
 
 @dataclass(frozen=True)
 class FollowedBy:
-    """`A [not] followed by B within D [by key]`."""
+    """`A [not] followed by B within D [by key]`; with `before`, `A [not] preceded by B …` (B earlier)."""
 
     first: Condition
     then: Condition
     window: Duration
     by: tuple[Column, ...] = ()
     negate: bool = False
+    before: bool = False
 
 
 @dataclass(frozen=True)

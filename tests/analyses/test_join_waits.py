@@ -53,14 +53,20 @@ def test_the_three_member_cycle_and_what_breaks_it() -> None:
     row = c.row(0, named=True)
     assert (row["kind"], row["members"], row["resources"]) == (
         "pipe", [P, C, F], [f"process:{CHILD}", THREAD, f"pipe:[{INODE}]"])
-    assert row["cycle_text"] == (
+    # the evidence's detail keeps ids and the Thread object's address; the message names threads and code
+    assert row["message"] == (
         f'{P} "MainThread" waits for process:{CHILD} held by {C} "MainThread"; '
         f'{C} "MainThread" waits for {THREAD} held by {F} "QueueFeederThread"; '
         f'{F} "QueueFeederThread" waits for pipe:[{INODE}] held by {P} "MainThread"')
+    assert row["cycle_text"] == (
+        f'"MainThread" (tid {POOL}) waits in Popen.poll (popen_fork.py:31) for its child, process {CHILD}, to exit; '
+        f'"MainThread" (tid {CHILD}) waits in Queue._finalize_join (queues.py:209) for "QueueFeederThread" '
+        f'(tid {FEEDER}) to finish; "QueueFeederThread" (tid {FEEDER}) waits in Connection._send (connection.py:409) '
+        f'for pipe:[{INODE}], held by "MainThread" (tid {POOL}) (process {POOL} holds the read end (fd 10))')
     assert row["lock_order"] == [f"pipe:[{INODE}]", f"process:{CHILD}", THREAD]
     assert row["lock_order_text"].startswith(
-        f"drain the queue — get() every item — before join(): pipe:[{INODE}] must be read before process:{CHILD} "
-        f"can exit (at exit its main thread joins the queue's feeder thread, {THREAD}")
+        f"drain the queue — get() every item — before join(): pipe:[{INODE}] must be read before process {CHILD} "
+        f'can exit (at exit its main thread joins the queue\'s feeder thread, "QueueFeederThread" (tid {FEEDER})')
     full = cycles.build(open_bundle(QUEUE).waits)
     assert full["confidence"].to_list() == [1.0] and full["inferred"].to_list() == [False]
 

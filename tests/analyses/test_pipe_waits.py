@@ -58,9 +58,13 @@ def test_the_cycle_and_what_breaks_it() -> None:
     row = c.row(0, named=True)
     assert (row["kind"], row["members"], row["resources"]) == ("pipe", [P, C], [f"process:{CHILD}", f"pipe:[{INODE}]"])
     assert row["lock_order"] == [f"pipe:[{INODE}]", f"process:{CHILD}"]
-    assert row["lock_order_text"].startswith(f"drain pipe:[{INODE}] before waiting for process:{CHILD}")
-    assert row["cycle_text"] == (f'{P} "MainThread" waits for process:{CHILD} held by {C} "MainThread"; '
-                                 f'{C} "MainThread" waits for pipe:[{INODE}] held by {P} "MainThread"')
+    assert row["lock_order_text"].startswith(f"drain pipe:[{INODE}] before waiting for process {CHILD}")
+    assert row["message"] == (f'{P} "MainThread" waits for process:{CHILD} held by {C} "MainThread"; '
+                              f'{C} "MainThread" waits for pipe:[{INODE}] held by {P} "MainThread"')
+    assert row["cycle_text"] == (
+        f'"MainThread" (tid {POOL}) waits in Popen.poll (popen_fork.py:31) for its child, process {CHILD}, to exit; '
+        f'"MainThread" (tid {CHILD}) waits in Connection._send (connection.py:409) for pipe:[{INODE}], held by '
+        f'"MainThread" (tid {POOL}) (process {POOL} holds the read end (fd 10))')
     full = cycles.build(open_bundle(PIPE).waits)
     assert full["confidence"].to_list() == [1.0] and full["inferred"].to_list() == [False]
 
@@ -124,7 +128,7 @@ def test_read_direction_gets_its_own_advice() -> None:
     pipe = w.filter(pl.col("kind") == "pipe").row(0, named=True)
     assert (pipe["waiter"], pipe["resource"], pipe["holder"]) == (C, f"pipe:[{INODE}]", P)  # fd 11: POOL's write end
     text = cycles.build(w).row(0, named=True)["lock_order_text"]
-    assert text.startswith(f"write or close pipe:[{INODE}] before waiting for process:{CHILD}")
+    assert text.startswith(f"write or close pipe:[{INODE}] before waiting for process {CHILD}")
 
 
 def test_every_sample_gives_exactly_its_expected_cycles() -> None:

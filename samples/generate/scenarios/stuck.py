@@ -136,6 +136,56 @@ def worker_sigkill(ctx: Ctx) -> None:
              "none are in this bundle: the OOM killer is a hypothesis here, not a finding.")
 
 
+# --- 3b. Celery kills a pool child that did not start in time ----------------------------------------
+def worker_up_timeout(ctx: Ctx) -> None:
+    port = ctx.redis()
+    _app(ctx, port, """
+        from celery.signals import worker_process_init
+
+        app.conf.worker_proc_alive_timeout = 2
+        app.conf.worker_max_tasks_per_child = 1
+
+        @worker_process_init.connect
+        def warm_cache(**kwargs):
+            # a pool child started while `slow-init` exists loads a slow cache (longer than
+            # worker_proc_alive_timeout); it takes the file, so the next one starts at once
+            try:
+                os.remove("slow-init")
+            except FileNotFoundError:
+                return
+            with open("slow-init.pid", "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(30)
+    """)
+    ctx.note("`worker_proc_alive_timeout = 2` and `worker_max_tasks_per_child = 1`. A `worker_process_init` handler "
+             "sleeps 30 s in a pool child started while the file `slow-init` exists (and removes it). Celery checks "
+             "the UP message only for children it starts after the worker is up, so the generator creates "
+             "`slow-init` after `ready`, then sends a task: its child exits after that one task (recycled "
+             "silently, exit code 155) and the replacement hangs in `worker_process_init`.")
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.write("slow-init", "")
+    ctx.commands.append("touch slow-init  # the next pool child to start blocks in worker_process_init")
+    ctx.python("""
+        from proj import add
+        print(add.delay(2, 3).get(timeout=30))
+    """)
+    ctx.wait_for("worker.log", r"Timed out waiting for UP message from", timeout=30)
+    ctx.wait_for("worker.log", r"Process 'ForkPoolWorker-\d+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'",
+                 timeout=30)
+    ctx.python("""
+        from proj import add
+        print(add.delay(4, 5).get(timeout=30))
+    """)
+    ctx.wait_for("worker.log", r"succeeded in", count=2)
+    time.sleep(0.5)
+    ctx.stop(w)
+    ctx.keep("worker.log")
+    killed = ctx.read("slow-init.pid").strip() or "?"
+    ctx.note(f"The killed child (pid {killed}) was running no task: it never finished `worker_process_init`. "
+             "Nothing outside Celery sent a signal.")
+
+
 # --- 4. a pool child segfaults ----------------------------------------------------------------------
 def worker_segfault(ctx: Ctx) -> None:
     port = ctx.redis()
@@ -405,6 +455,11 @@ SCENARIOS = [
              "another catches it, cleans up and succeeds.", soft_time_limit, needs=("redis",)),
     Scenario("worker-sigkill", "A pool child is SIGKILLed mid-task (what the OOM killer does); WorkerLostError "
              "follows ~10 s later. No OOM-killer evidence exists.", worker_sigkill, needs=("redis",)),
+    Scenario("worker-up-timeout", "A pool child recycled by worker_max_tasks_per_child=1 is replaced by one whose "
+             "worker_process_init handler blocks past worker_proc_alive_timeout (2 s): Celery logs `Timed out "
+             "waiting for UP message` and kills it with SIGKILL (no task was running in it); the next child starts "
+             "and a task succeeds.",
+             worker_up_timeout, needs=("redis",)),
     Scenario("worker-segfault", "A task dereferences NULL through ctypes; the pool child dies of SIGSEGV, "
              "faulthandler writes its dump to the worker's stderr, WorkerLostError follows.",
              worker_segfault, needs=("redis",)),
