@@ -29,6 +29,7 @@ import re
 import stat
 import struct
 import tarfile
+import weakref
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -96,13 +97,14 @@ class Problem:
 
     source: str
     message: str
+    unread: bool = True  # something was not read (False: an input given twice, read once)
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}"
 
 
-def _problem(source: str, message: str) -> Problem:
-    return Problem(display_name(source), display_name(message))
+def _problem(source: str, message: str, unread: bool = True) -> Problem:
+    return Problem(display_name(source), display_name(message), unread)
 
 
 # --- files on disk, pinned to what was checked ----------------------------------------------
@@ -120,6 +122,16 @@ class _Pin:
         self.name = name
         self.problems = problems
         self.lost = False
+        self.held: int | None = None  # a descriptor kept open for a path polars cannot take (`PinnedPath`)
+
+    def hold(self, path: str) -> str | None:
+        """`/proc/self/fd/N` of a checked descriptor kept open while this pin lives, or None."""
+        if self.held is None:
+            self.held = self.open_fd(path)
+            if self.held is None:
+                return None
+            weakref.finalize(self, os.close, self.held)
+        return f"/proc/self/fd/{self.held}"
 
     def open_fd(self, path: str) -> int | None:
         """A descriptor of the checked file, opened without following a link, or None."""
@@ -158,6 +170,10 @@ class PinnedPath(PosixPath):
         path = super().__fspath__()
         if self._pin is None:
             return path
+        if not _utf8(path) and os.path.isdir("/proc/self/fd"):
+            # polars takes only UTF-8 paths (a Latin-1 name would be "not a file"): it gets the
+            # descriptor's, which also reaches nothing but the checked file
+            return self._pin.hold(path) or os.devnull
         fd = self._pin.open_fd(path)
         if fd is None:
             return os.devnull
@@ -172,6 +188,14 @@ class PinnedPath(PosixPath):
         if fd is None:
             return open(os.devnull, mode, buffering, encoding, errors, newline)
         return open(fd, mode, buffering, encoding, errors, newline)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _pinned(path: Path, pin: _Pin) -> PinnedPath:
@@ -318,6 +342,9 @@ class _Budget:
         self.total += n
         meter.kept += n
         stream.produced += n
+        if meter.wasted > lim.max_wasted_bytes:
+            raise _GiveUp(f"more than {lim.max_wasted_bytes} bytes decompressed and refused in this input "
+                          "(archive bomb?); the rest of it is not read", stream)
         if self.total > lim.max_total_bytes:
             raise _GiveUp(f"more than {lim.max_total_bytes} bytes decompressed in this bundle (archive bomb?); "
                           "the rest is not read", stream)
@@ -326,15 +353,12 @@ class _Budget:
                            "read from disk (archive bomb?)", stream)
 
     def waste(self, stream: _Decoded) -> None:
-        """`stream`'s output is thrown away: it no longer counts as kept, and an input that makes
-        too much waste is given up."""
+        """`stream`'s output is thrown away: it no longer counts as kept, but as waste, and an
+        input that wastes too much is given up at its next charge."""
         meter = stream.meter
         meter.kept -= stream.produced
         meter.wasted += stream.produced
         stream.produced = 0
-        if meter.wasted > self.limits.max_wasted_bytes:
-            raise _GiveUp(f"more than {self.limits.max_wasted_bytes} bytes decompressed and refused in this input "
-                          "(archive bomb?); the rest of it is not read", stream)
 
 
 # --- streams --------------------------------------------------------------------------------
@@ -997,10 +1021,11 @@ def _distinct(roots: Sequence[Path]) -> tuple[list[int], list[Problem]]:
         same = next((j for j in keep if reals[j] == rp), None)
         inside = next((j for j in dirs if reals[j] in rp.parents), None)
         if same is not None:
-            problems.append(_problem(roots[i].as_posix(), f"skipped: the same path as input {roots[same].as_posix()}"))
+            problems.append(_problem(roots[i].as_posix(), f"skipped: the same path as input {roots[same].as_posix()}",
+                                     unread=False))
         elif inside is not None:
             problems.append(_problem(roots[i].as_posix(), f"skipped: read already as part of input "
-                                                         f"{roots[inside].as_posix()}"))
+                                                         f"{roots[inside].as_posix()}", unread=False))
         else:
             keep.append(i)
     return keep, problems
