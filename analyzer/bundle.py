@@ -776,7 +776,7 @@ def _expand_tar(stream: _Readable, ctx: _Ctx, depth: int, out: Contents, prefix:
                 part = Contents()
                 parts.append((_member_order(info.name), part))
                 _tar_member(tar, info, ctx, depth, part, prefix)
-            _drain_tail(counted, ctx)
+            _drain_tail(counted)
             clean = True
             end = tar.offset
     except _GiveUp:
@@ -786,16 +786,16 @@ def _expand_tar(stream: _Readable, ctx: _Ctx, depth: int, out: Contents, prefix:
             ctx.budget.waste(exc.stream)
         tail.append(_problem(exc.stream.name if exc.stream else name, f"refused: {exc}; the rest is not read"))
     except _Corrupt as exc:
-        tail.append(_problem(exc.stream.name, f"{exc}; the whole members before it are kept"))
+        tail.append(_problem(exc.stream.name, f"unreadable archive: {exc}; the whole members before it are kept"))
     except (tarfile.TarError, OSError, EOFError) as exc:
         tail.append(_problem(name, f"unreadable archive: {exc}; the whole members before it are kept"))
     except MemoryError:
         tail.append(_problem(name, "refused: out of memory while reading it; the rest is not read"))
-    finally:
+    finally:  # the archive's own problem first: it is the cause of a member's being cut
+        out.problems.extend(tail)
         for _, part in sorted(parts, key=lambda p: p[0]):
             out.members.extend(part.members)
             out.problems.extend(part.problems)
-        out.problems.extend(tail)
     if clean and counted.last_data > end:
         out.problems.append(_problem(name, "unreadable archive: cut or corrupt after its last whole member "
                                            f"(byte {end}); the members before it are kept"))
@@ -804,7 +804,7 @@ def _expand_tar(stream: _Readable, ctx: _Ctx, depth: int, out: Contents, prefix:
                                            "the members before it are kept"))
 
 
-def _drain_tail(counted: _Counted, ctx: _Ctx) -> None:
+def _drain_tail(counted: _Counted) -> None:
     """Read what follows the tar's end (zero blocks, normally): a `.tar.gz` cut there or with bad
     bytes after it is reported, and `counted` learns whether anything but NULs follows."""
     while counted.read(CHUNK):

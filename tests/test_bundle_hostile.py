@@ -435,7 +435,7 @@ def test_cut_tar_gz_keeps_its_whole_members(tmp_path: Path) -> None:
     assert [(m.name, m.read()) for m in got.members] == [("a.log", LOG)]
     msgs = _messages(got)
     assert "unreadable member" in msgs["b.bin"]
-    assert msgs["bundle.tar.gz"].startswith("truncated: the gzip data ends early")
+    assert msgs["bundle.tar.gz"].startswith("unreadable archive: truncated: the gzip data ends early")
 
 
 def test_tar_cut_inside_a_header_is_reported(tmp_path: Path) -> None:
