@@ -145,10 +145,16 @@ class Report:
         inputs being fine does not make the bundle healthy."""
         if self.root_causes:
             return "unhealthy"
-        return "healthy" if self.analysed and not self._unread_logs() else "inconclusive"
+        healthy = self.analysed and not self._unread_logs() and not self._unread_inputs()
+        return "healthy" if healthy else "inconclusive"
 
     def _unread_logs(self) -> list[Coverage]:
         return [c for c in self.inputs if self.log_format_hint(c)]
+
+    def _unread_inputs(self) -> list[Problem]:
+        """Problems that left something unread (a refused member, a cut archive, an unreadable
+        file): what was not read may hold the cause, so the rest being fine is not a verdict."""
+        return [p for p in self.problems if p.unread]
 
     def log_format_hint(self, cov: Coverage) -> str | None:
         """For a worker log mostly unrecognised (more lines unrecognised than parsed; blank lines
@@ -161,8 +167,9 @@ class Report:
         """Why nothing could be analysed, one reason per problem or input (empty unless inconclusive)."""
         if self.verdict != "inconclusive":
             return []
-        if self.analysed:  # the rest was read and shows nothing wrong; these logs were not
-            return [f"{c.source}: {c.kind}, {self.log_format_hint(c)}" for c in self._unread_logs()]
+        if self.analysed:  # the rest was read and shows nothing wrong; these inputs were not
+            return [*(f"{p.source}: {p.message}" for p in self._unread_inputs()),
+                    *(f"{c.source}: {c.kind}, {self.log_format_hint(c)}" for c in self._unread_logs())]
         reasons = [f"{p.source}: {p.message}" for p in self.problems]
         unknown = []
         for c in self.inputs:

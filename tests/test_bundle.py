@@ -126,12 +126,14 @@ def test_symlink_in_directory_is_not_followed(tmp_path: Path) -> None:
     assert got.problems[0].source == "link.log"
 
 
-def test_truncated_gzip_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+def test_truncated_gzip_keeps_what_zcat_recovers_and_reports_the_cut(tmp_path: Path) -> None:
     p = tmp_path / "cut.log.gz"
     p.write_bytes(gzip.compress(LOG)[:200])
     got = read_bundle([p])
-    assert not got.members
-    assert "unreadable" in got.problems[0].message
+    [member] = got.members
+    assert member.name == "cut.log" and len(member.read()) > 100 and LOG.startswith(member.read())
+    assert [(q.source, q.message.split(";")[0]) for q in got.problems] == [("cut.log.gz",
+                                                                             "truncated: the gzip data ends early")]
 
 
 def test_missing_path_is_a_bundle_error(tmp_path: Path) -> None:
