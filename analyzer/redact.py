@@ -78,7 +78,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
         "consumer: Cannot connect to amqp://guest:PASS@127.0.0.1:5672//: [Errno 111] Connection refused."),
     SecretPattern(
         "authorization-header",
-        r"""(?i)(?P<head>\b(?:proxy-)?authorization\\?["']?\s*[:=]\s*(?:b?\\?["'])?"""
+        r"""(?i)(?P<head>(?:\\[rn]|\b)(?:proxy-)?authorization\\?["']?\s*[:=]\s*(?:b?\\?["'])?"""
         r"""(?:(?:bearer|basic|token|digest|negotiate|ntlm|aws4-hmac-sha256|hmac-sha256|apikey|sso-key)\s+)?)"""
         rf"""(?P<secret>{_HEADER_VALUE})""",
         ("authorization",),
@@ -88,7 +88,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
         "SignedHeaders=host, Signature=fe5f80f7"),
     SecretPattern(
         "cookie-header",
-        rf"""(?i)(?P<head>\b(?:set-)?cookie2?\\?["']?\s*[:=]\s*(?:b?\\?["'])?)(?P<secret>{_HEADER_VALUE})""",
+        rf"""(?i)(?P<head>(?:\\[rn]|\b)(?:set-)?cookie2?\\?["']?\s*[:=]\s*(?:b?\\?["'])?)(?P<secret>{_HEADER_VALUE})""",
         ("cookie",),
         "HTTP `Cookie:` / `Set-Cookie:` headers in requests / Django / gunicorn debug logs",
         "Set-Cookie: sessionid=abc123; expires=Thu, 01 Jan 2026 00:00:00 GMT; HttpOnly; Path=/"),
@@ -128,10 +128,11 @@ PATTERNS: tuple[SecretPattern, ...] = (
         "root 1 0 celery worker --broker-password hunter2"),
     SecretPattern(
         "credential-tuple",
-        rf"""(?i)(?P<head>(?:^|[^\w.-])[\w.-]*(?:auth|cred|login|{_WORDS})[\w.-]*\\?["']?\s*[:=]\s*\(\s*"""
+        rf"""(?i)(?P<head>(?:^|[^\w.-])[\w.-]*(?:auth|cred|login|{_WORDS})[\w.-]*\\?["']?\s*[:=]\s*[(\[]\s*"""
         r"""(?:b?"[^"\n]*"|b?'[^'\n]*'|[\w.]+)\s*,\s*)(?P<secret>b?"[^"\n]*"?|b?'[^'\n]*'?)""",
         ("auth", "cred", "login", "pass", "pwd", "secret", "token", "key", "signature"),
-        "requests' `auth=('user', 'pw')` in a repr, py-spy `--locals`' `auth: (\"user\", \"pw\")`",
+        "requests' `auth=('user', 'pw')` in a repr, py-spy `--locals`' `auth: (\"user\", \"pw\")`, JSON list "
+        "`[\"user\", \"pw\"]`",
         'auth: ("app", "hunter2")'),
     SecretPattern(
         "key-value",
