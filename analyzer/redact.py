@@ -60,12 +60,15 @@ GITLEAKS = "https://github.com/gitleaks/gitleaks/blob/09242ce9c8a60d9b051fc2d166
 # a clipped line leaves it, runs to the end of the line), else a run up to a separator.
 _VALUE = (r"""b?"(?:[^"\\\n]|\\.)*"?|b?'(?:[^'\\\n]|\\.)*'?|\\"(?:[^"\\\n]|\\[^"\n])*(?:\\")?"""
           r"""|[^\s,;&(){}\[\]<>'"\\][^\s,;&)}\]<>'"\\]*""")
-# Names that hold a secret wherever they appear in a longer name (`db_password`, `X-Amz-Signature`).
+# Names that hold a secret wherever they appear in a longer name (`db_password`, `SECRET_KEY`).
 _WORDS = (r"passw(?:or)?d|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|access[_-]?key|account[_-]?key"
-          r"|auth[_-]?key|session[_-]?key|signature|credential")
+          r"|auth[_-]?key|session[_-]?key|credential")
 # Short names that hold one only as the whole name or its last part (`pass`, `db_pass`, not `bypass`).
 _SHORT = r"pass|pw|sig|auth"
-_KEY = rf"(?:[\w.-]*(?:{_WORDS})[\w.-]*|(?:^|[^\w.-])(?:[\w.-]*[_.-])?(?:{_SHORT}))"
+# A signature only as a query parameter or the last part of a longer name (`&Signature=`,
+# `X-Amz-Signature=`): the analyzer's own stack `signature=` is none.
+_KEY = (rf"(?:[\w.-]*(?:{_WORDS})[\w.-]*|(?:^|[^\w.-])(?:[\w.-]*[_.-])?(?:{_SHORT})"
+        r"|[\w.-]*[_.-]signature|[?&;]signature)")
 _HEADER_VALUE = r"""[^\s"'\\][^"'\r\n\\]*"""  # a header's value: to the closing quote or the end of the line
 
 PATTERNS: tuple[SecretPattern, ...] = (
@@ -75,7 +78,7 @@ PATTERNS: tuple[SecretPattern, ...] = (
         ("://", ":\\/\\/"),
         "kombu / redis-py / SQLAlchemy connection URLs as applications log them; the password runs to the "
         "last `@` (kombu's own mask leaves `redis://:**@ss/w0rd@h` of a password holding `@`)",
-        "consumer: Cannot connect to amqp://guest:PASS@127.0.0.1:5672//: [Errno 111] Connection refused."),
+        "consumer: Cannot connect to amqp://guest:s3cret@127.0.0.1:5672//: [Errno 111] Connection refused."),
     SecretPattern(
         "authorization-header",
         r"""(?i)(?P<head>(?:\\[rn]|\b)(?:proxy-)?authorization\\?["']?\s*[:=]\s*(?:b?\\?["'])?"""
@@ -184,9 +187,11 @@ PATTERNS: tuple[SecretPattern, ...] = (
 )
 
 PLACEHOLDER = re.compile(r"\*\*\*\d+\*\*\*")
-# Values that are not secrets: masks already applied, empty or null values (whole-value tests on
-# short strings; `\**` and `x{3,}` are single runs, linear).
-_NOT_SECRET = re.compile(r"\**|\*\*\*\d+\*\*\*|None|null|nil|true|false|True|False|\?|<redacted>|xxx+|XXX+")
+# Values that are not secrets: masks already applied, empty or null values, the placeholders of
+# documentation (`--pass PASS`, `$REDIS_PASSWORD`, `<token>`) (whole-value tests; every
+# repetition is a single run, linear).
+_NOT_SECRET = re.compile(r"\**|\*\*\*\d+\*\*\*|None|null|nil|true|false|True|False|\?|<redacted>|xxx+|XXX+"
+                         r"|PASS(?:WORD)?|PASSWD|SECRET|TOKEN|KEY|\$\{?\w+\}?|<[\w-]+>|\{\w*\}|\.\.\.|…")
 MIN_LITERAL = 4  # shorter secrets are not searched for as bare text (too many false hits)
 MAX_LITERAL = 256  # longer ones are searched for in pieces (an Aho-Corasick build grows faster than its keys)
 _QUOTE_OPEN = ("\\\"", "b\"", "b'", "\"", "'")
