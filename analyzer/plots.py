@@ -17,6 +17,10 @@ Each function takes a `Bundle` (anything with the frames as attributes) and retu
 `save_plots(bundle, directory, formats=("png", "svg"))` writes them all; two runs give
 byte-identical files (fixed size and dpi, `svg.hashsalt`, no dates in SVG/PDF metadata,
 none in PNG).  Without data a figure says so ("no records") instead of raising.
+
+Every label taken from the bundle (host, task, dump and finding names: a host is often a file's
+stem) is redacted before it is drawn, since a PNG cannot be redacted afterwards: each plot takes
+a `label` function (`labeller(report)`: the report's placeholders; `keep` with `redact=False`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 P = ParamSpec("P")
+Labeller = Callable[[Sequence[str]], list[str]]  # texts from the bundle → what a figure may show
 
 WIDTH = 11.0
 DPI = 100
@@ -115,6 +120,33 @@ def _short(text: object, limit: int = 40) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def labeller(report: Any = None) -> Labeller:
+    """Redacts labels with the placeholders `report` (when given) shows for the same secrets."""
+    from analyzer.redact import Redactor, scan_report
+
+    redactor = Redactor()
+    if report is not None:
+        scan_report(report, redactor)
+
+    def label(texts: Sequence[str]) -> list[str]:
+        redactor.learn(texts)
+        return redactor.apply(texts)
+
+    return label
+
+
+def keep(texts: Sequence[str]) -> list[str]:
+    """Labels as they are (`--no-redact`)."""
+    return list(texts)
+
+
+def _labels(label: Labeller | None, texts: Sequence[object], limit: int) -> list[str]:
+    """`texts` redacted by `label` (a fresh `labeller()` when None), then cut to `limit`: cut
+    after, a secret cut in half would no longer be recognised."""
+    strs = ["" if t is None else str(t) for t in texts]
+    return [_short(t, limit) for t in (label or labeller())(strs)]
+
+
 def _pad(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:
     span = hi - lo
     pad = span * 0.03 if span > timedelta(0) else timedelta(seconds=1)
@@ -132,7 +164,8 @@ def _findings_frame(bundle: Any) -> pl.DataFrame:
     return df
 
 
-def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi: datetime) -> list[Any]:
+def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi: datetime,
+                   label: Labeller | None = None) -> list[Any]:
     """Vertical lines at each finding's first_seen; the root cause red with its span shaded."""
     from matplotlib.lines import Line2D
 
@@ -141,6 +174,7 @@ def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi
         return handles
     rows = findings.filter(pl.col("first_seen").is_not_null()).to_dicts()
     roots = [r for r in rows if r.get("root_cause")]
+    names = _labels(label, [f"{r['id']} {r['category']}" for r in rows[:MAX_LEGEND_FINDINGS]], 60)
     first_root = roots[0]["id"] if roots else None
     for n, row in enumerate(rows):
         start, end = row["first_seen"], row["last_seen"] or row["first_seen"]
@@ -154,9 +188,9 @@ def _mark_findings(axes: Sequence[Any], findings: pl.DataFrame, lo: datetime, hi
             if is_root and end > start:
                 ax.axvspan(start, end, color=colour, alpha=0.10, zorder=0)
         if n < MAX_LEGEND_FINDINGS:
-            label = f"{row['id']} {row['category']}" + (" (root cause)" if row.get("root_cause") else "")
+            text = names[n] + (" (root cause)" if row.get("root_cause") else "")
             handles.append(Line2D([], [], color=colour, linestyle=style, linewidth=2.0 if is_root else 1.0,
-                                  label=_short(label, 60)))
+                                  label=_short(text, 72)))
     if len(rows) > MAX_LEGEND_FINDINGS:
         handles.append(Line2D([], [], color="none", label=f"+{len(rows) - MAX_LEGEND_FINDINGS} more findings"))
     return handles
@@ -179,7 +213,7 @@ def _counts(records: pl.DataFrame, timed: pl.DataFrame) -> str:
 
 
 @_styled
-def timeline(bundle: Any) -> Figure:
+def timeline(bundle: Any, *, label: Labeller | None = None) -> Figure:
     """Events per host and kind over time; findings marked, the root cause highlighted."""
     import matplotlib.dates as mdates
     import numpy as np
@@ -239,15 +273,18 @@ def timeline(bundle: Any) -> Figure:
         ax.scatter(part.get_column("ts").to_list(), [y] * part.height, s=14, marker="|" if part.height > 50 else "o",
                    color=colours[str(cls)], zorder=3)
     ax.set_yticks(range(len(lanes)))
-    ax.set_yticklabels([f"{_short(h, 24)} · {_short(c, 20)}" if len(hosts) > 1 else _short(c, 28)
+    label = label or labeller()
+    host_names = dict(zip(hosts, _labels(label, hosts, 24), strict=True))
+    class_names = dict(zip(classes, _labels(label, classes, 20 if len(hosts) > 1 else 28), strict=True))
+    ax.set_yticklabels([f"{host_names[h]} · {class_names[c]}" if len(hosts) > 1 else class_names[c]
                         for h, c in lanes])
     ax.set_ylim(len(lanes) - 0.5, -0.5)
     ax.grid(axis="x", color="#eeeeee")
     ax.set_xlim(lo, hi)
     if len(hosts) == 1:
-        ax.set_ylabel(_short(hosts[0], 30))
+        ax.set_ylabel(_labels(label, hosts, 30)[0])
     _dates(ax)
-    handles = _mark_findings([top, ax], _findings_frame(bundle), lo, hi)
+    handles = _mark_findings([top, ax], _findings_frame(bundle), lo, hi, label)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=8,
                    frameon=False)
@@ -258,7 +295,7 @@ def timeline(bundle: Any) -> Figure:
 
 
 @_styled
-def runtimes(bundle: Any, *, max_names: int = 12) -> Figure:
+def runtimes(bundle: Any, *, max_names: int = 12, label: Labeller | None = None) -> Figure:
     """Runtime distribution per task name (box plot and points; log scale when it spans decades)."""
     import numpy as np
 
@@ -277,7 +314,8 @@ def runtimes(bundle: Any, *, max_names: int = 12) -> Figure:
     for i, values in enumerate(data, 1):
         ax.scatter(values, i + rng.uniform(-0.15, 0.15, len(values)), s=8, alpha=0.5, color="#1f77b4", zorder=3)
     ax.set_yticks(range(1, len(order) + 1))
-    ax.set_yticklabels([f"{_short(n or '?', 40)} (n={len(d)})" for n, d in zip(order, data, strict=True)])
+    shown = _labels(label, [n or "?" for n in order], 40)
+    ax.set_yticklabels([f"{n} (n={len(d)})" for n, d in zip(shown, data, strict=True)])
     ax.invert_yaxis()
     values = df.get_column("runtime_s")
     positive = values.filter(values > 0)
@@ -303,7 +341,7 @@ def _end_of_evidence(bundle: Any) -> datetime | None:
 
 
 @_styled
-def gantt(bundle: Any, *, limit: int = 30) -> Figure:
+def gantt(bundle: Any, *, limit: int = 30, label: Labeller | None = None) -> Figure:
     """Stuck tasks (no finish) and the longest ones: waiting (received→started), running (→finished or end)."""
     from matplotlib.patches import Patch
 
@@ -330,8 +368,11 @@ def gantt(bundle: Any, *, limit: int = 30) -> Figure:
         ax.barh(y, max(end - run_from, timedelta(milliseconds=1)), left=run_from, height=0.5, color=colour,
                 hatch="//" if row["_open"] else None, edgecolor="#333333" if row["_open"] else colour, linewidth=0.5)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{_short(r['task_name'] or '?', 32)} [{(r['task_id'] or '?')[:8]}] {r['state'] or ''}"
-                        for r in rows])
+    label = label or labeller()
+    names = _labels(label, [r["task_name"] or "?" for r in rows], 32)
+    ids = [t[:8] for t in _labels(label, [r["task_id"] or "?" for r in rows], 64)]
+    states = _labels(label, [r["state"] or "" for r in rows], 20)
+    ax.set_yticklabels([f"{n} [{i}] {s}" for n, i, s in zip(names, ids, states, strict=True)])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     lo = min(r["_from"] for r in rows)
     hi = max((r["_to"] or r["_from"]) for r in rows)
@@ -366,7 +407,7 @@ def reconnect_events(events: pl.DataFrame) -> pl.DataFrame:
 
 
 @_styled
-def reconnects(bundle: Any) -> Figure:
+def reconnects(bundle: Any, *, label: Labeller | None = None) -> Figure:
     """Broker connection attempts, losses and successes over time, with running counts."""
     title = "Broker connection"
     ev = reconnect_events(bundle.events)
@@ -374,21 +415,22 @@ def reconnects(bundle: Any) -> Figure:
         return _empty(title, "no broker connection events")
     fig, (ax, cum) = _figure(4.8, rows=2, height_ratios=(1, 1.2))
     lo, hi = _pad(ev.get_column("ts").min(), ev.get_column("ts").max())  # type: ignore[arg-type]
-    labels = [label for label, _, _ in RECONNECT_PATTERNS]
+    labels = [attempt for attempt, _, _ in RECONNECT_PATTERNS]
     hosts = sorted({h or "?" for h in ev.get_column("host").to_list()})
+    host_names = dict(zip(hosts, _labels(label, hosts, 30), strict=True))
     markers = ("o", "s", "^", "D", "v", "P")
-    for i, (label, _, colour) in enumerate(RECONNECT_PATTERNS):
-        part = ev.filter(pl.col("attempt") == label)
+    for i, (attempt, _, colour) in enumerate(RECONNECT_PATTERNS):
+        part = ev.filter(pl.col("attempt") == attempt)
         for j, host in enumerate(hosts):
             hp = part.filter(pl.col("host").fill_null("?") == host)
             if hp.height:
                 ax.scatter(hp.get_column("ts").to_list(), [i] * hp.height, color=colour, s=24,
                            marker=markers[j % len(markers)], zorder=3,
-                           label=_short(host, 30) if i == 0 or len(hosts) > 1 else None)
+                           label=host_names[host] if i == 0 or len(hosts) > 1 else None)
         if part.height:
             times = part.get_column("ts").to_list()
             cum.step([lo, *times, hi], [0, *range(1, len(times) + 1), len(times)], where="post", color=colour,
-                     label=f"{label} ({len(times)})")
+                     label=f"{attempt} ({len(times)})")
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
@@ -408,7 +450,7 @@ def reconnects(bundle: Any) -> Figure:
 
 
 @_styled
-def thread_states(bundle: Any) -> Figure:
+def thread_states(bundle: Any, *, label: Labeller | None = None) -> Figure:
     """Counts of thread states (`threads.state`) per dump, one stacked bar per dump."""
     title = "Thread states per dump"
     th = bundle.threads
@@ -429,7 +471,7 @@ def thread_states(bundle: Any) -> Figure:
                 color=STATE_COLOURS.get(state, PALETTE[i % len(PALETTE)]))
         left = [a + b for a, b in zip(left, widths, strict=True)]
     ax.set_yticks(range(len(dumps)))
-    ax.set_yticklabels([_short(d, 45) for d in dumps])
+    ax.set_yticklabels(_labels(label, dumps, 45))
     ax.set_ylim(len(dumps) - 0.5, -0.5)
     ax.set_xlabel("threads")
     ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
@@ -441,7 +483,7 @@ def thread_states(bundle: Any) -> Figure:
 
 # -- saving --------------------------------------------------------------------------------------
 
-PLOTS: dict[str, Callable[[Any], Figure]] = {
+PLOTS: dict[str, Callable[..., Figure]] = {
     "timeline": timeline,
     "runtimes": runtimes,
     "gantt": gantt,
@@ -463,16 +505,20 @@ def save_figure(fig: Figure, path: str | Path, fmt: str | None = None) -> Path:
     return out
 
 
-def save_plots(bundle: Any, directory: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Write every plot as `directory/<name>.<format>`; return the paths, in `PLOTS` order."""
+def save_plots(bundle: Any, directory: str | Path, formats: Sequence[str] = ("png", "svg"), *,
+               report: Any = None, redact: bool = True) -> list[Path]:
+    """Write every plot as `directory/<name>.<format>`; return the paths, in `PLOTS` order.
+
+    Labels are redacted (with `report`'s placeholders when given) unless `redact=False`."""
     unknown = [f for f in formats if f not in METADATA]
     if unknown:
         raise ValueError(f"unsupported plot format(s) {', '.join(unknown)}; choose from {', '.join(METADATA)}")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    label = labeller(report) if redact else keep
     for name, plot in PLOTS.items():
-        fig = plot(bundle)
+        fig = plot(bundle, label=label)
         written += [save_figure(fig, out / f"{name}.{fmt}", fmt) for fmt in formats]
     return written
 
@@ -481,8 +527,9 @@ TITLES = {"timeline": "Incident timeline", "runtimes": "Task runtimes", "gantt":
           "reconnects": "Broker reconnects", "thread_states": "Thread states per dump"}
 
 
-def png_bytes(bundle: Any, report: Any = None) -> tuple[tuple[str, bytes], ...]:
-    """Every plot as (title, PNG bytes), for reports that embed them (HTML).
+def png_bytes(bundle: Any, report: Any = None, *, redact: bool = True) -> tuple[tuple[str, bytes], ...]:
+    """Every plot as (title, PNG bytes), for reports that embed them (HTML); labels redacted with
+    `report`'s placeholders unless `redact=False`.
 
     Plots with nothing to show are left out, so a log-only bundle does not embed an empty
     thread-state chart.
@@ -495,11 +542,12 @@ def png_bytes(bundle: Any, report: Any = None) -> tuple[tuple[str, bytes], ...]:
              "thread_states": bundle.threads.height == 0,
              "reconnects": reconnect_events(bundle.events).height == 0}
     out = []
+    label = labeller(report) if redact else keep
     for name, plot in PLOTS.items():
         if empty.get(name):
             continue
         buf = io.BytesIO()
         with matplotlib.rc_context(RC):
-            plot(bundle).savefig(buf, format="png", metadata=METADATA["png"])
+            plot(bundle, label=label).savefig(buf, format="png", metadata=METADATA["png"])
         out.append((TITLES.get(name, name), buf.getvalue()))
     return tuple(out)
