@@ -74,6 +74,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
     trows: list[dict[str, object]] = []
     frows: list[dict[str, object]] = []
     notes: list[str] = []
+    truncated: list[int] = []  # lines of `  ...`
     dump: str | None = None
     fatal: str | None = None
     key: str | None = None
@@ -128,7 +129,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
             continue
         if text in (ELLIPSIS, NO_FRAME) and key is not None:
             if text == ELLIPSIS:
-                notes.append(f"line {ln}: stack truncated by faulthandler (`...`)")
+                truncated.append(ln)
             dump_lines += 1
             state = "FRAME"
             continue
@@ -139,6 +140,8 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
         # a candidate shape out of place (a traceback `File` line of a log record, say): not ours
         state, dump, key = "OUTSIDE", None, None
     del pending_fatal
+    if truncated:  # one note, however many stacks: not one line of report per truncated stack
+        notes.append(f"{len(truncated)} stack(s) truncated by faulthandler (`...`), first at line {truncated[0]}")
     out = DumpFrames(raw_threads(trows),
                      raw_frames(frows),
                      lines=dump_lines, parsed=dump_lines, notes=notes)

@@ -59,9 +59,11 @@ THREAD_RE = re.compile(r"^(?:MySQL|MariaDB) thread id (\d+)")
 HEADER_RE = re.compile(r"^\*\*\* (?:\((\d+)\) )?(WAITING FOR THIS LOCK TO BE GRANTED|HOLDS THE LOCK\(S\)|"
                        r"CONFLICTING WITH)")
 ROLLBACK_RE = re.compile(r"^\*\*\* WE ROLL BACK TRANSACTION \((\d+)\)")
+# the lock mode ends at the last non-blank character: `(.*\S)\s*$`, not `(.+?)\s*$`, which tries
+# `\s*$` from every position of a run of blanks (quadratic in a long one)
 RECORD_RE = re.compile(r"^RECORD LOCKS space id \d+ page no \d+ n bits \d+ index (\S+) of table "
-                       r"`([^`]*)`\.`([^`]*)` trx id (\d+) lock[_ ]mode (.+?)\s*$")
-TABLE_RE = re.compile(r"^TABLE LOCK table `([^`]*)`\.`([^`]*)` trx id (\d+) lock mode (.+?)\s*$")
+                       r"`([^`]*)`\.`([^`]*)` trx id (\d+) lock[_ ]mode (.*\S)\s*$")
+TABLE_RE = re.compile(r"^TABLE LOCK table `([^`]*)`\.`([^`]*)` trx id (\d+) lock mode (.*\S)\s*$")
 HEAP_RE = re.compile(r"^Record lock, heap no (\d+)")
 SKIP_RE = re.compile(r"^(?:\*{3,} \d+\. row \*{3,}|\s*(?:Type|Name|Status):|={3,}|-{3,}|\s*\d+: len \d+;|\s*$)")
 
