@@ -48,6 +48,22 @@ def _repr(value: object) -> str:
         return f"<{type(value).__name__}>"
 
 
+def int64(text: str | None) -> int | None:
+    """`text` as an Int64 when it is one (optional sign, then decimal digits), else None.
+
+    `int()` of a bundle's digits is no safe conversion: past 4,300 digits it raises ValueError,
+    `str.isdigit()` passes superscripts `int()` refuses, and a value past 2**63 fails the whole
+    polars frame it goes into.
+    """
+    if not text:
+        return None
+    digits = text[1:] if text[0] in "+-" else text
+    if not digits.isdecimal() or len(digits) > 19:
+        return None
+    value = int(text)
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
 def string(value: object, where: str, name: str, rejects: Rejects) -> str | None:
     if value is None or isinstance(value, str):
         return value

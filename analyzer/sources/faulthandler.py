@@ -33,6 +33,7 @@ import polars as pl
 
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 
 TOOL = "faulthandler"
@@ -121,7 +122,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
         if m and key is not None and state in ("THREAD", "FRAME"):
             lno = m.group(2)
             frows.append({"dump": dump, "source": source, "src_line": ln, "pid": pid, "tid": None, "depth": depth,
-                          "function": m.group(3), "file": m.group(1), "line": int(lno) if lno.isdigit() else None,
+                          "function": m.group(3), "file": m.group(1), "line": int64(lno),
                           "native": False, "code": None, "locals": None, "thread_key": key})
             depth += 1
             state = "FRAME"

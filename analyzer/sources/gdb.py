@@ -42,6 +42,7 @@ import polars as pl
 from analyzer.analyses.stack_rules import NATIVE_FILE
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources.checked import int64
 
 TOOL = "gdb"
 TOOL_PYBT = "gdb-py-bt"
@@ -222,16 +223,18 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
                 state = "BETWEEN"
             continue
         m = THREAD_RE.match(s)
+        if m and int64(m.group(1)) is None:
+            m = None  # a thread number past Int64 is no gdb thread header
         if m:
             if state == "WRAP" and cur is not None:
                 unclosed.append(int(str(cur.frames[-1]["src_line"])))
-            num = int(m.group(1))
+            num = int(m.group(1))  # checked by int64 above
             if num in seen_nums:
                 pass_no += 1
                 seen_nums = set()
             seen_nums.add(num)
             lwp = m.group(3) or m.group(4)
-            cur = _Thread(i, num, norm_ident(m.group(2)), int(lwp) if lwp else None, m.group(5), pass_no, tool)
+            cur = _Thread(i, num, norm_ident(m.group(2)), int64(lwp), m.group(5), pass_no, tool)
             threads.append(cur)
             state = "THREAD"
             continue
@@ -274,7 +277,7 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
             if pm:
                 ln = pm.group(2)
                 cur.frames.append({"src_line": i, "function": pm.group(3), "file": pm.group(1),
-                                   "line": int(ln) if ln.isdigit() else None, "native": False, "args": None,
+                                   "line": int64(ln), "native": False, "args": None,
                                    "code": None})
                 state = "CODE"
                 continue
@@ -301,12 +304,12 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
         if vm:
             om = OWNER_RE.search(vm.group(2))
             values.append({"source": source, "line": i, "name": f"${vm.group(1)}", "value": vm.group(2),
-                           "owner": int(om.group(1)) if om else None})
+                           "owner": int64(om.group(1)) if om else None})
             state = "TRAILER"
             continue
         im = INFERIOR_RE.match(s) or CURRENT_RE.match(s)
         if im:
-            pid_hint = pid_hint or int(im.group(1))
+            pid_hint = pid_hint or int64(im.group(1))
             continue
         if CORE_RE.match(s) or KNOWN_NOISE.match(s) or (state == "PREAMBLE" and ATTACH_FRAME_RE.match(s)):
             continue
@@ -343,7 +346,7 @@ def _continue_wrap(frame: dict[str, object], s: str) -> bool:
 def _frame_row(fp: FrameParts, line_no: int) -> dict[str, object]:
     # gdb with the CPython extension prints eval frames inline; everything in bt is native code
     return {"src_line": line_no, "function": fp.function, "file": fp.at_file or fp.from_lib,
-            "line": int(fp.at_line) if fp.at_line else None, "native": True, "args": fp.args, "code": None}
+            "line": int64(fp.at_line), "native": True, "args": fp.args, "code": None}
 
 
 def _bt_frame(cur: _Thread, fp: FrameParts, line_no: int) -> None:

@@ -279,8 +279,8 @@ def _decode_from(dec: json.JSONDecoder, text: str, begin: int, first_end: int) -
                 size *= 2
                 continue
             return None, begin + exc.pos, exc.msg
-        except RecursionError:
-            return None, begin + len(window) - 1, "nested too deeply"
+        except (RecursionError, ValueError) as exc:  # too deep; an int past the digit limit
+            return None, begin + len(window) - 1, _why(exc)
         return obj, begin + end, None
 
 
@@ -289,9 +289,13 @@ def _decode_line(dec: json.JSONDecoder, s: str) -> tuple[Any, int, str | None]:
         obj, end = dec.raw_decode(s.lstrip())
     except json.JSONDecodeError as exc:
         return None, exc.pos, exc.msg
-    except RecursionError:
-        return None, 0, "nested too deeply"
+    except (RecursionError, ValueError) as exc:
+        return None, 0, _why(exc)
     return obj, end, None
+
+
+def _why(exc: Exception) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read"
 
 
 def _one_line(s: str, line: int, source: str, captured_at: datetime | None, dec: json.JSONDecoder,
@@ -301,7 +305,7 @@ def _one_line(s: str, line: int, source: str, captured_at: datetime | None, dec:
         return 0
     try:
         obj, _end = dec.raw_decode(s.lstrip())
-    except (json.JSONDecodeError, RecursionError):
+    except (RecursionError, ValueError):  # JSONDecodeError is a ValueError
         fails.add(line, s)
         return 1
     if _reply_rows(obj, source, line, captured_at, tasks, workers, rej):

@@ -34,6 +34,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 
 PROC_FDS: dict[str, pl.DataType] = {
@@ -126,7 +127,7 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
         m = STAT_RE.match(value)
         if not m:
             return False
-        p["comm"], p["state"], p["ppid"] = m.group(2), m.group(3), int(m.group(4))
+        p["comm"], p["state"], p["ppid"] = m.group(2), m.group(3), int64(m.group(4))
     elif file == "wchan":
         p["wchan"], p["wchan_line"] = (None, None) if value in ("", "0") else (value, line)
     elif file == "syscall":
@@ -135,9 +136,8 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
             return False
         if parts[0] == "running":
             return True
-        try:
-            nr = int(parts[0])
-        except ValueError:
+        nr = int64(parts[0])
+        if nr is None:
             return False
         if nr >= 0:
             p["syscall"], p["syscall_args"], p["syscall_line"] = nr, parts[1:7], line
@@ -149,8 +149,8 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
     elif file == "status":
         key, _, val = value.partition(":")
         val = val.strip()
-        if key == "PPid" and val.lstrip("-").isdigit():
-            p["ppid"] = int(val)
+        if key == "PPid" and int64(val) is not None:
+            p["ppid"] = int64(val)
         elif key == "State" and val:
             p["state"] = val.split()[0]
         elif key == "Name":

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
 
@@ -47,10 +48,11 @@ def _row(cols: list[str], parts: list[str], source: str, line: int) -> dict[str,
         value = None if val == "-" else val
         last = i == len(cols) - 1
         if col in ("PID", "PPID", "LWP", "TID", "SPID"):
-            if value is None or not value.lstrip("-").isdigit():
+            number = int64(value)
+            if number is None:
                 return None
             key = {"PID": "pid", "PPID": "ppid"}.get(col, "tid")
-            row[key] = int(value)
+            row[key] = number
         elif col in ("STAT", "S"):
             row["state"] = value
         elif col == "WCHAN":

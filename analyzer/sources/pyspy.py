@@ -332,8 +332,8 @@ def _decode_array(text: str) -> tuple[list[dict[str, object]], str | None, int]:
             obj, i = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             return items, f"JSON stops parsing at char {exc.pos}: {exc.msg} (truncated?)", skipped
-        except RecursionError:
-            return items, f"JSON nested too deeply after char {i} (truncated?)", skipped
+        except (RecursionError, ValueError):  # too deep; an int past the digit limit
+            return items, f"JSON not readable after char {i} (nested too deeply or a number too long)", skipped
         if isinstance(obj, dict):
             items.append(obj)
         else:
