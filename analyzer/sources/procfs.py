@@ -69,14 +69,17 @@ OBJECT_RE = r"^(pipe|socket|anon_inode):\[?([^\]]*)\]?$"
 
 
 def _fds(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
+    # casts are not strict: a number past Int64 becomes null (its line unrecognised), not an error for the file
     hdr = pl.col("text").str.extract_groups(HEADER_RE)
     ls = pl.col("text").str.extract_groups(LS_RE)
     x = df.select(
         "line",
-        hdr.struct.field("1").cast(pl.Int64).alias("h_pid"), hdr.struct.field("2").cast(pl.Int64).alias("h_tid"),
+        hdr.struct.field("1").cast(pl.Int64, strict=False).alias("h_pid"),
+        hdr.struct.field("2").cast(pl.Int64, strict=False).alias("h_tid"),
         ls.struct.field("1").alias("r"), ls.struct.field("2").alias("w"),
-        ls.struct.field("3").cast(pl.Int64).alias("p_pid"), ls.struct.field("4").cast(pl.Int64).alias("p_tid"),
-        ls.struct.field("5").cast(pl.Int64).alias("fd"), ls.struct.field("6").alias("target"),
+        ls.struct.field("3").cast(pl.Int64, strict=False).alias("p_pid"),
+        ls.struct.field("4").cast(pl.Int64, strict=False).alias("p_tid"),
+        ls.struct.field("5").cast(pl.Int64, strict=False).alias("fd"), ls.struct.field("6").alias("target"),
     )
     # a listing's pid (and tid) is its header's, until the next header
     block = pl.col("h_pid").is_not_null().cum_sum()
@@ -101,8 +104,8 @@ def _fds(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
 
 def _processes(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
     g = pl.col("text").str.extract_groups(GREP_RE)
-    x = df.select("line", g.struct.field("1").cast(pl.Int64).alias("pid"),
-                  g.struct.field("2").cast(pl.Int64).alias("tid"), g.struct.field("3").alias("file"),
+    x = df.select("line", g.struct.field("1").cast(pl.Int64, strict=False).alias("pid"),
+                  g.struct.field("2").cast(pl.Int64, strict=False).alias("tid"), g.struct.field("3").alias("file"),
                   g.struct.field("4").alias("value")).filter(pl.col("pid").is_not_null())
     procs: dict[tuple[int, int | None], dict[str, Any]] = {}
     bad: list[int] = []

@@ -185,7 +185,8 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
         pl.when(pl.col("_thr_g") >= src_start).then(pl.col("_thr_g")).alias("_thr_g"),
     )
     proc = df.filter(is_["process"]).select(
-        pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"),
+        pl.col("_g").alias("_proc_g"),
+        pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64, strict=False).alias("pid"),  # null past Int64
         pl.col("text").str.extract(NODE_IN_CMDLINE_RE, 1).alias("_node"))
     parents = _parents(df, proc) if has_parents else pl.DataFrame()
 
@@ -265,7 +266,7 @@ def _parents(df: pl.DataFrame, proc: pl.DataFrame) -> pl.DataFrame:
     par = par.join(proc, on="_proc_g", how="inner").join(heads.rename({"_g": "_proc_g"}), on="_proc_g", how="left")
     rows = par.select(
         "source", "line", pl.lit(TOOL).alias("tool"), "pid",
-        pl.col("text").str.extract(PARENT_RE, 1).cast(pl.Int64).alias("ppid"), "cmd")
+        pl.col("text").str.extract(PARENT_RE, 1).cast(pl.Int64, strict=False).alias("ppid"), "cmd")
     return pl.concat([pl.DataFrame(schema=PROCESSES), rows], how="diagonal_relaxed").select(list(PROCESSES))
 
 
