@@ -33,6 +33,7 @@ import polars as pl
 
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 
 TOOL = "faulthandler"
@@ -74,6 +75,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
     trows: list[dict[str, object]] = []
     frows: list[dict[str, object]] = []
     notes: list[str] = []
+    truncated: list[int] = []  # lines of `  ...`
     dump: str | None = None
     fatal: str | None = None
     key: str | None = None
@@ -120,7 +122,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
         if m and key is not None and state in ("THREAD", "FRAME"):
             lno = m.group(2)
             frows.append({"dump": dump, "source": source, "src_line": ln, "pid": pid, "tid": None, "depth": depth,
-                          "function": m.group(3), "file": m.group(1), "line": int(lno) if lno.isdigit() else None,
+                          "function": m.group(3), "file": m.group(1), "line": int64(lno),
                           "native": False, "code": None, "locals": None, "thread_key": key})
             depth += 1
             state = "FRAME"
@@ -128,7 +130,7 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
             continue
         if text in (ELLIPSIS, NO_FRAME) and key is not None:
             if text == ELLIPSIS:
-                notes.append(f"line {ln}: stack truncated by faulthandler (`...`)")
+                truncated.append(ln)
             dump_lines += 1
             state = "FRAME"
             continue
@@ -139,6 +141,8 @@ def parse_lines(lines: Lines, *, source: str, captured_at: datetime | None = Non
         # a candidate shape out of place (a traceback `File` line of a log record, say): not ours
         state, dump, key = "OUTSIDE", None, None
     del pending_fatal
+    if truncated:  # one note, however many stacks: not one line of report per truncated stack
+        notes.append(f"{len(truncated)} stack(s) truncated by faulthandler (`...`), first at line {truncated[0]}")
     out = DumpFrames(raw_threads(trows),
                      raw_frames(frows),
                      lines=dump_lines, parsed=dump_lines, notes=notes)

@@ -10,6 +10,10 @@ constant below, with a real sample line) and the states allowed next:
 - THREAD    `Thread 3 (Thread 0x7f921ebdc6c0 (LWP 12505) "celery"):` → BT or PYBT.
 - BT        `#2  0x00007f9221ca3f7b in __GI___futex_abstimed_wait_cancelable64 (…) at ./nptl/futex-internal.c:139`
             → BT, LOCALS (``bt full``), WRAP (a long argument list continued), THREAD, TRAILER.
+- WRAP      `    b=0x0) at dl.c:6` (the rest of a frame line whose argument list wrapped, celery/celery#2917)
+            → BT when the joined line closes the frame; a blank line, a frame or thread header, or more
+            than WRAP_LINES lines / WRAP_CHARS characters end it unclosed (the frame keeps its function),
+            so an unclosed `(` costs a bounded amount, not the rest of the thread.
 - LOCALS    `        lock = 0x55577762e180` (``bt full``: 8 spaces) / `No locals.` → BT, THREAD.
 - PYBT      `Traceback (most recent call first):` then
             `  File "/tmp/…/proj.py", line 31, in take` → CODE; `  <built-in method __enter__ of
@@ -31,12 +35,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import polars as pl
 
 from analyzer.analyses.stack_rules import NATIVE_FILE
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources.checked import int64
 
 TOOL = "gdb"
 TOOL_PYBT = "gdb-py-bt"
@@ -46,10 +52,15 @@ TOOL_PYBT = "gdb-py-bt"
 THREAD_RE = re.compile(r'^Thread (\d+) \((?:Thread (0x[0-9a-f]+) \(LWP (\d+)\)|(?:LWP|process) (\d+))'
                        r'(?: "([^"]*)")?\):\s*$')
 # `#4  0x000055d3198671e8 in t2 (x=0x0) at dl.c:6` / `#0  0x0000003056c0e740 in __read_nocancel () from
-# /lib64/libpthread.so.0` / `#13 _PyEval_EvalFrameDefault (tstate=<optimized out>, …) at Python/ceval.c:4422`
-FRAME_RE = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.+?) \((.*)\)(?: at (\S+):(\d+)| from (\S+))?\s*$")
+# /lib64/libpthread.so.0` / `#13 _PyEval_EvalFrameDefault (tstate=<optimized out>, …) at Python/ceval.c:4422`:
+# the head up to the function; the rest, `FUNC (ARGS)[ at FILE:LINE| from LIB]`, is split by `split_frame`
+# with string operations (as a regex, `(.+?) \((.*)\)` backtracks over every ` (` and `)` of a long line)
+FRAME_HEAD_RE = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?")
 # a frame line whose argument list wraps (celery/celery#2917): `#3  0x… in foo (a=1, b=…` with no `)`
 FRAME_START_RE = re.compile(r"^#(\d+)\s+(?:(0x[0-9a-f]+) in )?(.+?) \(")
+# a wrapped frame is given up after this many continuation lines or joined characters
+WRAP_LINES = 64
+WRAP_CHARS = 1 << 16
 # `__futex_abstimed_wait_common64 (private=<optimized out>, …) at ./nptl/futex-internal.c:57` (after attach)
 ATTACH_FRAME_RE = re.compile(r"^(?:0x[0-9a-f]+ in )?[\w.:<>~]+ \(.*\)(?: at \S+:\d+| from \S+)\s*$")
 # `Traceback (most recent call first):`
@@ -107,6 +118,73 @@ def sniff(head: str) -> bool:
     return bool(_SNIFF.search(head))
 
 
+class FrameParts(NamedTuple):
+    """The fields of a gdb frame line (`#N  [PC in ]FUNC (ARGS)[ at FILE:LINE| from LIB]`)."""
+
+    num: str
+    pc: str | None
+    function: str
+    args: str
+    at_file: str | None
+    at_line: str | None
+    from_lib: str | None
+
+
+def split_frame(s: str) -> FrameParts | None:
+    """A frame line's fields, or None when `s` is not a whole frame line; linear in `len(s)`."""
+    m = FRAME_HEAD_RE.match(s)
+    if m is None:
+        return None
+    rest = _split_rest(s[m.end():])
+    if rest is None and m.group(2) is not None:  # `0x… in` may be part of an odd function name
+        rest = _split_rest(s[m.start(2):])
+        return FrameParts(m.group(1), None, *rest) if rest else None
+    return FrameParts(m.group(1), m.group(2), *rest) if rest else None
+
+
+def _split_rest(text: str) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """`FUNC (ARGS)[ at FILE:LINE| from LIB]` → (function, args, file, line, lib): the first ` (`
+    opens the arguments, the last `)` that the optional location and trailing blanks follow closes them."""
+    body = text.rstrip()
+    k = body.find(" (", 1)
+    if k < 0:
+        return None
+    func, rest = body[:k], body[k + 2:]
+    if rest.endswith(")"):
+        return func, rest[:-1], None, None, None
+    token, before = _last_token(rest)
+    if before.endswith(") from "):
+        return func, before[:-7], None, None, token
+    if before.endswith(") at "):
+        file, colon, line = token.rpartition(":")
+        if file and colon and line.isdecimal():
+            return func, before[:-5], file, line, None
+    return None
+
+
+def _last_token(text: str) -> tuple[str, str]:
+    """(the run of non-blank characters that ends `text`, what comes before it)."""
+    cut = len(text)
+    while cut and not text[cut - 1].isspace():
+        cut -= 1
+    return text[cut:], text[:cut]
+
+
+def _closes(before: str, piece: str) -> bool:
+    """Whether appending `piece` (joined with a space) to a wrapped frame's `before` text ends the
+    frame: only the end of the joined text decides, so only its last characters are looked at."""
+    window = f"{before[-8:]} {piece}".rstrip()
+    if window.endswith(")"):
+        return True
+    token, ahead = _last_token(window)
+    if not token:
+        return False
+    if ahead.endswith(") from "):
+        return True
+    file, colon, line = token.rpartition(":")
+    return ahead.endswith(") at ") and bool(file and colon and line.isdecimal())
+
+
 @dataclass
 class _Thread:
     line: int
@@ -135,45 +213,53 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
     pass_no = 0
     cur: _Thread | None = None
     state = "PREAMBLE"
+    unclosed: list[int] = []  # lines of wrapped frames whose argument list never closed
     for i, raw in enumerate(lines, start=1):
         s = raw.rstrip("\r")
         if not s.strip():
-            if state in ("BT", "LOCALS", "PYBT", "CODE"):
+            if state == "WRAP" and cur is not None:
+                unclosed.append(int(str(cur.frames[-1]["src_line"])))
+            if state in ("BT", "LOCALS", "PYBT", "CODE", "WRAP"):
                 state = "BETWEEN"
             continue
         m = THREAD_RE.match(s)
+        if m and int64(m.group(1)) is None:
+            m = None  # a thread number past Int64 is no gdb thread header
         if m:
-            num = int(m.group(1))
+            if state == "WRAP" and cur is not None:
+                unclosed.append(int(str(cur.frames[-1]["src_line"])))
+            num = int(m.group(1))  # checked by int64 above
             if num in seen_nums:
                 pass_no += 1
                 seen_nums = set()
             seen_nums.add(num)
             lwp = m.group(3) or m.group(4)
-            cur = _Thread(i, num, norm_ident(m.group(2)), int(lwp) if lwp else None, m.group(5), pass_no, tool)
+            cur = _Thread(i, num, norm_ident(m.group(2)), int64(lwp), m.group(5), pass_no, tool)
             threads.append(cur)
             state = "THREAD"
             continue
-        if cur is not None and state in ("THREAD", "BT", "LOCALS", "WRAP", "BETWEEN"):
-            fm = FRAME_RE.match(s)
-            if fm and state != "WRAP":
-                _bt_frame(cur, fm, i)
-                state = "BT"
-                continue
-            if state == "WRAP":
-                # continuation of a wrapped argument list: glue it to the frame and re-parse
-                prev = cur.frames[-1]
-                joined = f"{prev['_text']} {s.strip()}"
-                fm2 = FRAME_RE.match(joined)
-                prev["_text"] = joined
-                if fm2:
-                    cur.frames.pop()
-                    _bt_frame(cur, fm2, int(str(prev["src_line"])))
+        if cur is not None and state == "WRAP":
+            if s.startswith("#") and FRAME_HEAD_RE.match(s):
+                unclosed.append(int(str(cur.frames[-1]["src_line"])))
+                state = "BT"  # a new frame: the wrapped one stays unclosed
+            elif _continue_wrap(cur.frames[-1], s):
+                if cur.frames[-1]["_closed"]:
                     state = "BT"
                 continue
-            fs = FRAME_START_RE.match(s)
-            if fs and state != "WRAP":
+            else:
+                unclosed.append(int(str(cur.frames[-1]["src_line"])))
+                state = "BT"  # too long to be a wrapped argument list: read the line on its own
+        if cur is not None and state in ("THREAD", "BT", "LOCALS", "BETWEEN"):
+            fp = split_frame(s) if s.startswith("#") else None
+            if fp:
+                _bt_frame(cur, fp, i)
+                state = "BT"
+                continue
+            fs = FRAME_START_RE.match(s) if s.startswith("#") else None
+            if fs:
                 cur.frames.append({"src_line": i, "function": fs.group(3), "file": None, "line": None,
-                                   "native": True, "args": None, "code": None, "_text": s})
+                                   "native": True, "args": None, "code": None, "_text": s, "_lines": 0,
+                                   "_closed": False})
                 state = "WRAP"
                 continue
             if state in ("BT", "LOCALS") and (BT_LOCAL_RE.match(s) or NO_LOCALS_RE.match(s)):
@@ -191,7 +277,7 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
             if pm:
                 ln = pm.group(2)
                 cur.frames.append({"src_line": i, "function": pm.group(3), "file": pm.group(1),
-                                   "line": int(ln) if ln.isdigit() else None, "native": False, "args": None,
+                                   "line": int64(ln), "native": False, "args": None,
                                    "code": None})
                 state = "CODE"
                 continue
@@ -218,29 +304,53 @@ def parse(text: str, *, source: str, captured_at: datetime | None = None, host: 
         if vm:
             om = OWNER_RE.search(vm.group(2))
             values.append({"source": source, "line": i, "name": f"${vm.group(1)}", "value": vm.group(2),
-                           "owner": int(om.group(1)) if om else None})
+                           "owner": int64(om.group(1)) if om else None})
             state = "TRAILER"
             continue
         im = INFERIOR_RE.match(s) or CURRENT_RE.match(s)
         if im:
-            pid_hint = pid_hint or int(im.group(1))
+            pid_hint = pid_hint or int64(im.group(1))
             continue
         if CORE_RE.match(s) or KNOWN_NOISE.match(s) or (state == "PREAMBLE" and ATTACH_FRAME_RE.match(s)):
             continue
         n_unrec += 1
         if len(unrec) < SAMPLE_LIMIT:
             unrec.append((i, clip(s, SAMPLE_CHARS)))
-    return _build(threads, values, source, captured_at, host, pid_hint, len(lines), n_unrec, unrec)
+    if state == "WRAP" and cur is not None:
+        unclosed.append(int(str(cur.frames[-1]["src_line"])))
+    out = _build(threads, values, source, captured_at, host, pid_hint, len(lines), n_unrec, unrec)
+    if unclosed:
+        out.notes.append(f"{len(unclosed)} frame line(s) whose argument list never closed (kept with their "
+                         f"function only), first at line {unclosed[0]}")
+    return out
 
 
-def _bt_frame(cur: _Thread, fm: re.Match[str], line_no: int) -> None:
-    _num, _pc, func, args, at_file, at_line, from_lib = fm.groups()
-    file = at_file or from_lib
-    native = True
+def _continue_wrap(frame: dict[str, object], s: str) -> bool:
+    """Glue line `s` to a wrapped frame (marking it `_closed` when the joined text is a whole frame
+    line, then re-read as one); False when the wrap is over its bounds and `s` is not part of it."""
+    text = str(frame["_text"])
+    piece = s.strip()
+    lines = int(str(frame["_lines"])) + 1
+    if lines > WRAP_LINES or len(text) + 1 + len(piece) > WRAP_CHARS:
+        return False
+    closes = _closes(text, piece)
+    joined = f"{text} {piece}"
+    frame["_text"], frame["_lines"] = joined, lines
+    if closes and (fp := split_frame(joined)):
+        line_no = int(str(frame["src_line"]))
+        frame.clear()
+        frame.update(_frame_row(fp, line_no), _closed=True)
+    return True
+
+
+def _frame_row(fp: FrameParts, line_no: int) -> dict[str, object]:
     # gdb with the CPython extension prints eval frames inline; everything in bt is native code
-    cur.frames.append({"src_line": line_no, "function": func, "file": file,
-                       "line": int(at_line) if at_line else None, "native": native, "args": args, "code": None,
-                       "_text": fm.group(0)})
+    return {"src_line": line_no, "function": fp.function, "file": fp.at_file or fp.from_lib,
+            "line": int64(fp.at_line), "native": True, "args": fp.args, "code": None}
+
+
+def _bt_frame(cur: _Thread, fp: FrameParts, line_no: int) -> None:
+    cur.frames.append(_frame_row(fp, line_no))
 
 
 def _build(threads: list[_Thread], values: list[dict[str, object]], source: str, captured_at: datetime | None,
@@ -252,7 +362,8 @@ def _build(threads: list[_Thread], values: list[dict[str, object]], source: str,
     for t in threads:
         if t.num == 1 and t.lwp is not None:
             passes.setdefault(t.pass_no, t.lwp)
-    notes: list[str] = []
+    limited: list[int] = []
+    frameless: list[int] = []
     for t in threads:
         pid = pid_hint or passes.get(t.pass_no)
         dump = f"{source}#{pid if pid is not None else 'pass'}" + (f".{t.pass_no}" if t.pass_no else "")
@@ -270,9 +381,15 @@ def _build(threads: list[_Thread], values: list[dict[str, object]], source: str,
                           "native": native, "code": f["code"], "locals": None, "thread_key": key,
                           "args": f["args"]})
         if t.truncated:
-            notes.append(f"thread at line {t.line}: backtrace limited by gdb (More stack frames follow...)")
+            limited.append(t.line)
         if not t.frames:
-            notes.append(f"thread at line {t.line} has no frames (truncated?)")
+            frameless.append(t.line)
+    notes = []  # one note per kind, however many threads: a 10,000-thread dump is no 10,000-line report
+    if limited:
+        notes.append(f"{len(limited)} thread(s) with a backtrace limited by gdb (More stack frames follow...), "
+                     f"first at line {limited[0]}")
+    if frameless:
+        notes.append(f"{len(frameless)} thread(s) without frames (truncated?), first at line {frameless[0]}")
     out = DumpFrames(raw_threads(trows),
                      raw_frames(frows),
                      lines=n_lines, parsed=n_lines - n_unrec, unrecognized=n_unrec, samples=unrec, notes=notes)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 
 if TYPE_CHECKING:
     from analyzer.bundle import Member
@@ -59,9 +60,11 @@ THREAD_RE = re.compile(r"^(?:MySQL|MariaDB) thread id (\d+)")
 HEADER_RE = re.compile(r"^\*\*\* (?:\((\d+)\) )?(WAITING FOR THIS LOCK TO BE GRANTED|HOLDS THE LOCK\(S\)|"
                        r"CONFLICTING WITH)")
 ROLLBACK_RE = re.compile(r"^\*\*\* WE ROLL BACK TRANSACTION \((\d+)\)")
+# the lock mode ends at the last non-blank character: `(.*\S)\s*$`, not `(.+?)\s*$`, which tries
+# `\s*$` from every position of a run of blanks (quadratic in a long one)
 RECORD_RE = re.compile(r"^RECORD LOCKS space id \d+ page no \d+ n bits \d+ index (\S+) of table "
-                       r"`([^`]*)`\.`([^`]*)` trx id (\d+) lock[_ ]mode (.+?)\s*$")
-TABLE_RE = re.compile(r"^TABLE LOCK table `([^`]*)`\.`([^`]*)` trx id (\d+) lock mode (.+?)\s*$")
+                       r"`([^`]*)`\.`([^`]*)` trx id (\d+) lock[_ ]mode (.*\S)\s*$")
+TABLE_RE = re.compile(r"^TABLE LOCK table `([^`]*)`\.`([^`]*)` trx id (\d+) lock mode (.*\S)\s*$")
 HEAP_RE = re.compile(r"^Record lock, heap no (\d+)")
 SKIP_RE = re.compile(r"^(?:\*{3,} \d+\. row \*{3,}|\s*(?:Type|Name|Status):|={3,}|-{3,}|\s*\d+: len \d+;|\s*$)")
 
@@ -95,19 +98,20 @@ def parse_text(text: str, *, source: str) -> tuple[pl.DataFrame, Coverage]:
             ts = m.group(1)
             continue
         if m := TRX_BLOCK_RE.match(line):
-            trx, thread_id, query, header_waiting = int(m.group(1)), None, None, False
+            trx, thread_id, query, header_waiting = int64(m.group(1)), None, None, False
             continue
         if m := THREAD_RE.match(line):
-            thread_id, expect_query = int(m.group(1)), True
+            thread_id, expect_query = int64(m.group(1)), True
             continue
         if m := HEADER_RE.match(line):
             if m.group(1):
-                trx = int(m.group(1))
+                trx = int64(m.group(1))
             header_waiting = m.group(2).startswith("WAITING")
             expect_query = False
             continue
         if m := ROLLBACK_RE.match(line):
-            victims.add(int(m.group(1)))
+            if (victim := int64(m.group(1))) is not None:
+                victims.add(victim)
             continue
         if m := RECORD_RE.match(line):
             mode = m.group(5)
@@ -125,7 +129,7 @@ def parse_text(text: str, *, source: str) -> tuple[pl.DataFrame, Coverage]:
             continue
         if m := HEAP_RE.match(line):
             if rows and rows[-1]["heap_no"] is None and rows[-1]["lock_type"] == "RECORD":
-                rows[-1]["heap_no"] = int(m.group(1))
+                rows[-1]["heap_no"] = int64(m.group(1))
             continue
         if expect_query and line.strip() and not line.startswith("***"):
             query, expect_query = line.strip(), False

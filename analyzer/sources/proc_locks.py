@@ -37,12 +37,15 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     ex = df.select("line", pl.col("text").str.extract_groups(LINE_RE).alias("g")).unnest("g")
     names = ["lock_id", "arrow", "lock_class", "mode", "access", "pid", "dev", "inode", "start", "end"]
     ex = ex.rename({str(i + 1): n for i, n in enumerate(names)})
-    ok = ex.filter(pl.col("lock_id").is_not_null())
+    # numbers past Int64 become null (a strict cast would fail the whole file) and their line unrecognised
+    ints = {c: pl.col(c).cast(pl.Int64, strict=False) for c in ("lock_id", "pid", "inode", "start")}
+    end = pl.when(pl.col("end") == "EOF").then(None).otherwise(pl.col("end")).cast(pl.Int64, strict=False)
+    fits = pl.all_horizontal(*(e.is_not_null() for e in ints.values())) & (end.is_not_null() | (pl.col("end") == "EOF"))
+    ok = ex.filter(pl.col("lock_id").is_not_null() & fits)
     frame = ok.select(
-        pl.lit(source).alias("source"), "line", pl.col("lock_id").cast(pl.Int64),
+        pl.lit(source).alias("source"), "line", ints["lock_id"].alias("lock_id"),
         pl.col("arrow").is_not_null().alias("blocked"), "lock_class", "mode", "access",
-        pl.col("pid").cast(pl.Int64), "dev", pl.col("inode").cast(pl.Int64), pl.col("start").cast(pl.Int64),
-        pl.when(pl.col("end") == "EOF").then(None).otherwise(pl.col("end")).cast(pl.Int64).alias("end"),
+        ints["pid"].alias("pid"), "dev", ints["inode"].alias("inode"), ints["start"].alias("start"), end.alias("end"),
     )
     blank = df.get_column("text").str.strip_chars() == ""
     unrec = df.filter(~df.get_column("line").is_in(ok.get_column("line").implode()) & ~blank)

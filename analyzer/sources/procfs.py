@@ -34,6 +34,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 
 PROC_FDS: dict[str, pl.DataType] = {
@@ -68,14 +69,17 @@ OBJECT_RE = r"^(pipe|socket|anon_inode):\[?([^\]]*)\]?$"
 
 
 def _fds(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
+    # casts are not strict: a number past Int64 becomes null (its line unrecognised), not an error for the file
     hdr = pl.col("text").str.extract_groups(HEADER_RE)
     ls = pl.col("text").str.extract_groups(LS_RE)
     x = df.select(
         "line",
-        hdr.struct.field("1").cast(pl.Int64).alias("h_pid"), hdr.struct.field("2").cast(pl.Int64).alias("h_tid"),
+        hdr.struct.field("1").cast(pl.Int64, strict=False).alias("h_pid"),
+        hdr.struct.field("2").cast(pl.Int64, strict=False).alias("h_tid"),
         ls.struct.field("1").alias("r"), ls.struct.field("2").alias("w"),
-        ls.struct.field("3").cast(pl.Int64).alias("p_pid"), ls.struct.field("4").cast(pl.Int64).alias("p_tid"),
-        ls.struct.field("5").cast(pl.Int64).alias("fd"), ls.struct.field("6").alias("target"),
+        ls.struct.field("3").cast(pl.Int64, strict=False).alias("p_pid"),
+        ls.struct.field("4").cast(pl.Int64, strict=False).alias("p_tid"),
+        ls.struct.field("5").cast(pl.Int64, strict=False).alias("fd"), ls.struct.field("6").alias("target"),
     )
     # a listing's pid (and tid) is its header's, until the next header
     block = pl.col("h_pid").is_not_null().cum_sum()
@@ -100,8 +104,8 @@ def _fds(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
 
 def _processes(df: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.Series]:
     g = pl.col("text").str.extract_groups(GREP_RE)
-    x = df.select("line", g.struct.field("1").cast(pl.Int64).alias("pid"),
-                  g.struct.field("2").cast(pl.Int64).alias("tid"), g.struct.field("3").alias("file"),
+    x = df.select("line", g.struct.field("1").cast(pl.Int64, strict=False).alias("pid"),
+                  g.struct.field("2").cast(pl.Int64, strict=False).alias("tid"), g.struct.field("3").alias("file"),
                   g.struct.field("4").alias("value")).filter(pl.col("pid").is_not_null())
     procs: dict[tuple[int, int | None], dict[str, Any]] = {}
     bad: list[int] = []
@@ -126,7 +130,7 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
         m = STAT_RE.match(value)
         if not m:
             return False
-        p["comm"], p["state"], p["ppid"] = m.group(2), m.group(3), int(m.group(4))
+        p["comm"], p["state"], p["ppid"] = m.group(2), m.group(3), int64(m.group(4))
     elif file == "wchan":
         p["wchan"], p["wchan_line"] = (None, None) if value in ("", "0") else (value, line)
     elif file == "syscall":
@@ -135,9 +139,8 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
             return False
         if parts[0] == "running":
             return True
-        try:
-            nr = int(parts[0])
-        except ValueError:
+        nr = int64(parts[0])
+        if nr is None:
             return False
         if nr >= 0:
             p["syscall"], p["syscall_args"], p["syscall_line"] = nr, parts[1:7], line
@@ -149,8 +152,8 @@ def _fact(p: dict[str, Any], file: str, value: str, line: int) -> bool:
     elif file == "status":
         key, _, val = value.partition(":")
         val = val.strip()
-        if key == "PPid" and val.lstrip("-").isdigit():
-            p["ppid"] = int(val)
+        if key == "PPid" and int64(val) is not None:
+            p["ppid"] = int64(val)
         elif key == "State" and val:
             p["state"] = val.split()[0]
         elif key == "Name":

@@ -20,11 +20,22 @@ from typing import Any
 import polars as pl
 
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
 
 COMMAND_COLS = ("CMD", "COMMAND", "ARGS")
-HEADER_RE = re.compile(r"^\s*(?:[A-Z%]+\s+)*PID(?:\s+[A-Z%]+)*\s*$")
+# a header is upper-case words (`  PID  PPID STAT WCHAN  CMD`), told word by word: the regex form
+# `^\s*(?:[A-Z%]+\s+)*PID(?:\s+[A-Z%]+)*\s*$` backtracks over every `PID` of a long line
+HEADER_WORD_RE = re.compile(r"[A-Z%]+")
+
+
+def _header(text: str) -> list[str] | None:
+    """The column names of a header line (one names PID, one a command), else None."""
+    words = text.split()
+    if "PID" in words and any(c in words for c in COMMAND_COLS) and all(HEADER_WORD_RE.fullmatch(w) for w in words):
+        return words
+    return None
 
 
 def _row(cols: list[str], parts: list[str], source: str, line: int) -> dict[str, Any] | None:
@@ -37,10 +48,11 @@ def _row(cols: list[str], parts: list[str], source: str, line: int) -> dict[str,
         value = None if val == "-" else val
         last = i == len(cols) - 1
         if col in ("PID", "PPID", "LWP", "TID", "SPID"):
-            if value is None or not value.lstrip("-").isdigit():
+            number = int64(value)
+            if number is None:
                 return None
             key = {"PID": "pid", "PPID": "ppid"}.get(col, "tid")
-            row[key] = int(value)
+            row[key] = number
         elif col in ("STAT", "S"):
             row["state"] = value
         elif col == "WCHAN":
@@ -64,8 +76,8 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     for line, text in df.select("line", "text").rows():
         if not text.strip():
             continue
-        if HEADER_RE.match(text) and any(c in text.split() for c in COMMAND_COLS):
-            cols = text.split()
+        if (header := _header(text)) is not None:
+            cols = header
             continue
         parts = text.split(None, len(cols) - 1) if cols else []
         row = _row(cols, parts, source, line) if cols else None

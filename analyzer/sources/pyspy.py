@@ -40,6 +40,7 @@ import polars as pl
 from analyzer.analyses.stack_rules import NATIVE_FUNCTION
 from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources.checked import Rejects, integer, string
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
 
@@ -184,7 +185,8 @@ def parse_frame(df: pl.DataFrame, *, captured_at: datetime | None = None, host: 
         pl.when(pl.col("_thr_g") >= src_start).then(pl.col("_thr_g")).alias("_thr_g"),
     )
     proc = df.filter(is_["process"]).select(
-        pl.col("_g").alias("_proc_g"), pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64).alias("pid"),
+        pl.col("_g").alias("_proc_g"),
+        pl.col("text").str.extract(PROCESS_RE, 1).cast(pl.Int64, strict=False).alias("pid"),  # null past Int64
         pl.col("text").str.extract(NODE_IN_CMDLINE_RE, 1).alias("_node"))
     parents = _parents(df, proc) if has_parents else pl.DataFrame()
 
@@ -264,7 +266,7 @@ def _parents(df: pl.DataFrame, proc: pl.DataFrame) -> pl.DataFrame:
     par = par.join(proc, on="_proc_g", how="inner").join(heads.rename({"_g": "_proc_g"}), on="_proc_g", how="left")
     rows = par.select(
         "source", "line", pl.lit(TOOL).alias("tool"), "pid",
-        pl.col("text").str.extract(PARENT_RE, 1).cast(pl.Int64).alias("ppid"), "cmd")
+        pl.col("text").str.extract(PARENT_RE, 1).cast(pl.Int64, strict=False).alias("ppid"), "cmd")
     return pl.concat([pl.DataFrame(schema=PROCESSES), rows], how="diagonal_relaxed").select(list(PROCESSES))
 
 
@@ -302,41 +304,53 @@ def parse_text(text: str | bytes, *, source: str, captured_at: datetime | None =
 
 
 # --- JSON --------------------------------------------------------------------------------------
-# `    "thread_id": 140265557706432,` — the line of each StackTrace object
-JSON_THREAD_KEY = re.compile(r'^\s*"thread_id":', re.M)
+# `    "thread_id": 140265557706432,` — the line of each StackTrace object (`[ \t]*`, not `\s*`: with
+# re.M, `^\s*` runs over every following blank line from every line start, quadratic in a run of them)
+JSON_THREAD_KEY = re.compile(r'^[ \t]*"thread_id":', re.M)
 # `        "filename": "/tmp/cpm-deadlock-lock-_venn5jx/proj.py",` — the line of each frame object
-JSON_FRAME_KEY = re.compile(r'^\s*"filename":', re.M)
+JSON_FRAME_KEY = re.compile(r'^[ \t]*"filename":', re.M)
 
 
-def _decode_array(text: str) -> tuple[list[dict[str, object]], str | None]:
-    """Decode a JSON array element by element, keeping what parsed before a truncation."""
+def _decode_array(text: str) -> tuple[list[dict[str, object]], str | None, int]:
+    """Decode a JSON array element by element, keeping what parsed before a truncation; also
+    the number of elements that were not objects (skipped)."""
     dec = json.JSONDecoder()
     items: list[dict[str, object]] = []
+    skipped = 0
     i = text.find("[")
     if i < 0:
-        return items, "no JSON array"
+        return items, "no JSON array", skipped
     i += 1
     n = len(text)
     while True:
         while i < n and text[i] in " \t\r\n,":
             i += 1
         if i >= n:
-            return items, "JSON array not closed (truncated)"
+            return items, "JSON array not closed (truncated)", skipped
         if text[i] == "]":
-            return items, None
+            return items, None, skipped
         try:
             obj, i = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
-            return items, f"JSON stops parsing at char {exc.pos}: {exc.msg} (truncated?)"
+            return items, f"JSON stops parsing at char {exc.pos}: {exc.msg} (truncated?)", skipped
+        except (RecursionError, ValueError):  # too deep; an int past the digit limit
+            return items, f"JSON not readable after char {i} (nested too deeply or a number too long)", skipped
         if isinstance(obj, dict):
             items.append(obj)
+        else:
+            skipped += 1
 
 
 def parse_json(text: str | bytes, *, source: str, captured_at: datetime | None = None,
                host: str | None = None) -> DumpFrames:
-    """Raw threads/frames of ``py-spy dump --json`` (an array of StackTrace objects)."""
+    """Raw threads/frames of ``py-spy dump --json`` (an array of StackTrace objects).
+
+    Each thread and frame is checked on its own (`analyzer.sources.checked`): a value that does
+    not fit its column (`"pid": "x"`, `"line": 1e20`, a list for a name) is left empty and named
+    in one note, and the other threads of the file are kept.
+    """
     s = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
-    items, problem = _decode_array(s)
+    items, problem, skipped = _decode_array(s)
     nl = [m.start() for m in re.finditer("\n", s)]
 
     def line_of(pos: int) -> int:
@@ -344,45 +358,22 @@ def parse_json(text: str | bytes, *, source: str, captured_at: datetime | None =
 
     t_lines = [line_of(m.start()) for m in JSON_THREAD_KEY.finditer(s)]
     f_lines = [line_of(m.start()) for m in JSON_FRAME_KEY.finditer(s)]
+    rej = Rejects()
     trows: list[dict[str, object]] = []
     frows: list[dict[str, object]] = []
     fi = 0
     for ti, st in enumerate(items):
-        pid = st.get("pid")
         tline = t_lines[ti] if ti < len(t_lines) else None
-        key = f"{source}:{tline}" if tline is not None else f"{source}:#{ti}"
-        dump = f"{source}#{pid}"
-        os_tid = st.get("os_thread_id")
-        tid = os_tid if isinstance(os_tid, int) else None
-        thread_id = st.get("thread_id")
-        trows.append({
-            "dump": dump, "source": source, "line": tline, "tool": TOOL_JSON, "captured_at": captured_at,
-            "host": host, "pid": pid, "tid": tid,
-            "thread_ident": norm_ident(thread_id) if isinstance(thread_id, int) else None,
-            "name": st.get("thread_name"),
-            "status": ("active+gil" if st.get("owns_gil") else "active") if st.get("active") else "idle",
-            "thread_key": key,
-        })
+        row = _json_thread(st, source, tline, ti, rej, captured_at, host)
+        trows.append(row)
         frames = st.get("frames")
+        if frames is not None and not isinstance(frames, list):
+            rej.add(f"thread {row['thread_key']}", "frames", frames, "not a list")
         for depth, fr in enumerate(frames if isinstance(frames, list) else []):
             if not isinstance(fr, dict):
+                rej.add(f"thread {row['thread_key']}", f"frames[{depth}]", fr, "not an object")
                 continue
-            loc = fr.get("locals")
-            locals_s = None
-            if isinstance(loc, list) and loc:
-                locals_s = json.dumps({str(v.get("name")): v.get("repr") for v in loc if isinstance(v, dict)},
-                                      ensure_ascii=False)
-            line_no = fr.get("line")
-            module = fr.get("module")
-            name = str(fr.get("name") or "?")
-            frows.append({
-                "dump": dump, "source": source, "src_line": f_lines[fi] if fi < len(f_lines) else None,
-                "pid": pid, "tid": tid, "depth": depth, "function": name,
-                "file": fr.get("filename") or fr.get("short_filename"),
-                "line": line_no if isinstance(line_no, int) and line_no > 0 else None,
-                "native": bool(module) or bool(re.match(NATIVE_FUNCTION, name)),
-                "code": None, "locals": locals_s, "thread_key": key,
-            })
+            frows.append(_json_frame(fr, row, depth, f_lines[fi] if fi < len(f_lines) else None, rej))
             fi += 1
     n_lines = s.count("\n") + (0 if s.endswith("\n") or not s else 1)
     out = DumpFrames(raw_threads(trows),
@@ -392,7 +383,56 @@ def parse_json(text: str | bytes, *, source: str, captured_at: datetime | None =
         out.parsed = min(n_lines, max(ok_upto, 0))
         out.unrecognized = n_lines - out.parsed
         out.notes.append(f"{problem}; kept {len(items)} complete thread(s)")
+    if skipped:
+        out.notes.append(f"{skipped} element(s) of the array are not objects (skipped)")
+    if (note := rej.note()) is not None:
+        out.notes.append(note)
     return out
+
+
+def _json_thread(st: dict[str, object], source: str, tline: int | None, ti: int, rej: Rejects,
+                 captured_at: datetime | None, host: str | None) -> dict[str, object]:
+    """A raw `threads` row of one StackTrace object; bad values are left empty, noted in `rej`."""
+    key = f"{source}:{tline}" if tline is not None else f"{source}:#{ti}"
+    where = f"thread {key}"
+    pid = integer(st.get("pid"), where, "pid", rej)
+    os_tid = st.get("os_thread_id")
+    thread_id = st.get("thread_id")
+    tid = integer(os_tid, where, "os_thread_id", rej) if isinstance(os_tid, int) else None
+    return {
+        "dump": f"{source}#{pid}", "source": source, "line": tline, "tool": TOOL_JSON, "captured_at": captured_at,
+        "host": host, "pid": pid, "tid": tid,
+        "thread_ident": norm_ident(thread_id) if isinstance(thread_id, int) and not isinstance(thread_id, bool)
+        and 0 <= thread_id < (1 << 64) else None,
+        "name": string(st.get("thread_name"), where, "thread_name", rej),
+        "status": ("active+gil" if st.get("owns_gil") else "active") if st.get("active") else "idle",
+        "thread_key": key,
+    }
+
+
+def _json_frame(fr: dict[str, object], thread: dict[str, object], depth: int, src_line: int | None,
+                rej: Rejects) -> dict[str, object]:
+    """A raw `frames` row of one frame object of `thread`'s row."""
+    where = f"thread {thread['thread_key']} frame {depth}"
+    loc = fr.get("locals")
+    locals_s = None
+    if isinstance(loc, list) and loc:
+        try:
+            locals_s = json.dumps({str(v.get("name")): v.get("repr") for v in loc if isinstance(v, dict)},
+                                  ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            rej.add(where, "locals", loc, "not name/repr pairs")
+    line_no = integer(fr.get("line"), where, "line", rej)
+    name = string(fr.get("name"), where, "name", rej) or "?"
+    file = string(fr.get("filename"), where, "filename", rej) or string(fr.get("short_filename"), where,
+                                                                           "short_filename", rej)
+    return {
+        "dump": thread["dump"], "source": thread["source"], "src_line": src_line, "pid": thread["pid"],
+        "tid": thread["tid"], "depth": depth, "function": name, "file": file,
+        "line": line_no if line_no is not None and line_no > 0 else None,
+        "native": bool(fr.get("module")) or bool(re.match(NATIVE_FUNCTION, name)),
+        "code": None, "locals": locals_s, "thread_key": thread["thread_key"],
+    }
 
 
 def read_json(data: bytes | Path) -> str:

@@ -26,6 +26,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines
 
 SCHEMA = schema.QUEUES
@@ -48,7 +49,7 @@ def _header(text: str) -> list[str] | None:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return int64(value) if value.isdigit() else None
 
 
 def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:

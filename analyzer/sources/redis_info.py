@@ -14,6 +14,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines
 
 # `field:value`; `errorstat_OOM:count=1` keeps the count
@@ -40,10 +41,10 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
         row[f] = known.get(f)
     for f in INT_FIELDS:
         v = known.get(f)
-        row[f] = int(v) if v is not None and v.lstrip("-").isdigit() else None
+        row[f] = int64(v)
     for e in ERRORSTATS:
         v = known.get(f"errorstat_{e}")
-        row[f"errorstat_{e.lower()}"] = int(v.split("=", 1)[1].split(",", 1)[0]) if v and "=" in v else None
+        row[f"errorstat_{e.lower()}"] = int64(v.split("=", 1)[1].split(",", 1)[0]) if v and "=" in v else None
     used, cap = row["used_memory"], row["maxmemory"]
     row["memory_used_ratio"] = used / cap if isinstance(used, int) and isinstance(cap, int) and cap else None
     conn, maxc = row["connected_clients"], row["maxclients"]
