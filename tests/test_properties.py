@@ -39,10 +39,6 @@ HANG_S = 5.0  # one parse of a small mutated sample taking this long is a hang
 # no example database: a failure is reported with its input, not replayed from a directory in the tree
 FAST = settings(max_examples=10, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-# pygdbmi 0.11 `parse_response` loops forever at the end of an unclosed MI list (`^done,threads=[`), and
-# analyzer/sources/gdb_mi.py hands it every line: a known gap of that parser (issue 16), kept visible
-GDB_MI_HANGS = pytest.mark.xfail(reason="gdb_mi: pygdbmi loops forever on an unclosed MI list such as "
-                                        "'^done,threads=['", strict=False)
 
 
 class Hang(Exception):
@@ -73,7 +69,7 @@ def _accounted(result: SourceResult) -> None:
         assert cov.parsed + cov.unrecognized == cov.lines, cov
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=GDB_MI_HANGS) if k == "gdb_mi" else k for k in KINDS_PARSED])
+@pytest.mark.parametrize("kind", KINDS_PARSED)
 def test_parser_never_raises_nor_hangs_and_its_coverage_adds_up(kind):
     @settings(FAST, phases=[Phase.explicit, Phase.generate])  # no shrinking: a hang would cost HANG_S per try
     @given(data=mutated(kind))

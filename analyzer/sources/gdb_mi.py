@@ -60,6 +60,28 @@ def sniff(head: str) -> bool:
     return bool(_SNIFF.search(head))
 
 
+# an MI c-string (`"…"` with backslash escapes): alternatives that cannot overlap, so linear
+_C_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+_CLOSES = {"]": "[", "}": "{"}
+
+
+def well_formed(line: str) -> bool:
+    """Whether an MI record's strings close and its lists and tuples nest: pygdbmi's parser loops
+    forever at the end of an unclosed list (`^done,threads=[`), so such a line never reaches it."""
+    bare = _C_STRING.sub("", line)
+    if '"' in bare:
+        return False
+    open_: list[str] = []
+    for m in _BRACKET.finditer(bare):
+        c = m.group()
+        if c in "[{":
+            open_.append(c)
+        elif not open_ or open_.pop() != _CLOSES[c]:
+            return False
+    return not open_
+
+
 def _args_text(args: Any) -> str | None:
     if isinstance(args, list):
         return ", ".join(f"{a.get('name')}={a.get('value')}" for a in args if isinstance(a, dict))
@@ -84,7 +106,7 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
         if not s.strip():
             continue
         try:
-            rec = parse_response(s)
+            rec = parse_response(s) if well_formed(s) else {"type": "output", "payload": s}
         except Exception:  # pygdbmi raises on malformed records; count the line, go on
             rec = {"type": "output", "payload": s}
         typ = rec.get("type")
