@@ -141,10 +141,13 @@ def keep(texts: Sequence[str]) -> list[str]:
 
 
 def _labels(label: Labeller | None, texts: Sequence[object], limit: int) -> list[str]:
-    """`texts` redacted by `label` (a fresh `labeller()` when None), then cut to `limit`: cut
-    after, a secret cut in half would no longer be recognised."""
+    """`texts` redacted by `label` (a fresh `labeller()` when None), control characters shown as
+    escapes (SVG is XML, which has no place for them), then cut to `limit`: cut after, a secret cut
+    in half would no longer be recognised."""
+    from analyzer.printable import printable
+
     strs = ["" if t is None else str(t) for t in texts]
-    return [_short(t, limit) for t in (label or labeller())(strs)]
+    return [_short(printable(t), limit) for t in (label or labeller())(strs)]
 
 
 def _pad(lo: datetime, hi: datetime) -> tuple[datetime, datetime]:

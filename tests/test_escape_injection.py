@@ -126,7 +126,7 @@ def test_bundle_text_is_shown_escaped_not_dropped(hostile: tuple[Path, Path]) ->
     (log,) = [c for c in report["inputs"] if c["path"] == "worker.log"]
     assert log["unrecognized_samples"][0]["text"] == printable(f"garbage {PAYLOAD}")
     by_rule = {f["rule"]: f for f in report["findings"]}
-    assert f'"{printable(f"ledger{THREAD_PAYLOAD}writer")}" waits for' in by_rule["CP-X010"]["summary"]
+    assert f'"{printable(f"ledger{THREAD_PAYLOAD}writer")}" (tid ' in by_rule["CP-X010"]["summary"]  # the cycle names the thread
     user = by_rule["CP-U900"]
     assert user["title"] == "Hostile \\x1b]52;c;QUFB\\x07 title \\u202e"
     assert user["summary"].startswith("w1@sample: 2 holds \\x1bP1$r\\x1b\\ since")
@@ -214,3 +214,9 @@ def test_the_progress_bar_names_members_escaped(hostile: tuple[Path, Path], monk
     cli._parse_with_progress(open_bundle(hostile[0]))
     assert any("gdb-bt\\x1b]8;;https:evil.example" in label for label in labels)
     assert all(_forbidden(label) == [] for label in labels)
+
+
+def test_plot_labels_show_control_characters_as_escapes() -> None:
+    from analyzer.plots import _labels, keep
+
+    assert _labels(keep, ["w1\x1b]52;c;eA==\x07@host", None], 80) == ["w1\\x1b]52;c;eA==\\x07@host", ""]
