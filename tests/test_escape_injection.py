@@ -126,7 +126,7 @@ def test_bundle_text_is_shown_escaped_not_dropped(hostile: tuple[Path, Path]) ->
     (log,) = [c for c in report["inputs"] if c["path"] == "worker.log"]
     assert log["unrecognized_samples"][0]["text"] == printable(f"garbage {PAYLOAD}")
     by_rule = {f["rule"]: f for f in report["findings"]}
-    assert f'"{printable(f"ledger{THREAD_PAYLOAD}writer")}" (tid ' in by_rule["CP-X010"]["summary"]  # the cycle names the thread
+    assert f'"{printable(f"ledger{THREAD_PAYLOAD}writer")}" (tid ' in by_rule["CP-X010"]["summary"]
     user = by_rule["CP-U900"]
     assert user["title"] == "Hostile \\x1b]52;c;QUFB\\x07 title \\u202e"
     assert user["summary"].startswith("w1@sample: 2 holds \\x1bP1$r\\x1b\\ since")
