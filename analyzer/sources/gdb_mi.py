@@ -37,6 +37,7 @@ from typing import Any
 from analyzer.analyses.stack_rules import NATIVE_FILE
 from analyzer.analyses.threads import DumpFrames, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
+from analyzer.sources import checked
 from analyzer.sources import gdb as gdb_text
 
 TOOL = "gdb-mi"
@@ -123,8 +124,9 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
                     str(a.get("level")): _args_text(a.get("args")) for a in payload["stack-args"]
                     if isinstance(a, dict)}
             elif "value" in payload and isinstance(token, int) and OWNER_TOKEN <= token < ARGS_TOKEN:
-                with contextlib.suppress(ValueError):
-                    owners[token - OWNER_TOKEN] = int(str(payload["value"]))
+                owner = checked.int64(str(payload["value"]))
+                if owner is not None:
+                    owners[token - OWNER_TOKEN] = owner
             continue
         if typ in ("console", "log", "target"):
             if typ == "console" and isinstance(payload, str):
@@ -142,10 +144,9 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
     main_lwp = None
     for line_no, t in thread_list:
         m = TARGET_ID_RE.match(str(t.get("target-id", "")))
-        lwp = int(m.group(2)) if m else None
-        try:
-            tnum = int(str(t.get("id")))
-        except ValueError:
+        lwp = checked.int64(m.group(2)) if m else None
+        tnum = checked.int64(str(t.get("id")))
+        if tnum is None:
             continue
         if tnum == 1:
             main_lwp = lwp
@@ -175,8 +176,9 @@ def parse_records(text: str, *, source: str, captured_at: datetime | None = None
             file = f.get("fullname") or f.get("file") or f.get("from")
             ln = f.get("line")
             frows.append({"dump": dump, "source": source, "src_line": line_no, "pid": the_pid, "tid": lwp,
-                          "depth": int(str(f.get("level", 0))), "function": f.get("func") or f.get("addr"),
-                          "file": file, "line": int(ln) if isinstance(ln, str) and ln.isdigit() else None,
+                          "depth": checked.int64(str(f.get("level", 0))) or 0,
+                          "function": f.get("func") or f.get("addr"), "file": file,
+                          "line": checked.int64(ln) if isinstance(ln, str) else None,
                           "native": not (isinstance(file, str) and file.endswith(".py")
                                          and not re.search(NATIVE_FILE, file)),
                           "code": None, "locals": None, "thread_key": key,

@@ -286,8 +286,6 @@ def test_numbers_too_big_for_a_column_cost_only_their_line(kind, text, unrecogni
 GDB_MI_HANG_S = 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="analyzer/sources/gdb_mi.py hands every line to pygdbmi 0.11 "
-                                       "`parse_response`, which loops forever at the end of an unclosed MI list")
 def test_gdb_mi_unclosed_list_does_not_hang():
     import signal
 
@@ -305,3 +303,15 @@ def test_gdb_mi_unclosed_list_does_not_hang():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert time.monotonic() - t0 < GDB_MI_HANG_S  # the parser swallows the TimeoutError; the clock does not
+
+
+def test_gdb_mi_bad_numbers_cost_only_their_field():
+    from analyzer.sources import gdb_mi
+
+    digits = "9" * 5000
+    text = ('^done,threads=[{id="1",target-id="LWP 7"}]\n'
+            f'1^done,stack=[frame={{level="[0",addr="0x1",func="pthread_mutex_lock",file="m.c",line="{digits}"}}]\n'
+            f'{gdb_mi.OWNER_TOKEN + 1}^done,value="{digits}"\n')
+    raw = gdb_mi.parse_records(text, source="mi.txt")
+    assert raw.threads.height == 1 and raw.frames.height == 1
+    assert raw.frames["line"][0] is None
