@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from analyzer.sources.lines import RUNTIME_TS_RE
+from analyzer.sources.lines import RUNTIME_TS_RE, SYSLOG_PREFIX_RE
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# ANSI colour, raw or in caret notation (`^[[36m`, a terminal copy)
+ANSI = re.compile(r"(?:\x1b|\^\[)\[[0-9;]*[A-Za-z]")
 # docker compose v1/v2 (`worker_1  | `, `worker-1  | `) and kubectl --prefix (`[pod/w-1/celery] `), each
-# maybe followed by the runtime's time (`--timestamps` / `-t`), which may also come alone
+# maybe followed by the runtime's time (`--timestamps` / `-t`), which may also come alone; syslog and
+# journald (`Nov 28 19:05:09 app-3 celery[1234]: `)
 CONTAINER_PREFIX = re.compile(
-    r"^(?:(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )(?:" + RUNTIME_TS_RE + r")?|" + RUNTIME_TS_RE + ")", re.M)
+    r"^(?:(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )(?:" + RUNTIME_TS_RE + r")?|" + RUNTIME_TS_RE + "|"
+    + SYSLOG_PREFIX_RE + ")", re.M)
 
 
 def clean_head(head: bytes) -> str:
