@@ -77,8 +77,10 @@ PS = re.compile(r"^[ \t]*(?:[A-Z%]+[ \t]+)*PID\b[A-Z% \t]*\b(?:CMD|COMMAND|ARGS)
                 r"[ \t]*(?:\S+[ \t]+)?\d+[ \t]", re.M)
 # `core file size          (blocks, -c) 0`
 ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
-# JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
-JSON_LOG = re.compile(r'^\{.*"(?:levelname|level|levelno|severity)"\s*:.*"(?:message|msg)"\s*:', re.M)
+# JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`, structlog's
+# `{"event": "mingle: all alone", "timestamp": "…", "level": "info"}` (keys in any order)
+JSON_LOG = re.compile(r'^\{(?=[^\n]*"(?:levelname|level|levelno|severity)"\s*:)(?=[^\n]*"(?:message|msg|event)"\s*:)',
+                      re.M)
 # `[2026-11-28 17:58:37,378: INFO/MainProcess] ...`
 CELERY_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/[^\]]+\] ", re.M)
 # A custom `worker_log_format` that starts with the time: `2026-11-28 19:02:41,686 INFO [MainProcess] …`

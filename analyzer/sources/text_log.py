@@ -25,6 +25,9 @@ from analyzer.sources.log_format import LogFormat
 # The coverage kind of text read in a worker log's layout: judged like a sniffed worker log (a log mostly
 # unread asks for --log-format)
 LAID_OUT = "celery_log"
+# The layout of lines read behind a known prefix (journald, syslog, docker compose, kubectl) whose own text
+# is in no known layout
+PREFIXED = "prefixed"
 # A Markdown heading or fence on a line of its own (`# worker-sigkill`, ```` ``` ````)
 _MARKDOWN = ("# ", "## ", "```")
 
@@ -39,7 +42,11 @@ def is_document(head: bytes) -> bool:
     first = lines[0].lstrip()
     if first.startswith(_MARKDOWN[:2]) or any(ln.startswith("```") for ln in lines):
         return True
-    return first[:1] in "{[" and not (first.endswith("}") and first.startswith("{"))
+    # a JSON document opens with a bare `{` / `[` line or `{"` / `[{` / `["`; a log line may open with
+    # `[` (`[ 1921.981234] …`, `[2026-…`) and a JSON-lines log has one object per line
+    if first in ("{", "[") or first.startswith(('[{', '["', "[[")):
+        return True
+    return first.startswith('{"') and not first.endswith("}")
 
 
 def parse_lines_any(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
@@ -70,8 +77,12 @@ def parse_unknown(lines: Lines, *, source: str, kind: str = "text") -> Parsed:
     records = classify(records)
     events = conform(_attribute_hosts(records).with_columns(pl.lit(source).alias("source")), EVENTS)
     cov = _coverage(lines, lines.frame.clear(), source=source, kind=kind)
-    cov.layout = layouts.UNKNOWN
-    cov.notes.append(f"{layouts.Layout(layouts.UNKNOWN).describe()} ({events.height} records)")
+    if lines.had_prefix:  # the shipper's layout is known (host, stream, often time): read, not unknown
+        cov.layout = PREFIXED
+        cov.notes.append(f"layout: log prefixes, the text behind them in no known layout ({events.height} records)")
+    else:
+        cov.layout = layouts.UNKNOWN
+        cov.notes.append(f"{layouts.Layout(layouts.UNKNOWN).describe()} ({events.height} records)")
     return Parsed(events.select(EVENTS.keys()), cov)
 
 

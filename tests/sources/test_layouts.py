@@ -150,3 +150,44 @@ def test_lines_before_the_first_header_are_records_of_layout_unknown() -> None:
     first = ev.row(0, named=True)
     assert first["line"] == 1 and first["ts"] is None and first["exc_type"] == "redis.exceptions.ConnectionError"
     assert re.match(r"\[\d{4}", ev.row(1, named=True)["text"]) is None  # header lines keep their own record
+
+
+def test_a_dmesg_copy_is_read_and_the_oom_killer_is_worker_oom() -> None:
+    dmesg = ("[ 1921.981230] celery invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n"
+             "[ 1921.981234] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,"
+             "task=celery,pid=4242,uid=0\n"
+             "[ 1921.981301] Memory cgroup out of memory: Killed process 4242 (celery) total-vm:402112kB, "
+             "anon-rss:260100kB, file-rss:9120kB, shmem-rss:0kB, UID:0 pgtables:660kB oom_score_adj:0\n")
+    report = Bundle.from_text(dmesg, name="dmesg.txt").report()
+    assert report.verdict == "unhealthy"
+    assert report.finding(report.root_causes[0]).category == "worker.oom"
+
+
+def test_structlog_json_lines_are_json_log_records() -> None:
+    lines = ['{"event": "mingle: all alone", "timestamp": "2025-10-10T20:42:31.034605Z", "level": "info"}',
+             '{"event": "consumer: Cannot connect", "timestamp": "2025-10-10T20:42:32.034605Z", "level": "error"}']
+    b = Bundle.from_text("\n".join(lines) + "\n", name="w.log")
+    assert [i.kind for i in b.inputs] == ["json_log"]
+    assert b.events.get_column("level").to_list() == ["INFO", "ERROR"]
+    assert b.events.get_column("message").to_list()[0] == "mingle: all alone"
+
+
+def test_journald_prefix_is_removed_and_its_host_kept() -> None:
+    text = ("Nov 28 19:05:09 app-3 celery[1234]: [2026-11-28 19:05:09,375: INFO/MainProcess] Connected to redis://x\n"
+            "Nov 28 19:05:10 app-3 celery[1234]: [2026-11-28 19:05:10,375: ERROR/MainProcess] consumer: boom\n")
+    b = Bundle.from_text(text, name="journal.txt")
+    assert [i.kind for i in b.inputs] == ["celery_log"]
+    assert b.events.get_column("level").to_list() == ["INFO", "ERROR"]
+    assert b.events.get_column("message").to_list()[0] == "Connected to redis://x"
+
+
+def test_records_joined_on_one_line_and_caret_colour_are_split_and_cleaned() -> None:
+    one = ("^[[36mworker_1  |^[[0m [2026-11-28 19:05:09,375: INFO/MainProcess] Connected to redis://redis:6379/0 "
+           "worker_1  | [2026-11-28 19:05:10,375: ERROR/MainProcess] consumer: Cannot connect to redis://redis:6379//:"
+           " Error 111 connecting to redis:6379. Connection refused.. Trying again in 2.00 seconds... (1/100)\n")
+    b = Bundle.from_text(one, name="compose.txt")
+    assert b.events.get_column("level").to_list() == ["INFO", "ERROR"]
+    assert b.events.get_column("line").to_list() == [1, 1]
+    report = b.report()
+    assert report.finding(report.root_causes[0]).category == "broker.connection_refused"
+    assert report.inputs[0].lines == 1
