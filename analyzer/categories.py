@@ -39,6 +39,9 @@ CATEGORIES: dict[str, str] = {
     "events.storm": "the event stream overwhelms the broker or monitors",
     # not in DESIGN.md, which files clock skew nowhere: "Substantial drift" is no event storm
     "events.clock_drift": "worker clocks disagree: event timestamps drift beyond Celery's limit",
+    # DESIGN.md "Added in use": Celery's `Unrecoverable error`, and what no rule classifies
+    "worker.unrecoverable": "the worker's main process stopped on an error no other category explains",
+    "error.unclassified": "an ERROR or CRITICAL record that no rule classifies (grouped by exception and message)",
     # deadlocks
     "deadlock.edeadlk": "the kernel refused a lock: Resource deadlock avoided (errno 35)",
     "deadlock.lock_cycle": "a cycle in the wait-for graph of threads and locks",

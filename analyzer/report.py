@@ -15,6 +15,7 @@ from analyzer.bundle import Problem
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
 from analyzer.sources.celery_log import Coverage
+from analyzer.sources.layouts import UNKNOWN as UNKNOWN_LAYOUT
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle
@@ -132,7 +133,10 @@ class Report:
         unreadable archive, the log in a layout the parser does not know.
         """
         s = self.summary
-        if self.findings or s.events or s.threads or s.tasks_by_state:
+        if self.findings or s.threads or s.tasks_by_state:
+            return True
+        # records of text in no known layout are read (rules run on them) but vouch for nothing
+        if s.events and any(c.kind in RECORD_KINDS or c.layout not in (None, UNKNOWN_LAYOUT) for c in self.inputs):
             return True
         return any(c.parsed > 0 and c.kind not in UNANALYSED_KINDS and c.kind not in RECORD_KINDS
                    for c in self.inputs)
@@ -145,8 +149,11 @@ class Report:
         inputs being fine does not make the bundle healthy."""
         if self.root_causes:
             return "unhealthy"
-        healthy = self.analysed and not self._unread_logs() and not self._unread_inputs()
-        return "healthy" if healthy else "inconclusive"
+        if self._unread_inputs():  # what was not read may hold the cause: never healthy
+            return "inconclusive"
+        if self.findings:  # something was read and judged: a finding is never inconclusive
+            return "healthy"
+        return "healthy" if self.analysed and not self._unread_logs() else "inconclusive"
 
     def _unread_logs(self) -> list[Coverage]:
         return [c for c in self.inputs if self.log_format_hint(c)]
@@ -180,6 +187,9 @@ class Report:
                 reasons.append(f"{c.source}: binary, not analysed")
             elif c.lines == 0:
                 reasons.append(f"{c.source} is empty")
+            elif c.layout == UNKNOWN_LAYOUT:
+                reasons.append(f"{c.source}: {c.kind} in no known layout, read as records and nothing found in them; "
+                               f"{LOG_FORMAT_HINT}")
             elif c.kind in UNANALYSED_KINDS:
                 unknown.append(c.source)
             else:

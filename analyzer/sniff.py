@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from analyzer.sources.lines import RUNTIME_TS_RE
+from analyzer.sources.lines import RUNTIME_TS_RE, SYSLOG_PREFIX_RE
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# ANSI colour, raw or in caret notation (`^[[36m`, a terminal copy)
+ANSI = re.compile(r"(?:\x1b|\^\[)\[[0-9;]*[A-Za-z]")
 # docker compose v1/v2 (`worker_1  | `, `worker-1  | `) and kubectl --prefix (`[pod/w-1/celery] `), each
-# maybe followed by the runtime's time (`--timestamps` / `-t`), which may also come alone
+# maybe followed by the runtime's time (`--timestamps` / `-t`), which may also come alone; syslog and
+# journald (`Nov 28 19:05:09 app-3 celery[1234]: `)
 CONTAINER_PREFIX = re.compile(
-    r"^(?:(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )(?:" + RUNTIME_TS_RE + r")?|" + RUNTIME_TS_RE + ")", re.M)
+    r"^(?:(?:[\w.-]+\s*\| |\[pod/[^\]]+\] )(?:" + RUNTIME_TS_RE + r")?|" + RUNTIME_TS_RE + "|"
+    + SYSLOG_PREFIX_RE + ")", re.M)
 
 
 def clean_head(head: bytes) -> str:
@@ -74,8 +77,10 @@ PS = re.compile(r"^[ \t]*(?:[A-Z%]+[ \t]+)*PID\b[A-Z% \t]*\b(?:CMD|COMMAND|ARGS)
                 r"[ \t]*(?:\S+[ \t]+)?\d+[ \t]", re.M)
 # `core file size          (blocks, -c) 0`
 ULIMIT = re.compile(r"^(?:core file size|open files)\s+\(.*\) ", re.M)
-# JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`
-JSON_LOG = re.compile(r'^\{.*"(?:levelname|level|levelno|severity)"\s*:.*"(?:message|msg)"\s*:', re.M)
+# JSON lines logs: `{"asctime": "...", "levelname": "INFO", ... "message": ...}`, structlog's
+# `{"event": "mingle: all alone", "timestamp": "…", "level": "info"}` (keys in any order)
+JSON_LOG = re.compile(r'^\{(?=[^\n]*"(?:levelname|level|levelno|severity)"\s*:)(?=[^\n]*"(?:message|msg|event)"\s*:)',
+                      re.M)
 # `[2026-11-28 17:58:37,378: INFO/MainProcess] ...`
 CELERY_LOG = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/[^\]]+\] ", re.M)
 # A custom `worker_log_format` that starts with the time: `2026-11-28 19:02:41,686 INFO [MainProcess] …`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -148,10 +149,21 @@ def _unreadable_inputs(tmp_path: Path) -> dict[str, Path]:
     truncated.write_bytes(archive.read_bytes()[:400])
     fake_zip = tmp_path / "bundle.zip"
     fake_zip.write_text("this is not a zip archive\n")
-    blank_first = tmp_path / "blank-first.log"  # its only "parsed" lines are the blank ones before any record
-    blank_first.write_bytes(b"\n\n" + (CUSTOM / "worker.log").read_bytes())
+    blank_first = tmp_path / "blank-first.log"  # blank lines, then records of no known layout
+    blank_first.write_bytes(b"\n\n" + _unknown_layout())
     return {"empty file": empty, "binary garbage": garbage, "empty directory": empty_dir,
-            "truncated tar.gz": truncated, "fake zip": fake_zip, "blank lines then a custom layout": blank_first}
+            "truncated tar.gz": truncated, "fake zip": fake_zip, "blank lines then an unknown layout": blank_first}
+
+
+def _unknown_layout() -> bytes:
+    """The custom-log-format sample's INFO lines in a layout no detector reads (time without a date, the
+    level in lower case): `19:05:09.375 info [MainProcess] celery.…: Connected to redis://…`."""
+    out = []
+    for line in (CUSTOM / "worker.log").read_bytes().splitlines(keepends=True):
+        m = re.match(rb"\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),(\d{3}) INFO ", line)
+        if m:
+            out.append(m[1] + b"." + m[2] + b" info " + line[m.end():])
+    return b"".join(out)
 
 
 def _one_line(stderr: str) -> str:
@@ -165,7 +177,7 @@ def test_nothing_analysed_is_inconclusive_with_its_reason_and_exit_two(tmp_path:
     reasons = {"empty file": "EMPTY.log is empty", "binary garbage": "core.bin",
                "empty directory": "no input files", "truncated tar.gz": "truncated.tar.gz: unreadable archive",
                "fake zip": "bundle.zip",
-               "blank lines then a custom layout": "blank-first.log: celery_log, only 2 of 28 lines parsed; if it"}
+               "blank lines then an unknown layout": "blank-first.log: text in no known layout, read as records"}
     for what, path in _unreadable_inputs(tmp_path).items():
         r = runner.invoke(app, ["analyze", str(path), "--no-color"])
         assert r.exit_code == 2, (what, r.output)
@@ -189,22 +201,14 @@ def test_inconclusive_report_is_still_written_to_the_output_file(tmp_path: Path)
     assert json.loads(out.read_text())["verdict"] == "inconclusive"
 
 
-def test_custom_layout_without_log_format_is_inconclusive_with_the_hint() -> None:
-    r = runner.invoke(app, ["analyze", str(CUSTOM), "--no-color"])
-    assert r.exit_code == 2
-    assert r.stdout.startswith("INCONCLUSIVE")
-    flat = " ".join(r.stdout.split())
-    assert "worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom layout" in flat
-    assert "--log-format '<worker_log_format>'" in flat
-    assert "--log-format" in _one_line(r.stderr)
-    for fmt, marker in (("markdown", "**INCONCLUSIVE"), ("html", "INCONCLUSIVE"), ("github", "::error title=")):
-        r = runner.invoke(app, ["analyze", str(CUSTOM), "-f", fmt])
-        assert r.exit_code == 2 and marker in r.stdout, fmt
-        assert "0 of 26 lines parsed" in r.stdout and "--log-format" in r.stdout, fmt
+def test_custom_layout_is_learned_without_log_format_and_named_in_the_coverage() -> None:
     rep = json.loads(runner.invoke(app, ["analyze", str(CUSTOM), "-f", "json"]).stdout)
+    assert rep["verdict"] == "unhealthy" and rep["root_causes"]
     log = next(i for i in rep["inputs"] if i["path"] == "worker.log")
-    assert any("--log-format" in n for n in log["notes"])
-    args = [a for f in CUSTOM_FORMATS for a in ("--log-format", f)]
+    assert log["parsed"] == log["lines"]
+    assert any(n.startswith("layout inferred: '%(asctime)s %(levelname)-8s [%(processName)s] %(name)s: "
+                            "%(message)s'") for n in log["notes"]), log["notes"]
+    args = [a for f in CUSTOM_FORMATS for a in ("--log-format", f)]  # the override still works
     r = runner.invoke(app, ["analyze", str(CUSTOM), "-f", "json", *args])
     assert r.exit_code == 0 and r.stderr == ""
     rep = json.loads(r.stdout)
@@ -212,11 +216,27 @@ def test_custom_layout_without_log_format_is_inconclusive_with_the_hint() -> Non
     assert not any("--log-format" in n for i in rep["inputs"] for n in i.get("notes", []))
 
 
+def test_unknown_layout_without_findings_is_inconclusive_with_the_hint(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    log.write_bytes(_unknown_layout())
+    r = runner.invoke(app, ["analyze", str(log), "--no-color"])
+    assert r.exit_code == 2
+    assert r.stdout.startswith("INCONCLUSIVE")
+    flat = " ".join(r.stdout.split())
+    assert "worker.log: text in no known layout, read as records and nothing found in them" in flat
+    assert "--log-format '<worker_log_format>'" in flat
+    assert "--log-format" in _one_line(r.stderr)
+    for fmt, marker in (("markdown", "**INCONCLUSIVE"), ("html", "INCONCLUSIVE"), ("github", "::error title=")):
+        r = runner.invoke(app, ["analyze", str(log), "-f", fmt])
+        assert r.exit_code == 2 and marker in r.stdout, fmt
+        assert "no known layout" in r.stdout and "--log-format" in r.stdout, fmt
+
+
 def test_a_log_mostly_in_an_unknown_layout_makes_the_bundle_inconclusive(tmp_path: Path) -> None:
     """A healthy worker's log behind more lines of a custom layout than it has lines itself: the unread
     part holds a task failure, so what was read cannot vouch for the bundle."""
     log = tmp_path / "worker.log"
-    log.write_bytes((CUSTOM / "worker.log").read_bytes() + (SAMPLES / "healthy" / "worker.log").read_bytes())
+    log.write_bytes(_unknown_layout() * 3 + (SAMPLES / "healthy" / "worker.log").read_bytes())
     r = runner.invoke(app, ["analyze", str(log), "-f", "json"])
     assert r.exit_code == 2 and "a worker log could not be read" in r.stderr
     rep = json.loads(r.stdout)
@@ -228,7 +248,7 @@ def test_a_log_mostly_in_an_unknown_layout_makes_the_bundle_inconclusive(tmp_pat
     r = runner.invoke(app, ["analyze", str(log), "--no-color"])
     assert r.stdout.startswith("INCONCLUSIVE: a worker log could not be read; nothing wrong in the rest")
     # the same with the other inputs of a bundle read fine: still not healthy
-    r = runner.invoke(app, ["analyze", str(CUSTOM / "worker.log"), str(SAMPLES / "fd-exhaustion" / "ulimit.txt")])
+    r = runner.invoke(app, ["analyze", str(log), str(SAMPLES / "fd-exhaustion" / "ulimit.txt")])
     assert r.exit_code == 2 and r.stdout.startswith("INCONCLUSIVE: a worker log could not be read")
 
 

@@ -135,8 +135,8 @@ def test_empty_bundle_has_typed_empty_frames_and_reprs(empty_bundle: Bundle) -> 
     assert isinstance(empty_bundle._repr_markdown_(), str)
     # nothing in it was recognised: not "healthy", and the reprs say why
     md = empty_bundle.report()._repr_markdown_()
-    assert "inconclusive: 1 file of no known kind: notes.txt" in md and "healthy" not in md
-    assert "inconclusive: 1 file of no known kind: notes.txt" in empty_bundle._repr_markdown_()
+    assert "inconclusive: notes.txt: text in no known layout" in md and "healthy" not in md
+    assert "inconclusive: notes.txt: text in no known layout" in empty_bundle._repr_markdown_()
     healthy = open_bundle(SAMPLES / "healthy")
     healthy.report()
     assert healthy.report()._repr_markdown_().startswith("**Report**: healthy")

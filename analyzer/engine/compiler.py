@@ -175,6 +175,11 @@ class _Compiler:
         return ranked, ranks[value.value.upper()]
 
     # -- predicates -----------------------------------------------------------------------------
+    def _unknown_level(self, column: Column) -> pl.Expr:
+        """A record whose level is unknown (a line no layout reads: DESIGN "Every line is evidence")
+        passes a lower bound on `level`, so its text is still judged; `==`, `<` and `in` it fails."""
+        return pl.col("level").is_null() if column.name == "level" else pl.lit(False)
+
     def _compare(self, node: Compare) -> pl.Expr:
         left = node.left
         right: Value = node.right
@@ -201,9 +206,9 @@ class _Compiler:
             case "<=":
                 return (lhs <= rhs).fill_null(False)
             case ">":
-                return (lhs > rhs).fill_null(False)
+                return (lhs > rhs).fill_null(False) | self._unknown_level(left)
             case ">=":
-                return (lhs >= rhs).fill_null(False)
+                return (lhs >= rhs).fill_null(False) | self._unknown_level(left)
         raise TypeError(f"unknown comparison operator {node.op!r}")
 
     def _match(self, node: Match) -> pl.Expr:

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
+from analyzer import sniff
 from analyzer.bundle import Member, Problem
 from analyzer.sources import (
     celery_log,
     innodb_status,
     json_log,
+    layouts,
     proc_locks,
     procfs,
     ps,
     rabbitmq_queues,
     redis_info,
     server_logs,
+    text_log,
     ulimit,
 )
 from analyzer.sources.celery_log import Coverage
@@ -58,8 +61,25 @@ def _data(member: Member) -> bytes | Path:
     return member.data
 
 
+def _head_layout(member: Member) -> layouts.Layout:
+    """The layout of a log's head (`layouts.detect`): Celery's default read positionally, else a
+    `logging` format learned from its lines."""
+    return layouts.detect(read_lines(member.head(HEAD_LAYOUT_BYTES)).frame)
+
+
+HEAD_LAYOUT_BYTES = 1 << 16
+
+
 def _celery_log(member: Member, opts: Options) -> SourceResult:
     data = _data(member)
+    if not opts.log_formats and not _default_head(member):
+        layout = _head_layout(member)
+        if layout.name == "logging":  # a custom worker_log_format, learned: read like a given one
+            result = _celery_log(member, replace(opts, log_formats=tuple(layout.compiled)))
+            for cov in result.coverage:
+                cov.layout = layout.name
+                cov.notes.append(layout.describe())
+            return result
     if not opts.log_formats:  # the lines are not kept: a big file is parsed piece by piece
         parsed = celery_log.parse(data, source=member.name)
         return SourceResult({"events": parsed.events}, [parsed.coverage])
@@ -78,6 +98,11 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
             break
     parsed = celery_log.parse_file(data, source=member.name, log_formats=chosen)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
+def _default_head(member: Member) -> bool:
+    """Whether a log's head holds a header of Celery's default layout (then no other is tried)."""
+    return bool(sniff.CELERY_LOG.search(sniff.clean_head(member.head())))
 
 
 def _judge(lines: Lines, name: str, formats: list[LogFormat]) -> tuple[celery_log.Parsed, bool]:
@@ -180,23 +205,27 @@ def unparsed(member: Member, kind: str, note: str) -> SourceResult:
     return SourceResult(coverage=[cov])
 
 
-def _text_as_log(member: Member, opts: Options) -> SourceResult:
-    """Unsniffed text, when the user gave log formats: a worker log in a layout the sniffer does
-    not know, if any record matches the default format or a given one; otherwise still text
-    (a README or a JSON file must not count as a log whose blank lines were "parsed")."""
-    result = _celery_log(member, opts)
-    if result.frames["events"].height:
-        return result
-    return unparsed(member, "text", "no parser for text artifacts yet; no line matches the default log format "
-                                    "or a given one")
+def _text(member: Member, opts: Options) -> SourceResult:
+    """Unsniffed text: records in the layout its lines show (or the users' formats), else records of
+    layout unknown, so rules still read them (`text_log`). Documents (Markdown, JSON) stay unparsed:
+    a README quoting a log line in prose is no evidence of this incident."""
+    if text_log.is_document(member.head()):  # unless the users' formats find records in it (a stdout)
+        if opts.log_formats:
+            parsed = celery_log.parse_lines(read_lines(_data(member)), source=member.name,
+                                            log_formats=list(opts.log_formats))
+            if parsed.events.filter(pl.col("ts").is_not_null()).height:
+                parsed.coverage.layout = "logging"
+                return SourceResult({"events": parsed.events}, [parsed.coverage])
+        return unparsed(member, "text", "a document (Markdown or JSON), not read as log records"
+                        + ("; no line matches a given log format" if opts.log_formats else ""))
+    parsed = text_log.parse(_data(member), source=member.name, log_formats=list(opts.log_formats))
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
 def parse_member(member: Member, kind: str, opts: Options,
                  parsers: Mapping[str, Parser] | None = None) -> SourceResult:
     table = PARSERS if parsers is None else parsers
     parser = table.get(kind)
-    if parser is None and kind == "text" and opts.log_formats:
-        parser = _text_as_log
     if parser is None:
         what = "binary content" if kind in ("core", "binary") else f"no parser for {kind} artifacts yet"
         return unparsed(member, kind, what)
@@ -216,7 +245,8 @@ BATCH_BYTES = 32 << 20
 
 
 def _batchable(member: Member, kind: str, opts: Options, parsers: Mapping[str, Parser] | None) -> bool:
-    return parsers is None and kind == "celery_log" and not opts.log_formats and member.size <= SMALL_LOG
+    return (parsers is None and kind == "celery_log" and not opts.log_formats and member.size <= SMALL_LOG
+            and _default_head(member))
 
 
 def _parse_batch(members: Sequence[Member], opts: Options) -> list[SourceResult]:
@@ -281,3 +311,4 @@ from analyzer.sources import dumps  # noqa: E402
 
 PARSERS.update(dumps.PARSERS)
 PARSERS["celery_log"] = _celery_log_and_dumps
+PARSERS["text"] = _text

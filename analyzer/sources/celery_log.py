@@ -31,6 +31,7 @@ import polars as pl
 from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.order import timeline
 from analyzer.schema import EVENTS, conform
+from analyzer.sources.layouts import unknown_records
 from analyzer.sources.lifecycle_messages import READY_RE, classify
 from analyzer.sources.lines import Lines, nul_note, read_joined, read_lines, record_spans
 from analyzer.sources.log_format import LogFormat
@@ -64,6 +65,9 @@ class Coverage:
     nul_bytes: int = 0  # NUL bytes removed from the text (`lines.nul_note` says so in `notes`)
     samples: list[tuple[int, str]] = field(default_factory=list)  # (line, text) of unrecognised lines
     notes: list[str] = field(default_factory=list)
+    # the layout its records were read in (`analyzer.sources.layouts`: `celery`, `logging`, `unknown`),
+    # None for inputs that are no log; the notes say it in words
+    layout: str | None = None
 
     @classmethod
     def of(cls, source: str, kind: str, lines: pl.DataFrame | int, unrecognized: pl.DataFrame,
@@ -85,7 +89,7 @@ class Coverage:
         """One input's coverage from the coverages of its pieces, in order."""
         first = parts[0]
         invalid = sum(p.invalid_utf8 for p in parts)
-        cov = cls(source=first.source, kind=first.kind, lines=sum(p.lines for p in parts),
+        cov = cls(source=first.source, kind=first.kind, layout=first.layout, lines=sum(p.lines for p in parts),
                   parsed=sum(p.parsed for p in parts), unrecognized=sum(p.unrecognized for p in parts),
                   invalid_utf8=invalid, samples=[s for p in parts for s in p.samples][:SAMPLE_LIMIT])
         if invalid:
@@ -136,7 +140,7 @@ def _default_fields(heads: pl.DataFrame) -> pl.DataFrame:
                                (rest.str.find("]", literal=True) + 26).alias("_e"))
     slash, close = pl.col("_s"), pl.col("_e")
     out = heads.select(
-        "line", "stream", *(c for c in ("_src", "_row") if c in heads.columns),
+        "line", "stream", *(c for c in ("_src", "_row", "prefix_ts") if c in heads.columns),
         (seconds + pl.duration(milliseconds=millis)).alias("ts"),
         text.str.slice(26, slash - 26).alias("level"),
         text.str.slice(slash + 1, close - slash - 1).alias("process"),
@@ -287,8 +291,10 @@ def _records(lines: Lines, *, log_formats: list[LogFormat] | None = None) -> tup
     file), and the lines no record holds. Lines of several files carry `_src` (`parse_many`)."""
     df = lines.frame
     batch = "_src" in df.columns
-    if batch:
+    if batch and "_row" not in df.columns:
         df = df.with_row_index("_row")
+    if "_row" in df.columns:
+        batch = True  # rows, not line numbers, name records (split lines share a line number)
     # 1. which lines start a record: headers (cheap test on all lines), pseudo-headers (on the rest)
     if log_formats:
         df = _custom_header(df, log_formats)
@@ -311,18 +317,27 @@ def _records(lines: Lines, *, log_formats: list[LogFormat] | None = None) -> tup
     if pseudo.height:
         start = start | pl.col(row).is_in(pseudo.get_column(row).implode())
     df = df.with_columns(start.alias("_start"))
-    over = [*(["_src"] if batch else []), *(["stream"] if lines.had_prefix else [])]
+    over = [*(["_src"] if "_src" in df.columns else []), *(["stream"] if lines.had_prefix else [])]
     df, starts = fold(df, starts=pl.concat([heads.with_columns(pl.lit(False).alias("_pseudo")), pseudo],
                                            how="diagonal_relaxed"), over=over)
-    # 2. lines before a stream's first record are preamble; blank ones are fine. Found now so the
-    # frame of all lines can be let go before the records are classified.
-    unrec = df.filter(pl.col("_rec").is_null()).filter(pl.col("text").str.strip_chars() != "")
-    del df, heads, others, pseudo
+    # 2. lines before a stream's first record are preamble; blank ones are fine. The layout does not
+    # read them (counted unrecognised), yet every line is evidence: they are records of layout
+    # unknown. Found now so the frame of all lines can be let go before the records are classified.
+    pre = df.filter(pl.col("_rec").is_null())
+    unrec = pre.filter(pl.col("text").str.strip_chars() != "")
+    if unrec.height:
+        keep = ["line", "text", "stream", *(c for c in ("_src", "_row", "prefix_ts") if c in pre.columns)]
+        starts = timeline(pl.concat([starts, unknown_records(pre.select(keep), over)], how="diagonal_relaxed"),
+                          (row,))
+    del df, heads, others, pseudo, pre
 
     # 3. the records: lifecycle kinds, task ids, hosts
     for col in ("kind", "task_name", "task_id", "logger", "level", "process", "ts"):
         if col not in starts.columns:
             starts = starts.with_columns(pl.lit(None, dtype=EVENTS[col]).alias(col))
+    if "prefix_ts" in starts.columns:  # the time a prefix wrote (kubectl --timestamps, journald) stands in
+        starts = starts.with_columns(pl.coalesce(pl.col("ts"), pl.col("prefix_ts").str.replace(
+            "T", " ", literal=True).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False)).alias("ts"))
     return classify(starts), unrec
 
 
@@ -330,9 +345,16 @@ def _coverage(lines: Lines | int, unrec: pl.DataFrame, *, source: str, kind: str
     """Coverage of `lines` (or of that many lines, read plainly: valid UTF-8, no container prefix)."""
     if isinstance(lines, int):
         return Coverage.of(source, kind, lines, unrec)
-    cov = Coverage.of(source, kind, lines.frame, unrec, lines.invalid_utf8)
+    physical: pl.DataFrame | int = lines.frame
+    if lines.joined:  # split lines share their number: count physical lines, and say so
+        physical = int(lines.frame.select(pl.col("line").n_unique()).item())
+        unrec = unrec.unique("line", keep="first", maintain_order=True)
+    cov = Coverage.of(source, kind, physical, unrec, lines.invalid_utf8)
+    if lines.joined:
+        cov.notes.append(f"{lines.joined} line(s) held several records (newlines lost in a copy): split before "
+                         "each header and traceback")
     if lines.had_prefix:
-        cov.notes.append("container log prefixes removed (docker compose / kubectl)")
+        cov.notes.append("log prefixes removed (docker compose / kubectl / journald / syslog)")
     if lines.nul_bytes:
         cov.nul_bytes = lines.nul_bytes
         cov.notes.append(nul_note(lines.nul_bytes))
@@ -411,7 +433,7 @@ def parse_file(path: Path | bytes, *, source: str, piece_bytes: int | None = Non
         lines = read_lines(path, span=span, first_line=first)
         if lines.had_prefix:
             return parse_lines(read_lines(path), source=source, log_formats=log_formats)
-        first += lines.frame.height
+        first += int(lines.frame.select(pl.col("line").n_unique()).item()) if lines.joined else lines.frame.height
         records, unrec = _records(lines, log_formats=log_formats)
         parts.append(records)
         covs.append(_coverage(lines, unrec, source=source, kind="celery_log"))

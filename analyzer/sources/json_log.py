@@ -26,7 +26,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "level": ("$.levelname", "$.level", "$.severity"),
     "process": ("$.processName", "$.process_name"),
     "logger": ("$.name", "$.logger", "$.logger_name"),
-    "message": ("$.message", "$.msg"),
+    "message": ("$.message", "$.msg", "$.event"),  # structlog's JSONRenderer writes `event`
     "_exc": ("$.exc_info", "$.exc_text", "$.exception"),
     "task_id": ("$.data.id", "$.task_id"),
     "task_name": ("$.data.name", "$.task_name"),
@@ -76,6 +76,8 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
     # a line that starts like JSON but has no message/level is not a log record
     objs = objs.with_columns(
         pl.col("message").fill_null(""),
+        # structlog writes `"level": "error"`: levels are upper case, with logging's aliases
+        pl.col("level").str.to_uppercase().replace({"WARN": "WARNING", "FATAL": "CRITICAL", "EXCEPTION": "ERROR"}),
         _parse_time(pl.col("_time")).alias("ts"),
         pl.col("_runtime").cast(pl.Float64, strict=False).alias("runtime_s"),
         pl.col("_exc").str.split("\n").list.eval(

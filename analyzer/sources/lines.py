@@ -21,13 +21,26 @@ import polars as pl
 _SEPARATORS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c", b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06")
 
 ANSI_RE = r"\x1b\[[0-9;]*[A-Za-z]"
+# ANSI colour copied from a terminal in caret notation (`^[[36mweb_1 |^[[0m`): ESC written as `^[`
+CARET_ANSI_RE = r"\^\[\[[0-9;]*[A-Za-z]"
 # the container runtime's RFC 3339 time before each line: `kubectl logs --timestamps`,
 # `docker compose logs -t` (`2026-11-28T18:56:14.045123456Z `); a `T` and a zone, unlike a log's own
 RUNTIME_TS_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) "
+_RUNTIME_TS_CAP = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(?:Z|[+-]\d\d:\d\d) "
+# syslog / `journalctl` (short: `Nov 28 19:05:09 app-3 celery[1234]: `, RFC 3164 maybe with `<13>`;
+# short-iso: `2026-11-28T19:05:09+0000 app-3 celery[1234]: `): time, host, identifier and pid
+SYSLOG_PREFIX_RE = (r"(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)"
+                    r"(?:Z|[+-]\d\d:?\d\d)) ([\w.-]+) [\w./@:-]{1,64}(?:\[\d{1,10}\])?: ")
 # docker compose v1 `worker_1  | `, v2 `worker-1  | `; kubectl logs --prefix `[pod/w-1/celery] `;
-# either may be followed by the runtime's time, which may also come alone
-PREFIX_RE = (r"^(?:(?:([\w.-]+?)\s*\| |\[pod/([^\]/]+)(?:/[^\]]*)?\] )(?:" + RUNTIME_TS_RE + r")?|"
-             + RUNTIME_TS_RE + ")")
+# either may be followed by the runtime's time, which may also come alone; or a syslog / journald prefix.
+# Groups: 1 compose service, 2 pod, 3 and 4 the runtime's time, 5 journald's time, 6 syslog host.
+PREFIX_RE = (r"^(?:(?:([\w.-]+?)\s*\| |\[pod/([^\]/]+)(?:/[^\]]*)?\] )(?:" + _RUNTIME_TS_CAP + r")?|"
+             + _RUNTIME_TS_CAP + "|" + SYSLOG_PREFIX_RE + ")")
+# Where records were joined on one line when newlines were lost (a copy from a web page or a terminal):
+# a Celery header or a traceback start after other text. Only long lines are searched.
+JOINED_RE = (r" (?:\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]{4,8}/[\w-]{1,40}\] |"
+             r"Traceback \(most recent call last\):|  File \"[^\"]{1,400}\", line \d{1,7}, in )")
+JOINED_MIN_CHARS = 200
 
 REPLACEMENT = "\ufffd"
 BOM = b"\xef\xbb\xbf"
@@ -42,6 +55,9 @@ class Lines:
     had_ansi: bool
     had_prefix: bool
     nul_bytes: int = 0  # NUL bytes removed from the text (see `nul_note`)
+    # physical lines split where records had been joined (`JOINED_RE`): several rows share a `line`,
+    # and the frame has `_row`, unique per row
+    joined: int = 0
 
 
 def nul_note(n: int) -> str:
@@ -55,6 +71,7 @@ class _Scan:
     has_cr: bool
     has_ansi: bool
     has_nul: bool = False
+    has_caret: bool = False  # ANSI in caret notation, `^[[36m`
 
 
 def _scan_bytes(data: bytes) -> _Scan:
@@ -153,14 +170,21 @@ def _read_optimistic(source: bytes | Path, first_line: int) -> tuple[pl.DataFram
         df, invalid = _read(source, scan, first_line)
         nul = (b"\0" in source if isinstance(source, bytes)
                else bool(df.select(pl.col("text").str.contains("\x00", literal=True).any()).item()))
-        return df, invalid, _Scan(scan.separator, scan.has_cr, scan.has_ansi, has_nul=nul)
+        caret = bool(df.select(pl.col("text").str.contains("^[[", literal=True).any()).item())
+        return df, invalid, _Scan(scan.separator, scan.has_cr, scan.has_ansi, has_nul=nul, has_caret=caret)
     text = pl.col("text")
     # NUL: memchr over bytes; a file's frame is asked along with CR and ANSI, in the same pass
     nul_flag = [] if isinstance(source, bytes) else [text.str.contains("\x00", literal=True).any().alias("nul")]
+    # colour, raw or in caret notation: one pass for both (told apart only when there is some)
     flags = df.select(text.str.ends_with("\r").any().alias("cr"),
-                      text.str.contains("\x1b[", literal=True).any().alias("ansi"), *nul_flag).row(0)
+                      text.str.contains(r"\x1b\[|\^\[\[").any().alias("colour"), *nul_flag).row(0)
     has_nul = b"\0" in source if isinstance(source, bytes) else bool(flags[2])
-    return df, invalid, _Scan(_SEPARATORS[0], has_cr=bool(flags[0]), has_ansi=bool(flags[1]), has_nul=has_nul)
+    ansi = caret = False
+    if flags[1]:
+        ansi, caret = df.select(text.str.contains("\x1b[", literal=True).any().alias("ansi"),
+                                text.str.contains("^[[", literal=True).any().alias("caret")).row(0)
+    return df, invalid, _Scan(_SEPARATORS[0], has_cr=bool(flags[0]), has_ansi=bool(ansi), has_nul=has_nul,
+                              has_caret=bool(caret))
 
 
 def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, first_line: int = 1) -> Lines:
@@ -185,6 +209,8 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
     had_ansi = scan.has_ansi
     if had_ansi:
         df = df.with_columns(pl.col("text").str.replace_all(ANSI_RE, ""))
+    if scan.has_caret:
+        df = df.with_columns(pl.col("text").str.replace_all(CARET_ANSI_RE, ""))
     # Prefixes only count when most lines carry them (a log line may contain " | " by chance).
     head = df.head(200).filter(pl.col("text") != "")
     prefixed = head.select(pl.col("text").str.contains(PREFIX_RE).mean()).item() if head.height else 0.0
@@ -192,12 +218,38 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
     if had_prefix:
         caps = pl.col("text").str.extract_groups(PREFIX_RE)
         df = df.with_columns(
-            pl.coalesce(caps.struct.field("1"), caps.struct.field("2")).alias("stream"),
+            pl.coalesce(caps.struct.field("1"), caps.struct.field("2"), caps.struct.field("6")).alias("stream"),
+            pl.coalesce(caps.struct.field("3"), caps.struct.field("4"), caps.struct.field("5")).alias("prefix_ts"),
             pl.col("text").str.replace(PREFIX_RE, ""),
         )
     else:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("stream"))
-    return Lines(df, invalid, had_ansi, had_prefix, nul_bytes)
+    df, joined = split_joined(df)
+    return Lines(df, invalid, had_ansi or scan.has_caret, had_prefix, nul_bytes, joined)
+
+
+def split_joined(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Lines holding several records (newlines lost in a copy) split before each embedded Celery
+    header and traceback line (`JOINED_RE`); the pieces keep the physical line's number and the
+    frame gains `_row`. Only lines longer than JOINED_MIN_CHARS are searched, so a log pays one
+    length test per line."""
+    text = pl.col("text")
+    long = text.str.len_bytes() > JOINED_MIN_CHARS
+    # the regex runs on the long lines only (an `&` would run it on every line)
+    if not df.filter(long).select(text.str.contains(JOINED_RE).any()).item():
+        return df, 0
+    hit = long & text.str.contains(JOINED_RE)
+    n = int(df.select(hit.sum()).item() or 0)
+    # a NUL never remains in the text (removed on reading): a safe cut mark
+    cut = pl.when(hit).then(text.str.replace_all(JOINED_RE, "\x00$0").str.split("\x00")).otherwise(
+        pl.concat_list(text))
+    df = df.with_columns(cut.alias("text")).explode("text").with_row_index("_row")
+    df = df.with_columns(pl.col("_row").cast(pl.Int64), pl.col("text").str.strip_chars_start(" ")
+                         .alias("_t")).with_columns(
+        pl.when(pl.col("_t").str.starts_with("File \"")).then(pl.lit("  ") + pl.col("_t"))
+        .when(pl.col("_t").str.starts_with("[") | pl.col("_t").str.starts_with("Traceback")).then(pl.col("_t"))
+        .otherwise(pl.col("text")).alias("text")).drop("_t")
+    return df, n
 
 
 def record_spans(source: Path | bytes, piece_bytes: int, record_start: Callable[[bytes], int | None],
@@ -274,6 +326,9 @@ def read_joined(sources: list[bytes | Path]) -> tuple[Lines, list[int]] | None:
     first = pl.Series("first", starts, dtype=pl.Int64).gather(src)
     df = df.with_columns(src, (pl.col("line") - first).alias("line"))
     text = pl.col("text")
+    if b"^[[" in joined or df.filter(text.str.len_bytes() > JOINED_MIN_CHARS).select(
+            text.str.contains(JOINED_RE).any()).item():
+        return None  # caret ANSI or joined records: each read on its own, as `read_lines` does
     if b"\r" in joined:
         df = df.with_columns(text.str.strip_suffix("\r"))
     if b"\x1b[" in joined:

@@ -17,7 +17,8 @@ FIELD_RE = re.compile(r"%\((\w+)\)([-#0 +]*\d*(?:\.\d+)?)([sdfrxXeEgGi])")
 
 # What each field can look like. Unknown fields match a run of non-space characters.
 FIELD_PATTERNS: dict[str, str] = {
-    "asctime": r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?",
+    # logging's default `2026-11-28 19:05:09,375`; ISO 8601 with `T`, fraction and zone (a datefmt)
+    "asctime": r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[,.]\d+)?(?:Z|[+-]\d\d:?\d\d)?",
     "levelname": r"DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|NOTSET",
     "levelno": r"\d+",
     "processName": r"[\w.-]+",
@@ -59,7 +60,9 @@ class LogFormat:
         with `%(msecs)03d` (`%(asctime)s.%(msecs)03d`): they are added when `asctime` has none."""
         if asctime is None:
             return pl.lit(None, dtype=pl.Datetime("ms"))
-        norm = asctime.str.replace("T", " ", literal=True).str.replace(",", ".", literal=True)
+        # a zone is dropped: times are kept as written (wall time), like Celery's own
+        norm = (asctime.str.slice(0, 10) + asctime.str.slice(10).str.replace(r"(?:Z|[+-]\d\d:?\d\d)$", "")
+                .str.replace("T", " ", literal=True).str.replace(",", ".", literal=True))
         ts = pl.coalesce(
             norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False),
             norm.str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S", strict=False),
@@ -70,16 +73,23 @@ class LogFormat:
         return pl.when(ts.dt.millisecond() == 0).then(ts + pl.duration(milliseconds=ms)).otherwise(ts)
 
 
-def compile_format(fmt: str) -> LogFormat:
-    """Compile a `%`-style logging format into an anchored regex with named groups."""
+def compile_format(fmt: str, *, space_runs: bool = False) -> LogFormat:
+    """Compile a `%`-style logging format into an anchored regex with named groups.
+
+    `space_runs`: a space of the format matches a run of spaces (a format learned from lines whose
+    fields were padded, `analyzer.sources.layouts`); a user's format is matched as written."""
     fields = list(FIELD_RE.finditer(fmt))
     if not fields:
         raise LogFormatError(f"no %(field)s placeholder in log format {fmt!r}")
     parts: list[str] = ["^"]
     groups: list[str] = []
     pos = 0
+    def literal(text: str) -> str:
+        text = text.replace("%%", "%")
+        return re.escape(text).replace(r"\ ", " +") if space_runs else re.escape(text)
+
     for i, m in enumerate(fields):
-        parts.append(re.escape(fmt[pos:m.start()]))
+        parts.append(literal(fmt[pos:m.start()]))
         name, spec = m.group(1), m.group(2)
         last = i == len(fields) - 1
         pat = FIELD_PATTERNS.get(name, r"\S+")
@@ -92,7 +102,7 @@ def compile_format(fmt: str) -> LogFormat:
             parts.append(f"{pad}(?P<{name}>{pat}){pad}" if pad else f"(?P<{name}>{pat})")
             groups.append(name)
         pos = m.end()
-    parts.append(re.escape(fmt[pos:]))
+    parts.append(literal(fmt[pos:]))
     regex = "".join(parts)
     head = None
     if "message" in groups and fields[-1].group(1) == "message":

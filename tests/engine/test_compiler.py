@@ -44,13 +44,15 @@ LEVELS = events(
 @pytest.mark.parametrize(
     ("when", "lines"),
     [
-        ("level >= WARNING", [3, 4, 5]),
+        # line 6's level is unknown (a line no layout reads): it passes a lower bound, fails the rest
+        ("level >= WARNING", [3, 4, 5, 6]),
+        ("level > error", [5, 6]),
         ("level < info", [1]),
         ("level == error", [4]),
         ("level != INFO", [1, 3, 4, 5, 6]),
         ("level in [error, CRITICAL]", [4, 5]),
         ("level not in [DEBUG]", [2, 3, 4, 5, 6]),
-        ("level >= WARN", [3, 4, 5]),
+        ("level >= WARN", [3, 4, 5, 6]),
     ],
 )
 def test_level_compares_by_rank(when: str, lines: list[int]) -> None:

@@ -3,6 +3,10 @@ hand-built reports for one behaviour at a time."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -74,14 +78,27 @@ def make_report(findings: list[Finding], *, sources: tuple[str, ...] = ("worker.
 
 
 def custom_layout_report() -> Report:
-    """`samples/custom-log-format` read without its `--log-format`: nothing parses, the verdict is
-    inconclusive and the worker log carries the `--log-format` hint."""
+    """`samples/custom-log-format` with its worker log's INFO lines rewritten into a layout no detector
+    reads (a time without a date, the level in lower case): its lines are read as records of layout
+    unknown, nothing is found, the verdict is inconclusive with the `--log-format` hint."""
     return _custom_layout_report()
+
+
+UNKNOWN_LAYOUT_BUNDLE = Path(tempfile.gettempdir()) / f"cpm-renderers-unknown-layout-{os.getpid()}"
 
 
 @cache
 def _custom_layout_report() -> Report:
-    return open_bundle([SAMPLES / "custom-log-format"]).report(rule_dirs=[GOLDEN_RULES], builtin_rules=False)
+    shutil.rmtree(UNKNOWN_LAYOUT_BUNDLE, ignore_errors=True)
+    shutil.copytree(SAMPLES / "custom-log-format", UNKNOWN_LAYOUT_BUNDLE)
+    log = UNKNOWN_LAYOUT_BUNDLE / "worker.log"
+    infos = [re.match(rb"\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),(\d{3}) INFO (.*)", line, re.S)
+             for line in log.read_bytes().splitlines(keepends=True)]
+    log.write_bytes(b"".join(m[1] + b"." + m[2] + b" info " + m[3] for m in infos if m))
+    try:
+        return open_bundle([UNKNOWN_LAYOUT_BUNDLE]).report(rule_dirs=[GOLDEN_RULES], builtin_rules=False)
+    finally:
+        shutil.rmtree(UNKNOWN_LAYOUT_BUNDLE, ignore_errors=True)
 
 
 BROKEN_RULES = {

@@ -67,5 +67,6 @@ def test_inconclusive_verdict_is_one_error_with_its_reasons() -> None:
     (line,) = render(custom_layout_report(), frozen_options()).splitlines()
     title, message = line.split("::", 2)[1:]
     assert title == "error title=INCONCLUSIVE%3A nothing in the input could be analysed"
-    assert message.startswith("worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom "
+    assert message.startswith("worker.log: text in no known layout, read as records and nothing found in them; "
+                              "if it is a worker log in a custom "
                               "layout, give that layout with --log-format '<worker_log_format>'; 3 files of no")

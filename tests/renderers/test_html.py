@@ -162,9 +162,10 @@ def test_headless_chromium_runs_no_script_from_the_log(hostile_report: Report, t
 def test_inconclusive_verdict_lists_its_reasons_escaped() -> None:
     page = render(custom_layout_report(), frozen_options())
     assert '<p class="verdict unknown">INCONCLUSIVE: nothing in the input could be analysed</p>' in page
-    assert ("<li>worker.log: celery_log, 0 of 26 lines parsed; if it is a worker log in a custom layout, give "
-            "that layout with --log-format &#x27;&lt;worker_log_format&gt;&#x27;</li>") in page
-    assert "<li><code>worker.log</code>: 0 of 26 lines parsed;" in page  # the coverage hint
+    assert ("<li>worker.log: text in no known layout, read as records and nothing found in them; if it is a "
+            "worker log in a custom layout, give that layout with --log-format "
+            "&#x27;&lt;worker_log_format&gt;&#x27;</li>") in page
+    assert "<li><code>worker.log</code>: layout unknown:" in page  # the coverage note
     assert parse(page).title == "celery-postmortem: INCONCLUSIVE: nothing in the input could be analysed"
 
 

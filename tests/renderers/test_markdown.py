@@ -71,11 +71,12 @@ def test_helpers() -> None:
 def test_inconclusive_verdict_lists_its_reasons_and_the_coverage_hint() -> None:
     md = render(custom_layout_report(), frozen_options())
     assert md.startswith("## celery-postmortem\n\n**INCONCLUSIVE: nothing in the input could be analysed**\n\n"
-                         "- worker.log: celery\\_log, 0 of 26 lines parsed; if it is a worker log in a custom layout, "
+                         "- worker.log: text in no known layout, read as records and nothing found in them; if it "
+                         "is a worker log in a custom layout, "
                          "give that layout with --log-format '&lt;worker\\_log\\_format&gt;'\n"
                          "- 3 files of no known kind: README.md, expected.json, produced.json\n")
     notes = md[md.index("Notes:"):]
-    assert "- worker.log: 0 of 26 lines parsed; if it is a worker log" in notes
+    assert "- worker.log: layout unknown: every line read as a record" in notes
 
 
 def test_healthy_verdict_has_no_reasons() -> None:

@@ -158,7 +158,7 @@ def test_container_prefixes_are_removed_and_streams_fold_separately(tmp_path: Pa
     parsed = celery_log.parse(p, source="compose.log")
     ev = parsed.events
     assert parsed.coverage.unrecognized == 0
-    assert "container log prefixes removed" in parsed.coverage.notes[0]
+    assert "log prefixes removed (docker compose" in parsed.coverage.notes[0]
     failed = ev.filter(pl.col("kind") == "failed")
     assert failed.height == 3 and failed["exc_type"].to_list() == ["ZeroDivisionError"] * 3
     # the traceback lines of worker_1 were folded although worker-2's lines sit between them
@@ -194,7 +194,11 @@ def test_huge_line_and_garbage_before_the_first_record(tmp_path: Path) -> None:
     parsed = celery_log.parse(p, source="odd.log")
     assert parsed.coverage.unrecognized == 2
     assert [ln for ln, _ in parsed.coverage.samples] == [1, 2]
-    assert parsed.events.height == _events(SAMPLES / "healthy" / "worker.log").height
+    # the layout does not read them, yet every line is evidence: two records with no time or level
+    assert parsed.events.height == _events(SAMPLES / "healthy" / "worker.log").height + 2
+    first = parsed.events.sort("line").head(2)
+    assert first.get_column("line").to_list() == [1, 2]
+    assert first.get_column("ts").null_count() == 2 and first.get_column("level").null_count() == 2
 
 
 def test_binary_garbage_is_sniffed_as_binary_and_reported(tmp_path: Path) -> None:
