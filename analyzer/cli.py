@@ -173,12 +173,12 @@ def analyze(
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
             from analyzer.plots import png_bytes
 
-            figures = png_bytes(bundle, report)
+            figures = png_bytes(bundle, report, redact=not no_redact)
             if plots is not None:
                 from analyzer.plots import save_plots
 
                 with _writing(f"--plots {plots}"):
-                    save_plots(bundle, plots)
+                    save_plots(bundle, plots, report=report, redact=not no_redact)
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
                                 fail_on=fail_on, plots=figures)
         if not targets:

@@ -145,7 +145,7 @@ def _read(source: bytes | Path, scan: _Scan, first_line: int = 1) -> tuple[pl.Da
             has_header=False, new_columns=["text"], schema={"text": pl.String},
             separator=scan.separator.decode(), quote_char=None, encoding=encoding,  # type: ignore[union-attr]
             comment_prefix=None, empty_string_is_null=False, row_index_name="line",
-            row_index_offset=first_line,
+            row_index_offset=first_line, glob=False,  # a `[` or `*` in a file name is part of the name
         ).with_columns(pl.col("line").cast(pl.Int64))
 
     try:
