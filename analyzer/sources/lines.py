@@ -9,6 +9,7 @@ they are not content (`logrotate copytruncate` leaves a run of them before the l
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,12 +188,44 @@ def _read_optimistic(source: bytes | Path, first_line: int) -> tuple[pl.DataFram
                               has_caret=bool(caret))
 
 
+NUL_PROBE = 1 << 20
+
+
+def leading_nuls(source: bytes | Path) -> int:
+    """How many NUL bytes a file starts with, read a MiB at a time: `logrotate copytruncate` can
+    leave a run as long as the old log (a sparse hole of GBs), which is skipped, never held."""
+    if isinstance(source, bytes):
+        return 0  # already in memory: removing its NULs costs nothing more
+    run = 0
+    with source.open("rb") as f:
+        try:  # a sparse file's hole reads as NULs: the file system says where data starts
+            run = os.lseek(f.fileno(), 0, os.SEEK_DATA)
+            f.seek(run)
+        except (OSError, AttributeError):  # no SEEK_DATA here, or no data at all (ENXIO)
+            f.seek(0)
+            run = 0
+        while chunk := f.read(NUL_PROBE):
+            kept = len(chunk.lstrip(b"\0"))
+            run += len(chunk) - kept
+            if kept:
+                break
+    return run
+
+
 def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, first_line: int = 1) -> Lines:
     """All lines of an artifact; ANSI colour and container prefixes removed (prefix kept as `stream`).
 
     `span` reads only bytes [start, end) of a file or of the bytes (a piece cut by
-    `record_spans`), numbering its lines from `first_line`.
+    `record_spans`), numbering its lines from `first_line`. A file's leading run of NUL bytes is
+    skipped (and counted), whole or as the start of its first piece.
     """
+    skipped = 0
+    if isinstance(source, Path) and (span is None or (span[0] > 0 and first_line == 1)):
+        skipped = leading_nuls(source)
+        if skipped and span is None:
+            span = (skipped, source.stat().st_size)
+        elif span is not None and span[0] != skipped:
+            skipped = 0  # a first piece that does not start after the run: read as it is
     if span is not None and isinstance(source, Path):
         with source.open("rb") as f:
             f.seek(span[0])
@@ -200,9 +233,9 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
     elif span is not None and isinstance(source, bytes):
         source = source[span[0]:span[1]]
     df, invalid, scan = _read_optimistic(source, first_line)
-    nul_bytes = 0
+    nul_bytes = skipped
     if scan.has_nul:  # NULs are not content: a leading run joins line 1, so line numbers stay
-        nul_bytes = int(df.select(pl.col("text").str.count_matches("\x00", literal=True).sum()).item() or 0)
+        nul_bytes += int(df.select(pl.col("text").str.count_matches("\x00", literal=True).sum()).item() or 0)
         df = df.with_columns(pl.col("text").str.replace_all("\x00", "", literal=True))
     if scan.has_cr:
         df = df.with_columns(pl.col("text").str.strip_suffix("\r"))
@@ -265,11 +298,11 @@ def record_spans(source: Path | bytes, piece_bytes: int, record_start: Callable[
     if isinstance(source, bytes):
         return _spans(memoryview(source), len(source), piece_bytes, record_start, window)
     with source.open("rb") as f:
-        return _spans(f, source.stat().st_size, piece_bytes, record_start, window)
+        return _spans(f, source.stat().st_size, piece_bytes, record_start, window, start=leading_nuls(source))
 
 
 def _spans(data: BinaryIO | memoryview, size: int, piece_bytes: int, record_start: Callable[[bytes], int | None],
-           window: int) -> list[tuple[int, int]]:
+           window: int, start: int = 0) -> list[tuple[int, int]]:
     def read(low: int, high: int) -> bytes:
         if isinstance(data, memoryview):
             return bytes(data[low:high])
@@ -277,7 +310,6 @@ def _spans(data: BinaryIO | memoryview, size: int, piece_bytes: int, record_star
         return data.read(high - low)
 
     spans: list[tuple[int, int]] = []
-    start = 0
     probe = start + piece_bytes
     while size - start > piece_bytes + piece_bytes // 2 and probe < size:
         low = max(start + 1, probe - window)

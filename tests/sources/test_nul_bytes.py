@@ -112,3 +112,30 @@ def test_no_real_text_sample_is_judged_binary_by_its_control_bytes() -> None:
     assert kinds.height > 20
     assert kinds.filter(pl.col("kind") == "binary").height == 0
     assert kinds.filter(pl.col("kind") == "celery_log").height >= 10
+
+
+def test_a_sparse_hole_before_the_log_is_skipped_not_held(tmp_path):
+    """`logrotate copytruncate` leaves a hole as long as the old log: 256 MiB of NULs must not cost
+    their size in memory (the hardening issue's 2 GiB hole cost 4.2 GB)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import SAMPLES
+
+    hole = 256 << 20
+    log = tmp_path / "b" / "worker.log"
+    log.parent.mkdir()
+    with log.open("wb") as f:
+        f.truncate(hole)
+        f.seek(hole)
+        f.write((SAMPLES / "broker-refused" / "worker.log").read_bytes())
+    code = ("import resource, subprocess, sys; r = subprocess.run([sys.executable, '-m', 'analyzer', 'analyze', "
+            f"{str(log.parent)!r}, '-f', 'json'], capture_output=True); sys.stdout.buffer.write(r.stdout); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=300)
+    peak_kb = int(r.stderr.split()[-1])
+    doc = json.loads(r.stdout)
+    assert doc["findings"][0]["category"] == "broker.connection_refused"
+    assert any(f"{hole} NUL byte(s) removed" in n for n in doc["inputs"][0]["notes"])
+    assert peak_kb < 350_000, f"peak RSS {peak_kb} KB for a {hole >> 20} MiB hole"
