@@ -275,10 +275,14 @@ class _Template(string.Formatter):
             return str(value)
 
 
+MAX_SUMMARY_CHARS = 4000  # a field may be a whole log record (a 50 MB line is bundle input too)
+
+
 def render_message(template: str, fields: Mapping[str, Any]) -> str:
-    """Fill a rule's `message`; unknown or null fields render as `?`, never raise."""
+    """Fill a rule's `message`; unknown or null fields render as `?`, never raise; clipped at a
+    token's end (`analyzer.clip`) so that a secret is never cut in half before redaction."""
     try:
-        return _Template().vformat(template, (), fields)
+        return clip(_Template().vformat(template, (), fields), MAX_SUMMARY_CHARS)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         return template
 

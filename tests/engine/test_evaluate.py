@@ -266,3 +266,10 @@ def test_parser_exceptions_and_xfail() -> None:
 def test_a_group_without_tasks_says_none_not_unknown() -> None:
     [f] = evaluate([rule('message == "fine"', message="tasks: {tasks}.")], {"events": FRAME})
     assert f.summary == "tasks: none."
+
+
+def test_a_huge_field_is_clipped_in_the_summary_at_a_tokens_end():
+    from analyzer.engine.evaluate import MAX_SUMMARY_CHARS, render_message
+
+    text = render_message("{host}: {message}", {"host": "w1", "message": "word " * 100_000})
+    assert len(text) <= MAX_SUMMARY_CHARS + 1 and text.endswith("word…")
