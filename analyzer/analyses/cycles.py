@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from analyzer.analyses.waits import OWNERLESS_VIA
 from analyzer.schema import CYCLES, conform
 
 N = TypeVar("N", bound=Hashable)
@@ -46,6 +47,7 @@ CYCLES_EXTRA: dict[str, pl.DataType] = {
     "cycle_text": pl.String(),  # `A waits for R1 held by B; B waits for R2 held by A`
     "confidence": pl.Float64(),  # weakest edge
     "inferred": pl.Boolean(),  # any edge inferred
+    "holders_seen": pl.Boolean(),  # false when a holder is only inferred from every thread being blocked
     # JSON list, per member: id, name, host, pid, tid, task_id, holds [{resource, frame}], waits_for
     "detail": pl.String(),
     "source": pl.String(),  # first evidence (findings cite source:line)
@@ -448,6 +450,10 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         text = "; ".join(f"{label[a]} waits for {res} held by {label[b]}"
                          for (a, b), res in zip(ring, resources, strict=True))
         cycle_text = code_cycle_text(ring, edge_rows) if code else text
+        unseen = sorted({str(er[0]["via"]) for er in edge_rows
+                         if str(er[0].get("via") or "").startswith(OWNERLESS_VIA)})
+        if unseen:
+            cycle_text += f" (holders inferred: {unseen[0]})"
         first = evidence[0] if evidence else ""
         src, _, ln = first.rpartition(":")
         ts_vals = [r["ts"] for r in all_rows if r.get("ts") is not None]
@@ -458,7 +464,7 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
             "members_text": ", ".join(label[m] for m in cyc), "resources_text": ", ".join(resources),
             "lock_order_text": order_text, "cycle_text": cycle_text,
             "confidence": min(er[0]["confidence"] for er in edge_rows),
-            "inferred": any(er[0]["inferred"] for er in edge_rows),
+            "inferred": any(er[0]["inferred"] for er in edge_rows), "holders_seen": not unseen,
             "detail": json.dumps(detail, sort_keys=True), "source": src or None,
             "line": int(ln) if ln.isdigit() else None, "ts": min(ts_vals) if ts_vals else None,
             "host": next((h for h in host_vals if "@" in h), host_vals[0] if host_vals else None),
