@@ -356,6 +356,8 @@ def code_cycle_text(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequenc
         what = _res(r)
         if not r.get("resource_name") and res.startswith(("lock:", "mutex:")):
             what = "a mutex" if res.startswith("mutex:") else "a lock"  # the holder's part says where
+            if not held:  # nor does it: the lock by the address the waiter's frame shows (`self=0x…`)
+                what = f"the {what[2:]} at {res.split(':', 1)[1].split(' ', 1)[0]}"
         parts.append(f"{who} waits{at} for {what}, held by {by}")
     return "; ".join(parts)
 

@@ -117,3 +117,12 @@ def test_unique_assignment() -> None:
     assert _unique_assignment(three, {}) is None  # A→B→C→A or A→C→B→A
     assert _unique_assignment(three, {"L1": "B"}) == {"L1": "B", "L2": "C", "L3": "A"}
     assert _unique_assignment(two, {"L1": "A"}) is None  # an observed owner contradicting the only way
+
+
+def test_without_py_bt_the_locks_are_named_by_the_address_gdb_shows(tmp_path: Path) -> None:
+    """No py-bt line says `with audit_lock:` and no frame has the lock in its locals: gdb's
+    `lock_PyThread_acquire_lock (self=…)` is all that names it; py-spy still shows the main thread joining."""
+    b = open_bundle(_copy(tmp_path, "deadlock-lock-global", drop=("gdb-py-bt.txt",)))
+    [c] = b.cycles.to_dicts()
+    assert c["holders_seen"] is False
+    assert "waits in post_ledger (proj.py:33) for the lock at 0x7fa436fac8c0" in c["cycle_text"]
