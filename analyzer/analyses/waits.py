@@ -74,7 +74,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise, permutations
 from typing import TYPE_CHECKING, Any
 
@@ -1137,10 +1137,10 @@ def _joiners(frames: pl.DataFrame) -> set[tuple[int, int]]:
     return out
 
 
-def _unique_assignment(waits: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str] | None:
-    """The one way to give each waited resource a holder among the waiters, each waiter holding one
-    resource and none its own (`waits`: waiter → resource; `known`: resource → observed holder), or
-    None when there are none or several."""
+def _assignments(waits: Mapping[str, str], known: Mapping[str, str], limit: int = 2) -> list[dict[str, str]]:
+    """Ways (at most `limit`) to give each waited resource a holder among the waiters, each waiter
+    holding one resource and none its own (`waits`: waiter → resource; `known`: resource →
+    observed holder), as resource → holder."""
     ws = sorted(waits)
     found: list[dict[str, str]] = []
     for perm in permutations(ws):
@@ -1150,9 +1150,15 @@ def _unique_assignment(waits: Mapping[str, str], known: Mapping[str, str]) -> di
         got = {waits[w]: h for w, h in zip(ws, perm, strict=True)}
         if all(got[r] == h for r, h in known.items() if r in got):
             found.append(got)
-            if len(found) > 1:
-                return None
-    return found[0] if found else None
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _unique_assignment(waits: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str] | None:
+    """The one way of `_assignments`, or None when there are none or several."""
+    found = _assignments(waits, known)
+    return found[0] if len(found) == 1 else None
 
 
 def ownerless_edges(edges: Sequence[Edge], threads: pl.DataFrame, frames: pl.DataFrame) -> list[Edge]:
@@ -1202,8 +1208,8 @@ def ownerless_edges(edges: Sequence[Edge], threads: pl.DataFrame, frames: pl.Dat
             continue
         stuck = {(int(p), int(t)) for p, t in verdicts.filter(pl.col("verdict") == "stuck").select("pid", "tid").rows()}
         known = {e.resource: e.holder for e in es if e.holder is not None and e.holder in waits}
-        got = _unique_assignment(one, known)
-        if got is None:
+        ways = _assignments(one, known)
+        if not ways:
             continue
         confirmed = all(_tid_parts(w) in stuck for w in waits)
         conf = OWNERLESS_CONFIRMED if confirmed else OWNERLESS_CONFIDENCE
@@ -1212,6 +1218,12 @@ def ownerless_edges(edges: Sequence[Edge], threads: pl.DataFrame, frames: pl.Dat
         how = (OWNERLESS_VIA + ", each on a different lock, "
                + ("and successive dumps show none of them moving" if confirmed else "in the one dump of each")
                + ", so the blocked threads hold these locks themselves; no dump shows an owner")
+        if len(ways) > 1:  # a deadlock all the same, but which thread holds which lock is not known
+            out.extend(replace(e, confidence=min(e.confidence, conf), inferred=True,
+                               via=how + f"; which of the {len(one)} threads holds which lock is not known")
+                       for e in es if e.holder is None)
+            continue
+        got = ways[0]
         for e in unknown:
             h = got[e.resource]
             out.append(Edge(

@@ -126,3 +126,25 @@ def test_without_py_bt_the_locks_are_named_by_the_address_gdb_shows(tmp_path: Pa
     [c] = b.cycles.to_dicts()
     assert c["holders_seen"] is False
     assert "waits in post_ledger (proj.py:33) for the lock at 0x7fa436fac8c0" in c["cycle_text"]
+
+
+THIRD = ('Thread 4 (Thread 0x7fa4350000c0 (LWP 13090) "celery"):\n'
+         "Traceback (most recent call first):\n"
+         "  <built-in method __enter__ of _thread.lock object at remote 0x7fa436aa0000>\n"
+         '  File "/tmp/proj.py", line 49, in post_journal\n'
+         "    with journal_lock:\n\n")
+
+
+def test_three_threads_on_three_locks_are_one_deadlock_whose_cycle_is_not_known() -> None:
+    """Built from the real py-bt plus a third writer on a third module-level lock: two rings (A→B→C and
+    A→C→B) fit, so no holder is guessed; one row names all three waits."""
+    text = (SAMPLES / "deadlock-lock-global" / "gdb-py-bt.txt").read_text()
+    b = Bundle.from_text(text.replace("Thread 3 (Thread", THIRD + "Thread 3 (Thread", 1), name="gdb-py-bt.txt")
+    assert b.waits.filter(pl.col("kind") == "lock")["holder"].null_count() == b.waits.filter(
+        pl.col("kind") == "lock").height
+    [c] = b.cycles.to_dicts()
+    assert (c["kind"], len(c["members"]), c["holders_seen"], c["lock_order"]) == ("lock", 3, False, [])
+    for name in ("journal_lock", "audit_lock", "ledger_lock"):
+        assert f"`{name}`" in c["cycle_text"] and f"`{name}`" in c["lock_order_text"]
+    assert "which of the 3 threads holds which lock is not known" in c["cycle_text"]
+    assert {f.rule for f in b.report().findings} >= {"CP-X011"}
