@@ -17,6 +17,10 @@ proposed global order of its resources.  A pipe cycle has no lock order; its `lo
 pipes before the processes and threads and `lock_order_text` says what breaks it (`pipe_order`:
 drain the pipe, or the queue, before waiting for the child).
 
+`holders_seen` is false when a holder was inferred only from every thread of the process being
+blocked (`waits.ownerless_edges`; the cycle text says so); when three or more such threads fit
+several rings, `ownerless_groups` makes one row of all of them, without holders or lock order.
+
 `lock_order`: every thread that holds H and waits for W took H before W (a *held → waited* pair;
 the whole `waits` frame counts, not only this cycle).  Within a cycle these pairs are cyclic, so
 the least-supported pair is dropped (fewest distinct members observed doing it, then lowest

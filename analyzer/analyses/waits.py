@@ -21,7 +21,13 @@
     held by it (nested ``with``; inferred, 0.6, or 0.7 when a py-bt code line confirms that frame
     is at the inner ``with``/``acquire``); a lock in any other frame of a thread not waiting on it
     is a weaker candidate (0.4), used only when there is no better one.  An RLock repr that shows
-    ``owner=IDENT`` names its holder (proven).  Threads are joined across tools by pid + tid.
+    ``owner=IDENT`` names its holder (proven), as does gdb's ``print (rlockobject *) ADDR`` followed
+    by ``print $->rlock_owner`` (the owner's pthread_t, matched to gdb's ``Thread 0x…`` header).
+    Threads are joined across tools by pid + tid.  Locks no dump shows a holder of (module-level
+    locks are in no frame's locals; a C extension may take its mutexes inside one function) get
+    holders from `ownerless_edges` when every thread of the process is blocked, each on a different
+    lock, and nothing moved between dumps (inferred, 0.5-0.6; `via` starts with `OWNERLESS_VIA`).
+    A wait with no blocked frame from locals is placed by `threads.code` and its py-bt line.
 ``fcntl`` / ``flock``  `/proc/locks`: each ``N: ->`` request waits for lock ``N`` (proven). When
     the bundle also has an EDEADLK (``Resource deadlock avoided``) record, the kernel refused a
     request that would have closed a cycle: the holder of a waited range requested a range held
