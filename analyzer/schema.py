@@ -141,6 +141,7 @@ CYCLES: Mapping[str, pl.DataType] = {
     "resources_text": STR,  # the resources, comma-separated
     "confidence": FLOAT,  # of the weakest edge
     "inferred": BOOL,  # whether any edge is inferred
+    "holders_seen": BOOL,  # false when no dump shows who holds its locks (holders inferred: all threads blocked)
     "detail": STR,  # JSON list, per member: id, name, host, pid, tid, task_id, holds, waits_for
     "source": STR,  # the first evidence (findings cite source:line)
     "line": INT,

@@ -17,6 +17,10 @@ proposed global order of its resources.  A pipe cycle has no lock order; its `lo
 pipes before the processes and threads and `lock_order_text` says what breaks it (`pipe_order`:
 drain the pipe, or the queue, before waiting for the child).
 
+`holders_seen` is false when a holder was inferred only from every thread of the process being
+blocked (`waits.ownerless_edges`; the cycle text says so); when three or more such threads fit
+several rings, `ownerless_groups` makes one row of all of them, without holders or lock order.
+
 `lock_order`: every thread that holds H and waits for W took H before W (a *held → waited* pair;
 the whole `waits` frame counts, not only this cycle).  Within a cycle these pairs are cyclic, so
 the least-supported pair is dropped (fewest distinct members observed doing it, then lowest
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from analyzer.analyses.waits import OWNERLESS_VIA
 from analyzer.schema import CYCLES, conform
 
 N = TypeVar("N", bound=Hashable)
@@ -46,6 +51,7 @@ CYCLES_EXTRA: dict[str, pl.DataType] = {
     "cycle_text": pl.String(),  # `A waits for R1 held by B; B waits for R2 held by A`
     "confidence": pl.Float64(),  # weakest edge
     "inferred": pl.Boolean(),  # any edge inferred
+    "holders_seen": pl.Boolean(),  # false when a holder is only inferred from every thread being blocked
     # JSON list, per member: id, name, host, pid, tid, task_id, holds [{resource, frame}], waits_for
     "detail": pl.String(),
     "source": pl.String(),  # first evidence (findings cite source:line)
@@ -354,6 +360,8 @@ def code_cycle_text(ring: Sequence[tuple[str, str]], edge_rows: Sequence[Sequenc
         what = _res(r)
         if not r.get("resource_name") and res.startswith(("lock:", "mutex:")):
             what = "a mutex" if res.startswith("mutex:") else "a lock"  # the holder's part says where
+            if not held:  # nor does it: the lock by the address the waiter's frame shows (`self=0x…`)
+                what = f"the {what[2:]} at {res.split(':', 1)[1].split(' ', 1)[0]}"
         parts.append(f"{who} waits{at} for {what}, held by {by}")
     return "; ".join(parts)
 
@@ -448,6 +456,10 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
         text = "; ".join(f"{label[a]} waits for {res} held by {label[b]}"
                          for (a, b), res in zip(ring, resources, strict=True))
         cycle_text = code_cycle_text(ring, edge_rows) if code else text
+        unseen = sorted({str(er[0]["via"]) for er in edge_rows
+                         if str(er[0].get("via") or "").startswith(OWNERLESS_VIA)})
+        if unseen:
+            cycle_text += f" (holders inferred: {unseen[0]})"
         first = evidence[0] if evidence else ""
         src, _, ln = first.rpartition(":")
         ts_vals = [r["ts"] for r in all_rows if r.get("ts") is not None]
@@ -458,18 +470,74 @@ def build(waits: pl.DataFrame) -> pl.DataFrame:
             "members_text": ", ".join(label[m] for m in cyc), "resources_text": ", ".join(resources),
             "lock_order_text": order_text, "cycle_text": cycle_text,
             "confidence": min(er[0]["confidence"] for er in edge_rows),
-            "inferred": any(er[0]["inferred"] for er in edge_rows),
+            "inferred": any(er[0]["inferred"] for er in edge_rows), "holders_seen": not unseen,
             "detail": json.dumps(detail, sort_keys=True), "source": src or None,
             "line": int(ln) if ln.isdigit() else None, "ts": min(ts_vals) if ts_vals else None,
             "host": next((h for h in host_vals if "@" in h), host_vals[0] if host_vals else None),
             "task_id": task_vals[0] if task_vals else None, "task_ids": task_vals, "message": text,
         })
+    out.extend(ownerless_groups(waits))
     out.sort(key=lambda r: (r["kind"], r["members"], r["resources"]))
     for i, r in enumerate(out, 1):
         r["cycle"] = i
     if not out:
         return conform(pl.DataFrame(schema=CYCLES_FULL), CYCLES)
     return conform(pl.DataFrame(out, schema=CYCLES_FULL), CYCLES)
+
+
+def _lock_named(row: Mapping[str, Any]) -> str:
+    """A lock by its name in code, else by the address its waiter's frame shows."""
+    if row.get("resource_name"):
+        return f"`{row['resource_name']}`"
+    res = str(row["resource"])
+    kind = "mutex" if res.startswith("mutex:") else "lock"
+    return f"the {kind} at {res.split(':', 1)[1].split(' ', 1)[0]}"
+
+
+def ownerless_groups(waits: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows for the owner-less deadlocks whose cycle is not known (`waits.ownerless_edges`: three or
+    more threads of a process blocked, each on a different lock, nothing else running, and several
+    ways the locks could be held among them): one row per process, its members the blocked threads in
+    id order, `resources[i]` what `members[i]` waits for, no holders and no proposed order."""
+    if not {"via", "holder"} <= set(waits.columns):
+        return []
+    rows = waits.filter(pl.col("holder").is_null() & pl.col("via").fill_null("").str.starts_with(OWNERLESS_VIA))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows.sort("waiter", "resource").to_dicts():
+        groups.setdefault(str(r["waiter"]).rsplit("/", 1)[0], []).append(r)
+    out = []
+    for _, rs in sorted(groups.items()):
+        members = [r["waiter"] for r in rs]
+        evidence = sorted({ev for r in rs for ev in (r.get("all_evidence") or [r["evidence"]]) if ev}, key=_ev_key)
+        parts = []
+        for r in rs:
+            where = _waits_in(r.get("waiter_frame"))
+            parts.append(f"{_thread(r['waiter'], r.get('waiter_name'))} waits{f' in {where}' if where else ''} "
+                         f"for {_lock_named(r)}")
+        text = "; ".join(parts) + f" (holders inferred: {rs[0]['via']})"
+        names = ", ".join(_lock_named(r) for r in rs)
+        detail = [{"id": r["waiter"], "name": r.get("waiter_name"), **_split_id(str(r["waiter"])),
+                   "task_id": r.get("task_id"), "holds": [],
+                   "waits_for": {"resource": r["resource"], "frame": r.get("waiter_frame")}} for r in rs]
+        src, _, ln = (evidence[0] if evidence else "").rpartition(":")
+        ts_vals = [r["ts"] for r in rs if r.get("ts") is not None]
+        tasks = sorted({r["task_id"] for r in rs if r.get("task_id")})
+        out.append({
+            "members": members, "resources": [r["resource"] for r in rs],
+            "kind": _cycle_kind({str(r["kind"]) for r in rs}), "evidence": evidence, "lock_order": [],
+            "members_text": ", ".join(f'{m} "{r["waiter_name"]}"' if r.get("waiter_name") else m
+                                      for m, r in zip(members, rs, strict=True)),
+            "resources_text": ", ".join(r["resource"] for r in rs),
+            "lock_order_text": f"one order for {names}, the same in every code path (the dumps do not show "
+                               "which thread took which lock first, so none is proposed)",
+            "cycle_text": text, "confidence": min(float(r["confidence"]) for r in rs), "inferred": True,
+            "holders_seen": False, "detail": json.dumps(detail, sort_keys=True), "source": src or None,
+            "line": int(ln) if ln.isdigit() else None, "ts": min(ts_vals) if ts_vals else None,
+            "host": next((r["host"] for r in rs if r.get("host")), None),
+            "task_id": tasks[0] if tasks else None, "task_ids": tasks,
+            "message": "; ".join(f"{r['waiter']} waits for {r['resource']}" for r in rs) + "; holders not seen",
+        })
+    return out
 
 
 def _ev_key(ev: str) -> tuple[str, int]:

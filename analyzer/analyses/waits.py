@@ -21,7 +21,13 @@
     held by it (nested ``with``; inferred, 0.6, or 0.7 when a py-bt code line confirms that frame
     is at the inner ``with``/``acquire``); a lock in any other frame of a thread not waiting on it
     is a weaker candidate (0.4), used only when there is no better one.  An RLock repr that shows
-    ``owner=IDENT`` names its holder (proven).  Threads are joined across tools by pid + tid.
+    ``owner=IDENT`` names its holder (proven), as does gdb's ``print (rlockobject *) ADDR`` followed
+    by ``print $->rlock_owner`` (the owner's pthread_t, matched to gdb's ``Thread 0x…`` header).
+    Threads are joined across tools by pid + tid.  Locks no dump shows a holder of (module-level
+    locks are in no frame's locals; a C extension may take its mutexes inside one function) get
+    holders from `ownerless_edges` when every thread of the process is blocked, each on a different
+    lock, and nothing moved between dumps (inferred, 0.5-0.6; `via` starts with `OWNERLESS_VIA`).
+    A wait with no blocked frame from locals is placed by `threads.code` and its py-bt line.
 ``fcntl`` / ``flock``  `/proc/locks`: each ``N: ->`` request waits for lock ``N`` (proven). When
     the bundle also has an EDEADLK (``Resource deadlock avoided``) record, the kernel refused a
     request that would have closed a cycle: the holder of a waited range requested a range held
@@ -74,8 +80,8 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from itertools import permutations
+from dataclasses import dataclass, field, replace
+from itertools import pairwise, permutations
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -371,6 +377,49 @@ def _name_resources(edges: Sequence[Edge], names: Mapping[tuple[int, str], tuple
                     break
 
 
+# `$1 = (rlockobject *) 0x7fb0f6aa9040` then `$2 = 140398019462848` (`print $->rlock_owner`)
+RLOCK_PTR_RE = re.compile(r"^\(rlockobject \*\) (0x[0-9a-f]+)$")
+OWNER_IDENT_RE = re.compile(r"^(\d+)$")
+# `post_ledger (proj.py:33)`: a `threads.code` place
+PLACE_RE = re.compile(r"^(.*) \(([^():]+):(\d+)\)$")
+
+
+def _rlock_owners(gdb_values: pl.DataFrame) -> dict[str, tuple[str, str]]:
+    """RLock address → (owning thread's ident, evidence) from gdb values printed in pairs:
+    `print (rlockobject *) ADDR` then `print $->rlock_owner` (CPython's Modules/_threadmodule.c
+    keeps the owner's pthread_t, 0 when unowned). A value is paired only with the one right after
+    it in the same output."""
+    out: dict[str, tuple[str, str]] = {}
+    if not _cols(gdb_values, "source", "line", "value"):
+        return out
+    for (source,), grp in gdb_values.group_by(["source"], maintain_order=True):
+        rows = grp.sort("line").select("line", "value").rows()
+        for (_, v1), (ln2, v2) in pairwise(rows):
+            p, o = RLOCK_PTR_RE.match(str(v1).strip()), OWNER_IDENT_RE.match(str(v2).strip())
+            if p and o and int(o.group(1)) > 0:
+                out[p.group(1)] = (o.group(1), _ev(source, ln2))
+    return out
+
+
+def _code_place(threads: pl.DataFrame, code: Mapping[tuple[int, int, str, int], str], pid: int,
+                tid: int) -> str | None:
+    """Where a thread waits, as `threads.code` says (its innermost application frame, from any dump
+    of it), with that line's source text when a py-bt shows it: `post_ledger (proj.py:33): with audit_lock:`."""
+    if not _cols(threads, "pid", "tid", "code"):
+        return None
+    rows = threads.filter((pl.col("pid") == pid) & (pl.col("tid") == tid) & pl.col("code").is_not_null())
+    if "code_from" in rows.columns:
+        rows = rows.filter(pl.col("code_from") != "top")  # a C frame (`futex_wait`) says nothing of the code
+    if rows.is_empty():
+        return None
+    rows = rows.with_columns((pl.col("code_from") != "app").alias("_not_app")) if "code_from" in rows.columns \
+        else rows.with_columns(pl.lit(False).alias("_not_app"))
+    place = str(rows.sort("_not_app", "source", "line")["code"][0])
+    m = PLACE_RE.match(place)
+    text = code.get((pid, tid, m.group(2).rsplit("/", 1)[-1], int(m.group(3)))) if m else None
+    return f"{place}: {text.strip()}" if text else place
+
+
 def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.DataFrame,
                  info: ProcessInfo) -> list[Edge]:
     if not _cols(threads, "pid", "tid", "wait_call", "wait_on"):
@@ -451,6 +500,7 @@ def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.Dat
             addr, kind, _ = lf["locks"][target]
             waits_on[key] = {"addr": addr, "kind": kind, "ev": [_ev(lf["source"], lf["src_line"])], "proven": False}
             blocked_frame[key] = {**lf, "confirmed": True}
+    rlock_owner.update(_rlock_owners(gdb_values))
     ident_to_thread: dict[int, tuple[int, int]] = {}
     if "thread_ident" in th.columns:
         for pid, tid, ident in th.filter(pl.col("thread_ident").is_not_null()).select("pid", "tid", "thread_ident") \
@@ -483,7 +533,7 @@ def thread_edges(threads: pl.DataFrame, frames: pl.DataFrame, gdb_values: pl.Dat
         addr, kind = w["addr"], kind_of.get(w["addr"], w["kind"])
         res = f"lock:{addr}"
         bfw = blocked_frame.get(key)
-        wframe = None
+        wframe = _code_place(th, code, pid, tid)  # a module-level lock is in no frame's locals
         if bfw is not None:
             fkey = (pid, tid, str(bfw["file"]).rsplit("/", 1)[-1], int(bfw["line"] or -1))
             wframe = _frame_label(bfw["function"], bfw["file"], bfw["line"], code.get(fkey))
@@ -1062,6 +1112,137 @@ def join_edges(frames: pl.DataFrame, processes: pl.DataFrame, info: ProcessInfo,
     return edges
 
 
+# --- deadlocks without owners -------------------------------------------------------------------
+LOCK_KINDS = ("lock", "rlock", "mutex")
+# states of a thread that cannot release a lock another thread waits for: blocked itself, or Celery
+# plumbing waiting for work (`stack_rules.IDLE_STACK`)
+BLOCKED_STATES = ("lock_wait", "idle")
+MAX_OWNERLESS = 6  # waiters of one process tried for a unique assignment (6! permutations)
+OWNERLESS_VIA = "every thread of the process is blocked"  # how (`via`) an edge of `ownerless_edges` begins
+OWNERLESS_CONFIDENCE = 0.5  # one dump of each thread: blocked now, maybe not for good
+OWNERLESS_CONFIRMED = 0.6  # successive dumps show every thread of the process unchanged
+
+
+def _tid_parts(member: str | None) -> tuple[int, int] | None:
+    parts = (member or "").split("/")
+    return (int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else None
+
+
+def _joiners(frames: pl.DataFrame) -> set[tuple[int, int]]:
+    """(pid, tid) of threads whose innermost Python frame, in some dump, is threading's `Thread.join`
+    / `_wait_for_tstate_lock`: the lock they wait on is the joined thread's, held until it exits."""
+    if not _cols(frames, "pid", "tid", "depth", "function", "file", "thread_key"):
+        return set()
+    py = frames.filter(pl.col("pid").is_not_null() & pl.col("tid").is_not_null() & ~pl.col("native").fill_null(False)
+                       & pl.col("file").is_not_null())
+    top = py.sort("depth").group_by("thread_key", maintain_order=True).first()
+    out = set()
+    for r in top.select("pid", "tid", "function", "file").to_dicts():
+        if _in_threading(r) and str(r["function"]).rsplit(".", 1)[-1] in JOIN_FUNCTIONS:
+            out.add((int(r["pid"]), int(r["tid"])))
+    return out
+
+
+def _assignments(waits: Mapping[str, str], known: Mapping[str, str], limit: int = 2) -> list[dict[str, str]]:
+    """Ways (at most `limit`) to give each waited resource a holder among the waiters, each waiter
+    holding one resource and none its own (`waits`: waiter → resource; `known`: resource →
+    observed holder), as resource → holder."""
+    ws = sorted(waits)
+    found: list[dict[str, str]] = []
+    for perm in permutations(ws):
+        # resource of waiter ws[i] is held by perm[i]
+        if any(h == w for w, h in zip(ws, perm, strict=True)):
+            continue
+        got = {waits[w]: h for w, h in zip(ws, perm, strict=True)}
+        if all(got[r] == h for r, h in known.items() if r in got):
+            found.append(got)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _unique_assignment(waits: Mapping[str, str], known: Mapping[str, str]) -> dict[str, str] | None:
+    """The one way of `_assignments`, or None when there are none or several."""
+    found = _assignments(waits, known)
+    return found[0] if len(found) == 1 else None
+
+
+def ownerless_edges(edges: Sequence[Edge], threads: pl.DataFrame, frames: pl.DataFrame) -> list[Edge]:
+    """Holders inferred for lock waits no dump shows an owner of (module-level Python locks, C mutexes).
+
+    In one process, when at least two threads wait on locks (gdb ``lock_PyThread_acquire_lock
+    (self=…)``/``rlock_acquire``/``pthread_mutex_lock``, py-bt), each on a different one; every other
+    thread of that process is blocked too (a lock wait — a ``Thread.join`` among them — or idle
+    Celery plumbing) in every dump of it; and no thread was seen to progress between successive
+    dumps (`threads.compare_dumps`), then nothing that could release those locks is running: they
+    are held by the waiters themselves. When exactly one assignment gives each waiter one of the
+    others' locks (two threads: the crossed one; more when observed owners fix the rest), its
+    edges are added: inferred, confidence `OWNERLESS_CONFIRMED` when successive dumps show every
+    waiter unchanged, else `OWNERLESS_CONFIDENCE`. Several threads queued on one lock (held by a
+    thread doing something else) is a lock wait, never this.
+    """
+    from analyzer.analyses.threads import compare_dumps
+
+    if not _cols(threads, "pid", "tid", "state"):
+        return []
+    joiners = _joiners(frames)
+    by_pid: dict[int, list[Edge]] = {}
+    for e in edges:
+        ids = _tid_parts(e.waiter)
+        if e.kind in LOCK_KINDS and ids is not None and ids not in joiners:
+            by_pid.setdefault(ids[0], []).append(e)
+    out: list[Edge] = []
+    for pid, es in sorted(by_pid.items()):
+        waits: dict[str, set[str]] = {}
+        for e in es:
+            waits.setdefault(e.waiter, set()).add(e.resource)
+        if len(waits) < 2 or len(waits) > MAX_OWNERLESS or any(len(r) != 1 for r in waits.values()):
+            continue
+        one = {w: next(iter(r)) for w, r in waits.items()}
+        if len(set(one.values())) != len(one):
+            continue  # two threads queue on one lock: its holder is doing something else
+        unknown = [e for e in es if e.holder is None]
+        if not unknown:
+            continue
+        proc = threads.filter(pl.col("pid") == pid)
+        waiting = {ids[1] for w in waits if (ids := _tid_parts(w))} | {t for p, t in joiners if p == pid}
+        others = proc.filter(~pl.col("tid").is_in(sorted(waiting)))
+        if not others.filter(~pl.col("state").is_in(list(BLOCKED_STATES))).is_empty():
+            continue  # some other thread may be running and hold (and release) one of the locks
+        verdicts = compare_dumps(proc, frames)
+        if not verdicts.filter(pl.col("verdict") == "progressing").is_empty():
+            continue
+        stuck = {(int(p), int(t)) for p, t in verdicts.filter(pl.col("verdict") == "stuck").select("pid", "tid").rows()}
+        known = {e.resource: e.holder for e in es if e.holder is not None and e.holder in waits}
+        ways = _assignments(one, known)
+        if not ways:
+            continue
+        confirmed = all(_tid_parts(w) in stuck for w in waits)
+        conf = OWNERLESS_CONFIRMED if confirmed else OWNERLESS_CONFIDENCE
+        names = {e.waiter: e.waiter_name for e in es}
+        frames_of = {e.waiter: e.waiter_frame for e in es}
+        how = (OWNERLESS_VIA + ", each on a different lock, "
+               + ("and successive dumps show none of them moving" if confirmed else "in the one dump of each")
+               + ", so the blocked threads hold these locks themselves; no dump shows an owner")
+        if len(ways) > 1:  # a deadlock all the same, but which thread holds which lock is not known
+            out.extend(replace(e, confidence=min(e.confidence, conf), inferred=True,
+                               via=how + f"; which of the {len(one)} threads holds which lock is not known")
+                       for e in es if e.holder is None)
+            continue
+        got = ways[0]
+        for e in unknown:
+            h = got[e.resource]
+            out.append(Edge(
+                e.waiter, e.resource, h, e.kind, min(e.confidence, conf), True,
+                [*e.evidence, *(x for o in es if o.waiter == h for x in o.evidence[:1])], how, ts=e.ts, host=e.host,
+                task_id=e.task_id, holder_task_id=e.task_id, waiter_name=e.waiter_name, holder_name=names.get(h),
+                waiter_frame=e.waiter_frame,
+                holder_frame=None if frames_of.get(h) is None else f"{frames_of[h]} (blocked there; that it holds "
+                "this lock is inferred)",
+                resource_name=e.resource_name, resource_named_in=e.resource_named_in))
+    return out
+
+
 # --- assembly ---------------------------------------------------------------------------------
 def _merge(edges: Iterable[Edge]) -> list[Edge]:
     """One edge per (waiter, resource, holder, kind), all evidence kept, best confidence."""
@@ -1117,6 +1298,10 @@ def build(frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
              *process_edges(fr, processes, _frame("proc_fds", frames), info, names),
              *join_edges(fr, processes, info, names)]
     edges = _merge(_complete_holds(_merge(edges)))
+    inferred = ownerless_edges(edges, threads, fr)
+    if inferred:
+        done = {(e.waiter, e.resource) for e in inferred}
+        edges = [e for e in edges if e.holder is not None or (e.waiter, e.resource) not in done] + inferred
     rows = []
     for e in edges:
         ev = sorted(e.evidence, key=_ev_key)

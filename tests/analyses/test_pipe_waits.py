@@ -146,7 +146,8 @@ def test_every_sample_gives_exactly_its_expected_cycles() -> None:
             assert not kinds & {"pipe", "process"}, sample.name
         if "join" in kinds:
             joins.add(sample.name)
-    assert joins == {"deadlock-lock", "deadlock-rlock", "lock-wait-many", "deadlock-queue"}
+    assert joins == {"deadlock-lock", "deadlock-rlock", "lock-wait-many", "deadlock-queue", "deadlock-lock-global",
+                     "deadlock-rlock-global"}
 
 
 def test_parent_line_of_a_subprocesses_dump_links_the_two_without_locals_ps_or_proc() -> None:
