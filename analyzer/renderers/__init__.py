@@ -144,8 +144,11 @@ def headline(report: Report, fid: str) -> str:
     return f" — {inc.headline()}" if inc is not None else ""
 
 
-def incident_text(inc: Incident) -> str:
-    """One line: `incident i1, 03:12:07 → 03:12:19 (12 s): recovered after 12 s (why)`."""
+def incident_text(inc: Incident, *, headline: bool = True) -> str:
+    """One line: `incident i1, 03:12:07 → 03:12:19 (12 s): recovered after 12 s (why)` (without
+    `headline`: `…(12 s); why`, for a renderer that shows the headline itself)."""
+    if not headline:
+        return f"incident {inc.id}, {inc.interval()}; {inc.state_reason}"
     return f"incident {inc.id}, {inc.interval()}: {inc.headline()} ({inc.state_reason})"
 
 
