@@ -478,7 +478,7 @@ def _standing(f: Finding) -> bool:
 # -- baselines -------------------------------------------------------------------------------------
 
 BASELINE_BINS = 12  # the window cut in this many equal bins
-BASELINE_MIN_WINDOW = timedelta(minutes=30)  # shorter windows say nothing of a steady rate
+BASELINE_MIN_WINDOW = timedelta(minutes=2)  # shorter windows say nothing of a steady rate
 BASELINE_MIN_COUNT = 6
 STEADY_BINS = 8  # occurrences in at least this many bins: spread across the whole window
 BURST_FACTOR = 4  # a bin this many times the typical (median) non-empty bin is a burst
@@ -624,8 +624,8 @@ def _incident(iid: str, head: Finding, members: list[Finding], ctx: Context) -> 
 def _state(inc: Incident, members: list[Finding], nodes: list[str], start: datetime | None,
            end: datetime | None, ctx: Context) -> None:
     """How the incident stood when the logs end: recovered (a record shows the node working after
-    the last failure), still failing (a dump or the queue listing shows it stuck, or failures went on
-    until the node's last record), or unknown."""
+    the last failure; the incident ends there), still failing (a dump or the queue listing shows it
+    stuck, or failures went on until the node's last record), or unknown."""
     stuck = [m for m in members if m.category in PERSISTENT]
     last = max((ctx.last_record[h] for h in nodes if h in ctx.last_record), default=None)
     if stuck:  # a state seen in a dump or at the logs' end: later records do not undo it
@@ -635,7 +635,9 @@ def _state(inc: Incident, members: list[Finding], nodes: list[str], start: datet
         inc.state_evidence = [*stuck[0].evidence[:1], *ctx.idle_queues]
         return
     back = ctx.recovery_after(nodes, end) if end is not None else None
-    if back is not None:
+    if back is not None and start is not None:
+        # the outage lasted until the node worked again, not until its last failed retry
+        inc.end, inc.duration_s = _iso(back.at), round((back.at - start).total_seconds(), 3)
         inc.state, inc.recovered_at = "recovered", _iso(back.at)
         who = ", ".join(nodes) or "the worker"
         inc.state_reason = f"{who} working again at {_iso(back.at)}: {back.evidence.text}"

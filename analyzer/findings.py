@@ -56,9 +56,10 @@ class Baseline:
         return d
 
     def describe(self) -> str:
-        rate = f"{self.rate_per_hour:.2g}/h"
+        r = self.rate_per_hour
+        rate = f"{r:.0f}/h" if r >= 10 else f"{r:.2g}/h"
         if self.kind == "standing":
-            return f"standing error: a steady {rate} from {self.window_start} to {self.window_end}, not a cause"
+            return f"standing error: a steady {rate} over {self.window_start} → {self.window_end}, not a cause"
         return (f"burst of {self.burst_count} from {self.burst_start} to {self.burst_end} against its "
                 f"baseline of {rate}")
 

@@ -160,7 +160,7 @@ def link_reason(report: Report, effect: str, cause: str) -> str:
 def standing_text(f: Finding) -> str:
     """`f3 task.exception: <title> — standing error: a steady 0.7/h from … to …, not a cause`."""
     desc = f.baseline.describe() if f.baseline is not None else ""
-    return f"{f.id} {f.category}: {f.title} ({f.count}×) — {desc}"
+    return f"{f.id} {f.category}: {f.title} ({f.count}×, first {f.first_seen}, last {f.last_seen}) — {desc}"
 
 
 def same_remediation(report: Report, fid: str) -> str | None:
