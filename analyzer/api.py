@@ -27,7 +27,15 @@ from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
-from analyzer.diagnosis import diagnose, with_cycles, with_lost_tasks
+from analyzer.diagnosis import (
+    Context,
+    diagnose,
+    incidents,
+    merge_fingerprints,
+    with_baselines,
+    with_cycles,
+    with_lost_tasks,
+)
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
 from analyzer.printable import printable_report
@@ -341,7 +349,10 @@ class Bundle:
                        documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS])
         findings = with_lost_tasks(with_cycles(findings, self._cycles), self._tasks, self._events,
                                    self._frame("inspect"))
-        ordered, roots = diagnose(findings)
+        context = Context.of(self._events, self._threads, self._frames, self._frame("queues"))
+        findings = with_baselines(merge_fingerprints(findings), context)
+        ordered, roots = diagnose(findings, context)
+        found, roots = incidents(ordered, roots, context)
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
         kinds = {i.name: i.kind for i in self.inputs}
         report = printable_report(Report(  # control characters shown, never obeyed, in every output
@@ -354,6 +365,7 @@ class Bundle:
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
             advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},
+            incidents=found,
         ))
         if default:
             self._report = report

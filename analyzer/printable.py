@@ -24,7 +24,7 @@ from typing import Any, cast
 from analyzer.advice import Advice, Artifact
 from analyzer.bundle import Problem
 from analyzer.engine.rule import Rule
-from analyzer.findings import Evidence, Finding
+from analyzer.findings import Baseline, Evidence, Finding, Incident
 from analyzer.report import Report, Summary
 from analyzer.sources.celery_log import Coverage
 
@@ -53,7 +53,7 @@ def printable(text: str, *, lines: bool = False) -> str:
 
 # (record, field) whose text is several lines by nature: a multi-line log record, rule prose
 _MULTILINE = {(Evidence, "text"), (Finding, "remediation"), (Report, "rule_errors")}
-_RECORDS = (Report, Coverage, Problem, Finding, Evidence, Summary, Advice, Artifact)
+_RECORDS = (Report, Coverage, Problem, Finding, Evidence, Summary, Advice, Artifact, Incident, Baseline)
 # what reports show of a rule, and whether it may hold several lines
 _RULE_TEXT = {"title": False, "what": True, "why": True, "remediation": True, "references": False, "path": False}
 

@@ -13,7 +13,7 @@ import polars as pl
 from analyzer.advice import Advice
 from analyzer.bundle import Problem
 from analyzer.categories import SEVERITY_RANK
-from analyzer.findings import Finding
+from analyzer.findings import Finding, Incident
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.layouts import UNKNOWN as UNKNOWN_LAYOUT
 
@@ -118,6 +118,7 @@ class Report:
     rule_errors: list[str] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)  # the rules that ran (SARIF/JUnit list them all)
     advice: dict[str, Advice] = field(default_factory=dict)  # root-cause id → what to check and collect
+    incidents: list[Incident] = field(default_factory=list)  # findings grouped by cause, as intervals
 
     @property
     def healthy(self) -> bool:
@@ -226,6 +227,15 @@ class Report:
                 return f
         raise UnknownFinding(fid, [f.id for f in self.findings])
 
+    def incident_of(self, fid: str) -> Incident | None:
+        """The incident finding `fid` belongs to (None: a standing error or a lone informational one)."""
+        iid = self.finding(fid).incident
+        return next((i for i in self.incidents if i.id == iid), None)
+
+    def standing(self) -> list[Finding]:
+        """Findings that recur at a steady rate all through the window: background, not causes."""
+        return [f for f in self.findings if f.baseline is not None and f.baseline.kind == "standing"]
+
     def worst_severity(self) -> str | None:
         if not self.findings:
             return None
@@ -241,6 +251,7 @@ class Report:
             "summary": self.summary.to_dict(),
             "verdict": self.verdict,
             "root_causes": list(self.root_causes),
+            "incidents": [i.to_dict() for i in self.incidents],
             "findings": [f.to_dict() for f in self.findings],
             "advice": {fid: a.to_dict() for fid, a in self.advice.items()},
         }

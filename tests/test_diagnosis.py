@@ -17,8 +17,6 @@ from tests.conftest import SAMPLES
     ("rabbitmq-ack-timeout", "CP-B016", "CP-B015"),
     # PostgreSQL's `too many clients` (04.612) and the task's OperationalError (04.661)
     ("pg-too-many-clients", "CP-D002@postgres", "CP-D002@w1@sample"),
-    # RabbitMQ closing for missed heartbeats, then the worker noticing
-    ("heartbeat-stall-hang", "CP-B013", "CP-B014"),
     # MemoryError in the pool, then the child recycled over worker_max_memory_per_child 5 s later
     ("worker-memory", "CP-W010", "CP-W011"),
 ])

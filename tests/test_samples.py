@@ -38,7 +38,8 @@ def _expected(sample: Path) -> dict[str, Any]:
 
 def check_ids(exp: dict[str, Any]) -> list[str]:
     """Every check an `expected.json` asks for, one id each."""
-    ids = [key for key in ("healthy", "root_cause", "inputs", "hosts", "events", "tasks", "threads", "cycles")
+    ids = [key for key in ("healthy", "root_cause", "inputs", "hosts", "events", "tasks", "threads", "cycles",
+                           "incidents", "standing")
            if key in exp]
     ids += [f"category:{cat}" for cat in exp.get("categories", [])]
     ids += [f"absent:{cat}" for cat in exp.get("absent", [])]
@@ -103,6 +104,13 @@ def run_check(sample: Path, check_id: str) -> None:
         got = sorted((r["kind"], len(r["members"])) for r in bundle.cycles.iter_rows(named=True))
         want = sorted((c["kind"], c["members"]) for c in exp["cycles"])
         assert got == want
+    elif check_id == "incidents":
+        got = [{"root_cause": report.finding(i.root).category if i.root else None, "state": i.state,
+                "start": i.start, "end": i.end} for i in report.incidents]
+        assert got == exp["incidents"]
+    elif check_id == "standing":
+        assert sorted(f.category for f in report.standing()) == sorted(exp["standing"])
+        assert not set(report.root_causes) & {f.id for f in report.standing()}
     elif check_id.startswith("category:"):
         assert check_id.split(":", 1)[1] in categories, sorted(categories)
     elif check_id.startswith("absent:"):

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.clip import clip
-from analyzer.findings import Evidence, Finding
+from analyzer.findings import MAX_TIMES, Evidence, Finding
 from analyzer.order import timeline
 
 from .compiler import Leaf, prefilter, prefilter_expr
@@ -257,7 +257,18 @@ def _finding(
         remediation=list(rule.remediation),
         references=list(rule.references),
         explains_categories=list(rule.explains),
+        times=_times(part),
     )
+
+
+def _times(part: pl.DataFrame) -> tuple[datetime, ...]:
+    """When each matched row happened, sorted and thinned (baselines in `diagnosis` read them)."""
+    if "ts" not in part.columns or not isinstance(part.schema["ts"], pl.Datetime):
+        return ()
+    ts = part.get_column("ts").drop_nulls().sort()
+    if ts.len() > MAX_TIMES:
+        ts = ts.gather([i * ts.len() // MAX_TIMES for i in range(MAX_TIMES)])
+    return tuple(ts.to_list())
 
 
 class _Template(string.Formatter):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from analyzer.findings import Finding, Incident
 from analyzer.report import Report
 
 if TYPE_CHECKING:
@@ -133,7 +134,44 @@ def verdict(report: Report) -> str:
     first = report.finding(report.root_causes[0])
     more = len(report.root_causes) - 1
     tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
-    return f"ROOT CAUSE: {first.title} [{first.category}]{tail}"
+    return f"ROOT CAUSE: {first.title} [{first.category}]{headline(report, first.id)}{tail}"
+
+
+def headline(report: Report, fid: str) -> str:
+    """` — recovered after 12 s` / ` — still failing at the end of the logs` for the incident a root
+    cause leads (empty when it leads none)."""
+    inc = report.incident_of(fid)
+    return f" — {inc.headline()}" if inc is not None else ""
+
+
+def incident_text(inc: Incident, *, headline: bool = True) -> str:
+    """One line: `incident i1, 03:12:07 → 03:12:19 (12 s): recovered after 12 s (why)` (without
+    `headline`: `…(12 s); why`, for a renderer that shows the headline itself)."""
+    if not headline:
+        return f"incident {inc.id}, {inc.interval()}; {inc.state_reason}"
+    return f"incident {inc.id}, {inc.interval()}: {inc.headline()} ({inc.state_reason})"
+
+
+def link_reason(report: Report, effect: str, cause: str) -> str:
+    """Why finding `cause` explains finding `effect` (empty when the report has no reason)."""
+    return report.finding(effect).because.get(cause, "")
+
+
+def standing_text(f: Finding) -> str:
+    """`f3 task.exception: <title> — standing error: a steady 0.7/h from … to …, not a cause`."""
+    desc = f.baseline.describe() if f.baseline is not None else ""
+    return f"{f.id} {f.category}: {f.title} ({f.count}×, first {f.first_seen}, last {f.last_seen}) — {desc}"
+
+
+def same_remediation(report: Report, fid: str) -> str | None:
+    """The earlier root cause whose remediation `fid`'s repeats word for word (said once, then referred to)."""
+    f = report.finding(fid)
+    for other in report.root_causes:
+        if other == fid:
+            return None
+        if f.remediation and report.finding(other).remediation == f.remediation:
+            return other
+    return None
 
 
 def span(first: str | None, last: str | None) -> str:

@@ -11,7 +11,7 @@ also `:` → `%3A` and `,` → `%2C`.
 
 from __future__ import annotations
 
-from analyzer.renderers import RenderOptions, verdict
+from analyzer.renderers import RenderOptions, headline, incident_text, verdict
 from analyzer.report import Report
 
 COMMANDS = {"critical": "error", "error": "error", "warning": "warning", "info": "notice"}
@@ -44,11 +44,16 @@ def render(report: Report, options: RenderOptions) -> str:
     for f in report.findings:
         title = f"{f.rule} {f.title}"
         if f.id in report.root_causes:
-            title += f" (root cause {report.root_causes.index(f.id) + 1})"
+            title += f" (root cause {report.root_causes.index(f.id) + 1}{headline(report, f.id)})"
         props = []
         if f.evidence:
             props += [f"file={escape_property(f.evidence[0].source)}", f"line={max(1, f.evidence[0].line)}"]
         props.append(f"title={escape_property(title)}")
         message = f.summary or f.title
+        inc = report.incident_of(f.id)
+        if inc is not None and inc.root == f.id:
+            message += f"\n{incident_text(inc)}"
+        if f.baseline is not None:
+            message += f"\n{f.baseline.describe()}"
         lines.append(f"::{COMMANDS.get(f.severity, 'warning')} {','.join(props)}::{escape_data(message)}")
     return "".join(line + "\n" for line in lines)

@@ -14,7 +14,16 @@ import re
 from html import escape
 
 from analyzer.findings import Evidence, Finding
-from analyzer.renderers import RenderOptions, causal_chain, span, verdict
+from analyzer.renderers import (
+    RenderOptions,
+    causal_chain,
+    incident_text,
+    link_reason,
+    same_remediation,
+    span,
+    standing_text,
+    verdict,
+)
 from analyzer.report import Report
 
 CSS = """
@@ -101,25 +110,41 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
     out = [f'<section class="card" id="{_e(f.id)}">',
            f"<h3>{_sev(f.severity)} {_e(f.id)} {_e(f.title)} <code>{_e(f.category)}</code></h3>",
            f"<p>{_e(f.summary)}</p>", _meta(f)]
+    inc = report.incident_of(f.id)
+    if root and inc is not None and inc.root == f.id:
+        out.append(f'<p class="incident"><strong>{_e(inc.headline())}</strong> · '
+                   f"{_e(incident_text(inc, headline=False))}</p>")
     chain = causal_chain(report, f.id)
     if root and len(chain) > 1:
-        out.append("<p><strong>Causal chain</strong> (what this explains):</p>")
+        out.append("<p><strong>Causal chain</strong> (what this explains, and why):</p>")
         depth_now = -1
+        parents = [f.id]
         for depth, i in chain:
             e = report.finding(i)
+            del parents[max(depth, 1):]
+            why = link_reason(report, i, parents[-1]) if depth else ""
+            if depth:
+                parents.append(i)
             while depth_now < depth:
                 out.append('<ul class="chain">')
                 depth_now += 1
             while depth_now > depth:
                 out.append("</ul>")
                 depth_now -= 1
+            because = f' <span class="muted">because {_e(why)}</span>' if why else ""
             out.append(f'<li><a href="#{_e(e.id)}">{_e(e.id)}</a> {_e(e.title)} <code>{_e(e.category)}</code> '
-                       f"{_sev(e.severity)}</li>")
+                       f"{_sev(e.severity)}{because}</li>")
         out.extend("</ul>" for _ in range(depth_now + 1))
     if f.explained_by:
-        links = ", ".join(f'<a href="#{_e(i)}">{_e(i)}</a>' for i in f.explained_by)
+        links = "; ".join(f'<a href="#{_e(i)}">{_e(i)}</a>'
+                          + (f" (because {_e(f.because[i])})" if i in f.because else "") for i in f.explained_by)
         out.append(f"<p class=\"muted\">Explained by {links}.</p>")
-    if f.remediation:
+    if f.baseline is not None:
+        out.append(f'<p class="muted">{_e(f.baseline.describe())}</p>')
+    same = same_remediation(report, f.id) if root else None
+    if same:
+        out.append(f'<p><strong>What to do</strong>: as for <a href="#{_e(same)}">{_e(same)}</a>.</p>')
+    elif f.remediation:
         out.append("<p><strong>What to do</strong></p><ol>")
         out.extend(f"<li>{_prose(r)}</li>" for r in f.remediation)
         out.append("</ol>")
@@ -170,6 +195,12 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append(f"<h2>Root cause{'s' if len(report.root_causes) > 1 else ''}</h2>")
         for fid in report.root_causes:
             out += _finding(report, report.finding(fid), options, root=True)
+    standing = [f for f in report.standing() if f.id not in report.root_causes]
+    if standing:
+        out.append("<h2>Standing errors</h2><p class=\"muted\">A steady rate all through the logs: background, "
+                   "not causes.</p><ul>")
+        out.extend(f'<li><a href="#{_e(f.id)}">{_e(f.id)}</a> {_e(standing_text(f))}</li>' for f in standing)
+        out.append("</ul>")
     if report.findings:
         out.append("<h2>Findings</h2>")
         rows = [[f'<a href="#{_e(f.id)}">{_e(f.id)}</a>', _sev(f.severity), f"<code>{_e(f.category)}</code>",

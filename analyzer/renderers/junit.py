@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 from analyzer.categories import SEVERITY_RANK
 from analyzer.findings import Finding
-from analyzer.renderers import RenderOptions, rules_of, verdict
+from analyzer.renderers import RenderOptions, headline, incident_text, rules_of, verdict
 from analyzer.report import Report
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -32,8 +32,14 @@ def _x(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def _details(f: Finding, limit: int) -> str:
+def _details(report: Report, f: Finding, limit: int) -> str:
     lines = [f"{f.id} [{f.severity}] {f.summary}"]
+    inc = report.incident_of(f.id)
+    if inc is not None and inc.root == f.id:
+        lines.append(f"  {incident_text(inc)}")
+    lines.extend(f"  explained by {c}: {why}" for c, why in f.because.items())
+    if f.baseline is not None:
+        lines.append(f"  {f.baseline.describe()}")
     for e in f.evidence[:limit]:
         body = e.text.splitlines() or [""]
         lines.append(f"  {e.source}:{e.line}: {body[0]}")
@@ -79,6 +85,8 @@ def render(report: Report, options: RenderOptions) -> str:
     props = ET.SubElement(suite, "properties")
     ET.SubElement(props, "property", name="verdict", value=report.verdict)
     ET.SubElement(props, "property", name="root_causes", value=",".join(report.root_causes))
+    for inc in report.incidents:
+        ET.SubElement(props, "property", name=f"incident_{inc.id}", value=_x(incident_text(inc)))
     if options.fail_on is not None:
         ET.SubElement(props, "property", name="fail_on", value=options.fail_on)
     failures = 0
@@ -89,13 +97,14 @@ def render(report: Report, options: RenderOptions) -> str:
         if failing:
             failures += 1
             first = failing[0]
-            message = first.summary + (f" (+{len(failing) - 1} more finding(s))" if len(failing) > 1 else "")
+            message = first.summary + headline(report, first.id) + (
+                f" (+{len(failing) - 1} more finding(s))" if len(failing) > 1 else "")
             fail = ET.SubElement(case, "failure", message=_x(message), type=first.severity)
-            fail.text = _x("\n\n".join(_details(f, options.max_evidence) for f in failing))
+            fail.text = _x("\n\n".join(_details(report, f, options.max_evidence) for f in failing))
         elif fired:
             out = ET.SubElement(case, "system-out")
             out.text = _x("fired below --fail-on " + fail_on + ":\n"
-                          + "\n\n".join(_details(f, options.max_evidence) for f in fired))
+                          + "\n\n".join(_details(report, f, options.max_evidence) for f in fired))
     errors = _errors(report, suite)
     tests = len(rules) + errors
     suite.set("failures", str(failures))

@@ -13,7 +13,16 @@ import html
 import re
 
 from analyzer.findings import Evidence, Finding
-from analyzer.renderers import RenderOptions, causal_chain, span, verdict
+from analyzer.renderers import (
+    RenderOptions,
+    causal_chain,
+    incident_text,
+    link_reason,
+    same_remediation,
+    span,
+    standing_text,
+    verdict,
+)
 from analyzer.report import Report
 
 # Characters with a meaning in GFM inline text; `<`, `>`, `&` become entities (raw HTML is allowed
@@ -103,15 +112,26 @@ def _root(report: Report, rank: int, fid: str, opts: RenderOptions) -> list[str]
     f = report.finding(fid)
     out = [f"### {rank}. {escape(f.title)} ({code(f.category)}, {f.id})", "", f"> {escape(f.summary)}", "",
            _meta(f), ""]
+    inc = report.incident_of(fid)
+    if inc is not None and inc.root == fid:
+        out += [f"**{escape(inc.headline())}** · {escape(incident_text(inc, headline=False))}", ""]
     chain = causal_chain(report, fid)
     if len(chain) > 1:
-        out += ["**Causal chain** (what this explains):", ""]
+        out += ["**Causal chain** (what this explains, and why):", ""]
+        parents = [fid]
         for depth, i in chain:
             e = report.finding(i)
+            del parents[max(depth, 1):]
+            why = link_reason(report, i, parents[-1]) if depth else ""
             out.append(f"{'  ' * depth}- {e.id} {escape(e.title)} ({code(e.category)}, {escape(e.severity)}, "
-                       f"{_plural(e.count, 'occurrence')})")
+                       f"{_plural(e.count, 'occurrence')})" + (f" — because {escape(why)}" if why else ""))
+            if depth:
+                parents.append(i)
         out.append("")
-    if f.remediation:
+    same = same_remediation(report, fid)
+    if same:
+        out += [f"**What to do:** as for {same}.", ""]
+    elif f.remediation:
         out += ["**What to do:**", ""]
         out += [f"{n}. {escape_keep_code(r)}" for n, r in enumerate(f.remediation, 1)]
         out.append("")
@@ -141,7 +161,8 @@ def _findings_table(report: Report) -> list[str]:
     for f in others:
         out += [f"#### {f.id} {escape(f.title)}", "", f"> {escape(f.summary)}", "", _meta(f), ""]
         if f.explained_by:
-            out += ["Explained by " + ", ".join(f.explained_by) + ".", ""]
+            out += ["Explained by " + "; ".join(
+                f"{c} (because {escape(f.because[c])})" if c in f.because else c for c in f.explained_by) + ".", ""]
         out += _evidence(f.evidence, f.evidence_total, 3)
     return out
 
@@ -177,6 +198,10 @@ def render(report: Report, options: RenderOptions) -> str:
         out += ["## Root cause" + ("s" if len(report.root_causes) > 1 else ""), ""]
         for rank, fid in enumerate(report.root_causes, 1):
             out += _root(report, rank, fid, options)
+    standing = [f for f in report.standing() if f.id not in report.root_causes]
+    if standing:
+        out += ["## Standing errors", "", "A steady rate all through the logs: background, not causes.", ""]
+        out += [f"- {escape(standing_text(f))}" for f in standing] + [""]
     if report.findings:
         out += _findings_table(report)
     out += _coverage(report)

@@ -28,7 +28,7 @@ import re
 from urllib.parse import quote
 
 from analyzer.findings import Evidence, Finding
-from analyzer.renderers import RenderOptions, RuleInfo, rules_of, verdict
+from analyzer.renderers import RenderOptions, RuleInfo, headline, rules_of, verdict
 from analyzer.report import Report
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -109,6 +109,12 @@ def _result(report: Report, f: Finding, index: int, opts: RenderOptions) -> dict
         "explains": list(f.explains), "explainedBy": list(f.explained_by),
         "rootCause": f.id in report.root_causes,
     }
+    if f.because:
+        props["because"] = dict(f.because)
+    if f.incident is not None:
+        props["incident"] = f.incident
+    if f.baseline is not None:
+        props["baseline"] = f.baseline.to_dict()
     if f.id in report.root_causes:
         props["rootCauseRank"] = report.root_causes.index(f.id) + 1
     if f.tasks:
@@ -117,7 +123,7 @@ def _result(report: Report, f: Finding, index: int, opts: RenderOptions) -> dict
         "ruleId": f.rule,
         "ruleIndex": index,
         "level": LEVELS.get(f.severity, "warning"),
-        "message": {"text": f.summary or f.title},
+        "message": {"text": (f.summary or f.title) + headline(report, f.id)},
         "locations": locations,
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(f)},
         "properties": props,
@@ -154,6 +160,7 @@ def sarif(report: Report, options: RenderOptions) -> dict[str, object]:
         "columnKind": "unicodeCodePoints",
         "properties": {"rootCauses": list(report.root_causes), "healthy": report.verdict == "healthy",
                        "verdict": report.verdict,
+                       "incidents": [i.to_dict() for i in report.incidents],
                        "truncated": len(report.findings) > MAX_RESULTS},
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}

@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from analyzer.clip import clip
-from analyzer.renderers import RenderOptions, inconclusive
+from analyzer.renderers import (
+    RenderOptions,
+    causal_chain,
+    headline,
+    incident_text,
+    inconclusive,
+    link_reason,
+    same_remediation,
+    standing_text,
+)
 from analyzer.report import UNANALYSED_KINDS, Report
 
 SEVERITY_STYLE = {"critical": "bold magenta", "error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -28,7 +37,7 @@ def _verdict(report: Report) -> Text:
     more = len(report.root_causes) - 1
     tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
     return Text.assemble(("ROOT CAUSE: ", "bold red"), (first.title, "bold"), (f" [{first.category}]", "dim"),
-                         (tail, ""))
+                         (headline(report, first.id), "bold"), (tail, ""))
 
 
 def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
@@ -39,6 +48,9 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
     if f.hosts:
         meta += " · " + ", ".join(f.hosts)
     lines.append(Text(meta, style="dim"))
+    inc = report.incident_of(fid)
+    if inc is not None and inc.root == fid:
+        lines.append(Text(incident_text(inc), style="bold", overflow="fold"))
     if f.explains:
         lines.append(Text("what followed from it:", style="bold"))
         lines.extend(_chain(report, fid))
@@ -52,7 +64,10 @@ def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:
                 lines.append(Text(f"    ↳ {clip(ev.detail, EVIDENCE_CHARS)}", style="dim", overflow="fold"))
         if f.evidence_total > opts.max_evidence:
             lines.append(Text(f"  … {f.evidence_total - opts.max_evidence} more", style="dim"))
-    if f.remediation:
+    same = same_remediation(report, fid)
+    if same:
+        lines.append(Text(f"what to do: as for {same}", style="bold"))
+    elif f.remediation:
         lines.append(Text("what to do:", style="bold"))
         lines.extend(Text(f"  • {r}") for r in f.remediation)
     advice = report.advice.get(fid)
@@ -102,15 +117,21 @@ def _inputs_table(report: Report) -> Table:
     return t
 
 
-def _chain(report: Report, fid: str, depth: int = 0, seen: frozenset[str] = frozenset()) -> list[Text]:
-    """The effects a root cause explains, as an indented tree."""
+def _chain(report: Report, fid: str) -> list[Text]:
+    """The effects a root cause explains, as an indented tree (each finding once), with why each
+    link holds."""
     out: list[Text] = []
-    for e in report.finding(fid).explains:
-        if e in seen:
-            continue
+    chain = causal_chain(report, fid)
+    parents: list[str] = [fid]
+    for depth, e in chain[1:]:
+        del parents[depth:]
         f = report.finding(e)
-        out.append(Text(f"{'  ' * depth}└─ {f.id} {f.category}: {f.title} ({f.count}×)", style="italic"))
-        out.extend(_chain(report, e, depth + 1, seen | {fid}))
+        pad = "  " * (depth - 1)
+        out.append(Text(f"{pad}└─ {f.id} {f.category}: {f.title} ({f.count}×)", style="italic"))
+        reason = link_reason(report, e, parents[-1])
+        if reason:
+            out.append(Text(f"{pad}   because {reason}", style="dim", overflow="fold"))
+        parents.append(e)
     return out
 
 
@@ -128,6 +149,11 @@ def render(report: Report, options: RenderOptions) -> str:
                        style="dim"))
     for fid in report.root_causes:
         console.print(_root_panel(report, fid, options))
+    standing = [f for f in report.standing() if f.id not in report.root_causes]
+    if standing:
+        console.print(Text("standing errors (a steady rate all along: background, not causes):", style="bold"))
+        for f in standing:
+            console.print(Text(f"  {standing_text(f)}", overflow="fold"))
     if report.findings:
         console.print(_findings_table(report))
     console.print(_inputs_table(report))

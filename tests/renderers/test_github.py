@@ -20,8 +20,10 @@ from tests.renderers import (
 def test_one_line_per_finding_at_its_first_evidence() -> None:
     out = render(sample_report("worker-sigkill"), frozen_options()).splitlines()
     assert out == [
-        "::error file=worker.log,line=10,title=G-W001 A pool child was killed by a signal (root cause 1)::"
-        "w1@sample: 1 pool child(ren) died: Process 'ForkPoolWorker-1' pid:13485 exited with 'signal 9 (SIGKILL)'",
+        "::error file=worker.log,line=10,title=G-W001 A pool child was killed by a signal (root cause 1 — still "
+        "failing at the end of the logs)::w1@sample: 1 pool child(ren) died: Process 'ForkPoolWorker-1' pid:13485 "
+        "exited with 'signal 9 (SIGKILL)'%0Aincident i1, 2026-11-28T19:03:38.694: still failing at the end of the "
+        "logs (task.stuck (f2) still holds when the logs end)",
         "::warning file=worker.log,line=8,title=G-T001 A task started and never finished::"
         "w1@sample: 1 task(s) never finished: proj.crunch[bd54a0c7-d7bd-49f9-8288-c2b0824b7372]",
     ]

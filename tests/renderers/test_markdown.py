@@ -19,9 +19,10 @@ def test_verdict_and_root_cause_come_before_the_findings_table() -> None:
 
 def test_root_cause_shows_the_causal_chain_it_explains() -> None:
     md = render(sample_report("worker-sigkill"), frozen_options())
-    assert "**Causal chain** (what this explains):" in md
+    assert "**Causal chain** (what this explains, and why):" in md
     assert "- f1 A pool child was killed by a signal" in md
     assert "  - f2 A task started and never finished (`task.stuck`" in md
+    assert "— because a pool child that died (or that Celery killed) leaves its task unfinished" in md
 
 
 def test_evidence_is_file_line_inside_details() -> None:
