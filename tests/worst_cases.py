@@ -96,6 +96,13 @@ CASES: list[Case] = [
          lambda n: _lines("2026-11-28 19:01:04.607256+00:00 [error] <0.1.0> x\n", "\tcontinued\n" * n), 5000),
     Case("gdb-mi-console", "gdb_mi", lambda n: _lines('~"', "\\\\n" * n, '"\n'), 20000),
     Case("gdb-mi-nesting", "gdb_mi", lambda n: _lines("^done,threads=", "[" * n, "\n"), 2000),
+    # text in no known layout: a traceback that never reaches its exception line, one line holding
+    # many embedded headers (newlines lost), and a run of caret-notation colour codes
+    Case("text-endless-traceback", "text",
+         lambda n: _lines("Traceback (most recent call last):\n", '  File "a.py", line 1, in f\n' * n), 5000),
+    Case("text-joined-headers", "text",
+         lambda n: _lines("x ", "[2026-11-28 17:58:37,378: INFO/MainProcess] a Traceback (most " * n, "\n"), 2000),
+    Case("text-caret-colour", "text", lambda n: _lines("^[[36m" * n, "\n"), 20000),
 ]
 
 
