@@ -1178,8 +1178,15 @@ def ownerless_edges(edges: Sequence[Edge], threads: pl.DataFrame, frames: pl.Dat
     are held by the waiters themselves. When exactly one assignment gives each waiter one of the
     others' locks (two threads: the crossed one; more when observed owners fix the rest), its
     edges are added: inferred, confidence `OWNERLESS_CONFIRMED` when successive dumps show every
-    waiter unchanged, else `OWNERLESS_CONFIDENCE`. Several threads queued on one lock (held by a
-    thread doing something else) is a lock wait, never this.
+    waiter unchanged, else `OWNERLESS_CONFIDENCE`. When several assignments fit (three or more
+    threads, no owner known), the waits keep no holder and get this `via` plus "which … holds which
+    lock is not known"; `cycles.ownerless_groups` makes one row of them. Several threads queued on
+    one lock (held by a thread doing something else) is a lock wait, never this.
+
+    What the dumps cannot rule out: a thread that joins the waiters could hold one of the locks
+    (the process hangs in every such assignment; the ring shown is the one among the waiters); a
+    lock left held by a thread that has exited; an ``acquire(timeout=…)`` that will return and back
+    off (gdb shows no timeout of a `with` / acquire). Hence inferred, and the lower confidence.
     """
     from analyzer.analyses.threads import compare_dumps
 
