@@ -13,14 +13,10 @@ strategies at high counts.
 
 from __future__ import annotations
 
-import gc
 import io
-import signal
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -30,6 +26,7 @@ from analyzer.bundle import BundleError, Member, read_bundle
 from analyzer.sniff import KINDS, sniff
 from analyzer.sources import PARSERS, Options, SourceResult, parse_members
 from tests.mutations import mutated, repeated_unit
+from tests.timing import best_cpu, watchdog
 from tests.worst_cases import CASES, member, parse
 
 KINDS_PARSED = sorted(k for k in PARSERS if k != "core")  # `core` runs gdb: tests/test_bundle and item 1's own
@@ -39,24 +36,6 @@ HANG_S = 5.0  # one parse of a small mutated sample taking this long is a hang
 # no example database: a failure is reported with its input, not replayed from a directory in the tree
 FAST = settings(max_examples=10, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-class Hang(Exception):
-    """A parse still running after HANG_S seconds (raised by SIGALRM inside it)."""
-
-
-@contextmanager
-def watchdog(seconds: float = HANG_S) -> Iterator[None]:
-    def fire(_sig: int, _frame: object) -> None:
-        raise Hang(f"still running after {seconds:.0f}s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _run(kind: str, data: bytes) -> SourceResult:
@@ -75,7 +54,7 @@ def test_parser_never_raises_nor_hangs_and_its_coverage_adds_up(kind):
     @given(data=mutated(kind))
     def check(data: bytes) -> None:
         t0 = time.monotonic()
-        with watchdog():  # a parser that catches Exception may swallow the Hang: the time still tells
+        with watchdog(HANG_S):  # a parser that catches Exception may swallow the Hang: the time still tells
             result = _run(kind, data)
         assert time.monotonic() - t0 < HANG_S, f"{kind}: a hang on {data[:200]!r}"
         _accounted(result)
@@ -145,22 +124,6 @@ def test_damaged_archives_give_members_or_problems_never_an_exception(files, for
         assert not m.name.startswith("/") and ".." not in m.name.split(":")[-1].split("/")
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    """Best CPU time of `repeat` runs (this process's, so other load on the machine does not count),
-    the cyclic GC off (its full passes grow with what a run allocates)."""
-    best = float("inf")
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            t0 = time.process_time()
-            fn()
-            best = min(best, time.process_time() - t0)
-    finally:
-        gc.enable()
-    return best
-
-
 def _ratio_ok(t1: float, t10: float) -> bool:
     return t10 <= SLACK * max(t1, FLOOR_S)
 
@@ -176,7 +139,7 @@ def test_generated_worst_case_ten_times_bigger_takes_at_most_slack_times_longer(
 
     small, big = build(n), build(10 * n)
     _run(kind, small)  # warm-up
-    t1, t10 = _best(lambda: _run(kind, small), 2), _best(lambda: _run(kind, big), 2)
+    t1, t10 = best_cpu(lambda: _run(kind, small), 2), best_cpu(lambda: _run(kind, big), 2)
     assert _ratio_ok(t1, t10), f"{kind}: {t1:.4f}s at {len(small)} bytes, {t10:.4f}s at {len(big)} bytes"
 
 
@@ -185,7 +148,7 @@ def test_crafted_worst_case_ten_times_bigger_takes_at_most_slack_times_longer(ca
     n = max(1, case.n // 4)
     small, big = member(case, n), member(case, 10 * n)
     parse(case, small)  # warm-up
-    t1, t10 = _best(lambda: parse(case, small), 2), _best(lambda: parse(case, big), 1)
+    t1, t10 = best_cpu(lambda: parse(case, small), 2), best_cpu(lambda: parse(case, big), 1)
     assert _ratio_ok(t1, t10), f"{case.name}: {t1:.4f}s → {t10:.4f}s"
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import signal
 import sys
 import tarfile
 import tempfile
@@ -28,8 +27,7 @@ import time
 import traceback
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,29 +41,11 @@ from analyzer.bundle import BundleError, Member, read_bundle  # noqa: E402
 from analyzer.sniff import KINDS, sniff  # noqa: E402
 from analyzer.sources import PARSERS, Options  # noqa: E402
 from tests.mutations import mutated  # noqa: E402
+from tests.timing import Hang, watchdog  # noqa: E402
 
 SKIPPED_KINDS = {"core": "runs gdb on the file (a process per example); item 1's tests cover it"}
 BATCH = 25
 HANG_S = 30  # a call running this long is stopped and recorded as a hang
-
-
-class Hang(BaseException):
-    """Raised in a call that ran past HANG_S (by SIGALRM; pure-Python loops are interrupted). A
-    BaseException, so a parser's own `except Exception` does not swallow it."""
-
-
-@contextmanager
-def watchdog(seconds: float = HANG_S) -> Iterator[None]:
-    def fire(_sig: int, _frame: object) -> None:
-        raise Hang(f"still running after {seconds:.0f}s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @dataclass
@@ -118,7 +98,7 @@ def parser_target(kind: str) -> Callable[[int], None]:
         TALLY.runs[target] += 1
         t0 = time.perf_counter()
         try:
-            with watchdog():
+            with watchdog(HANG_S):
                 result = parser(Member(name="fuzz/artifact.txt", data=data), Options())
         except (Exception, Hang) as exc:  # a parser must never raise: record it
             TALLY.crash(target, exc, data)
@@ -138,7 +118,7 @@ def sniff_target() -> Callable[[int], None]:
     def run(data: bytes) -> None:
         TALLY.runs["sniff"] += 1
         try:
-            with watchdog():
+            with watchdog(HANG_S):
                 kind = sniff(data[:4096])
             assert kind in KINDS, kind
         except (Exception, Hang) as exc:
@@ -203,7 +183,7 @@ def bundle_target() -> Callable[[int], None]:
                 root.write_bytes(data)
             t0 = time.perf_counter()
             try:
-                with watchdog():
+                with watchdog(HANG_S):
                     read_bundle([root])
             except BundleError:
                 pass
@@ -229,7 +209,7 @@ def renderer_target() -> Callable[[int], None]:
             root.mkdir()
             _write_dir(root, files)
             try:
-                with watchdog():
+                with watchdog(HANG_S):
                     report = analyzer.open_bundle(root).report()
             except (Exception, Hang) as exc:
                 TALLY.crash("analyze", exc, repr(files).encode())
@@ -237,7 +217,7 @@ def renderer_target() -> Callable[[int], None]:
             for name, render in renderers.items():
                 TALLY.runs[f"render:{name}"] += 1
                 try:
-                    with watchdog():
+                    with watchdog(HANG_S):
                         out = render(report, RenderOptions())
                     out.encode("utf-8")  # what `-o` writes: it must be encodable
                 except (Exception, Hang) as exc:

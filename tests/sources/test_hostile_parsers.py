@@ -4,7 +4,6 @@ one ten times its size (generous slack: at most 25x the time)."""
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from analyzer.bundle import Member
 from analyzer.sources import PARSERS, Options, gdb, innodb_status, inspect, parse_member, ps, pyspy
 from analyzer.sources.lines import read_lines
 from tests.sources.dump_samples import sample
+from tests.timing import best_cpu
 
 ACTIVE = "deadlock-lock/inspect-active.json"
 STATS = "deadlock-lock/inspect-stats.json"
@@ -24,28 +24,11 @@ PYSPY_JSON = "deadlock-lock/pyspy.json"
 SLACK = 25
 
 
-def _best(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Best CPU time of `repeat` runs (this process's: other load on the machine does not count), the
-    cyclic garbage collector off: its full passes over every live object come more often as a run
-    allocates more, which is not the parser's complexity."""
-    best = float("inf")
-    gc.collect()
-    gc.disable()
-    try:
-        for _ in range(repeat):
-            t0 = time.process_time()
-            fn()
-            best = min(best, time.process_time() - t0)
-    finally:
-        gc.enable()
-    return best
-
-
 def assert_linear(parse: Callable[[str], object], build: Callable[[int], str], n: int) -> None:
     """`parse` of `build(10n)` takes at most SLACK times `parse` of `build(n)` (a quadratic one takes ~100x)."""
     small, big = build(n), build(10 * n)
     parse(small)  # warm-up
-    t1, t10 = _best(lambda: parse(small)), _best(lambda: parse(big))
+    t1, t10 = best_cpu(lambda: parse(small)), best_cpu(lambda: parse(big))
     assert t10 <= SLACK * max(t1, 0.002), f"10x input took {t10 / max(t1, 1e-9):.0f}x the time ({t1:.4f}s → {t10:.4f}s)"
 
 
