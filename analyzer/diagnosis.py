@@ -280,6 +280,18 @@ def _order(f: Finding, rank: dict[str, int]) -> tuple[str, int]:
     return _start(f) or "", rank[f.id]
 
 
+def _reachable(by_id: dict[str, Finding], start: list[str]) -> set[str]:
+    """The ids reached from `start` (included) along `explains` links."""
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        fid = todo.pop()
+        if fid not in seen:
+            seen.add(fid)
+            todo.extend(by_id[fid].explains)
+    return seen
+
+
 def _break_cycles(ordered: list[Finding], rank: dict[str, int]) -> None:
     """Findings that only explain each other round a cycle (two causes of each other seen at the same
     moment) would leave the incident with no root cause: the first of them (time, then rank) loses
@@ -287,14 +299,7 @@ def _break_cycles(ordered: list[Finding], rank: dict[str, int]) -> None:
     by_id = {f.id: f for f in ordered}
 
     def reach(roots: list[Finding]) -> set[str]:
-        seen: set[str] = set()
-        todo = [f.id for f in roots]
-        while todo:
-            fid = todo.pop()
-            if fid not in seen:
-                seen.add(fid)
-                todo.extend(by_id[fid].explains)
-        return seen
+        return _reachable(by_id, [f.id for f in roots])
 
     def in_cycle(f: Finding) -> bool:
         return f.id in reach([by_id[e] for e in f.explains])
@@ -448,14 +453,7 @@ def _reduce(ordered: list[Finding]) -> None:
     by_id = {f.id: f for f in ordered}
 
     def reach(start: str, skip: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [e for e in by_id[start].explains if e != skip]
-        while todo:
-            fid = todo.pop()
-            if fid not in seen:
-                seen.add(fid)
-                todo.extend(by_id[fid].explains)
-        return seen
+        return _reachable(by_id, [e for e in by_id[start].explains if e != skip])
 
     for a in ordered:
         for c in list(a.explains):
