@@ -24,7 +24,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.advice import LogFacts, advise
-from analyzer.analyses import fork_locks
+from analyzer.analyses import activity, fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import (
@@ -206,6 +206,12 @@ class Bundle:
     @cached_property
     def _tasks(self) -> pl.DataFrame:
         return task_analysis.build(self._events)
+
+    @cached_property
+    def activity(self) -> pl.DataFrame:
+        """Records per host, lifecycle kind, level and second (`analyses.activity`): what the
+        timeline draws, small whatever the size of the logs. Seconds as the logs wrote them."""
+        return activity.partial(self._events)
 
     @cached_property
     def _threads(self) -> pl.DataFrame:
