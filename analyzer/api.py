@@ -24,7 +24,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.advice import LogFacts, advise
-from analyzer.analyses import activity, fork_locks
+from analyzer.analyses import fork_locks
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import (
@@ -38,6 +38,9 @@ from analyzer.diagnosis import (
 )
 from analyzer.engine.errors import EngineError
 from analyzer.order import timeline
+from analyzer.pipeline import settle
+from analyzer.pipeline.settle import settle_hosts
+from analyzer.pipeline.stream import Reduced, piece_of, records_at, reduce_members
 from analyzer.printable import printable_report
 from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
 from analyzer.report import Report, summarize
@@ -53,15 +56,6 @@ if TYPE_CHECKING:
 
 
 
-def _folder(source: str) -> str:
-    name = source.rsplit(":", 1)[-1]
-    return name.rsplit("/", 1)[0] if "/" in name else ""
-
-
-def _stem(source: str) -> str:
-    return Path(source.rsplit(":", 1)[-1]).name.split(".")[0] or source
-
-
 def fixed(name: str, df: pl.DataFrame) -> pl.DataFrame:
     """`df` as public frame `name`: the columns of `schema.FRAME_SCHEMAS[name]` in order, typed.
 
@@ -73,23 +67,11 @@ def fixed(name: str, df: pl.DataFrame) -> pl.DataFrame:
     return schema.conform(df, declared).select(list(declared))
 
 
-def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
-    """Give records whose file never named its node one: the only node named in the same folder
-    (a worker's log file beside its stdout banner), else the file's stem."""
-    if events.is_empty() or events.get_column("host").null_count() == 0:
-        return events
-    pairs = events.select("source", "host").unique().rows()  # few: one or two per input
-    named: dict[str, set[str]] = {}
-    for src, host in pairs:
-        if host is not None:
-            named.setdefault(_folder(src), set()).add(host)
-    fill = {}
-    for src in {src for src, _ in pairs}:
-        hosts = named.get(_folder(src), set())
-        fill[src] = next(iter(hosts)) if len(hosts) == 1 else _stem(src)
-    return events.with_columns(pl.coalesce(
-        "host", pl.col("source").replace_strict(fill, default=None, return_dtype=pl.String)).alias("host"))
+# Pieces of logs whose record texts a bundle keeps after reading them again (`_record_text`)
+PIECES_CACHED = 2
 
+# Kinds whose parsers give `events` records
+LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "text"})
 
 # Frames a `Bundle` has an attribute for; `frame_map()` has these and the diagnostic frames.
 ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
@@ -153,22 +135,81 @@ class Bundle:
         return [Input(m.name, sniff(m.head()), m.size) for m in self.contents.members]
 
     @cached_property
-    def _parsed(self) -> list[SourceResult]:
+    def _keep(self) -> tuple[list[Any] | None, pl.Expr | None]:
+        """The prefilter leaves of the bundle's rules and the records they keep (None: all)."""
+        from analyzer.pipeline.keep import keep_expr, leaves
+
+        rules, _ = self._load_rules((), (), (), True)
+        return leaves(rules), keep_expr(rules)
+
+    @cached_property
+    def _reduced(self) -> Reduced:
         return self.parse()
 
-    def parse(self, on_member: Callable[[int, int, Input], None] | None = None) -> list[SourceResult]:
-        """Parse every member now (frames are otherwise built on first use); `on_member(i, n, input)`
-        is called before each one, for a progress bar over a large bundle."""
-        if "_parsed" in self.__dict__:
-            return self.__dict__["_parsed"]  # type: ignore[no-any-return]
+    @property
+    def _parsed(self) -> list[SourceResult]:
+        return self._reduced.results
+
+    def parse(self, on_bytes: Callable[[int, int, str], None] | None = None) -> Reduced:
+        """Read every member now (frames are otherwise built on first use); `on_bytes(done, total,
+        member)` is called as input bytes are read, for a progress bar over a large bundle."""
+        if "_reduced" in self.__dict__:
+            return self.__dict__["_reduced"]  # type: ignore[no-any-return]
         inputs = self.inputs
-        step = None if on_member is None else (lambda i: on_member(i, len(inputs), inputs[i]))
+        members = self.contents.members
+        total = sum(m.size for m in members)
+        step = None if on_bytes is None else (lambda done, name: on_bytes(done, total, name))
+        opts = replace(self.options, siblings={m.name: m for m in members})
+        reduced = reduce_members([(m, inp.kind) for m, inp in zip(members, inputs, strict=True)], opts,
+                                 self._keep[1], progress=step)
+        self.__dict__["_reduced"] = reduced
+        return reduced
+
+    @cached_property
+    def _nodes(self) -> settle.Nodes:
+        return settle.Nodes(self._reduced.partial)
+
+    @cached_property
+    def _spans(self) -> pl.DataFrame:
+        """Per input and node: first and last record time, records, and records by level."""
+        return settle.host_spans(self._reduced.partial, self._nodes)
+
+    @cached_property
+    def _marks(self) -> pl.DataFrame:
+        return settle.marks(self._reduced.partial, self._nodes)
+
+    def _record_lookup(self, kind: str) -> Callable[[Member, set[int]], dict[int, str]]:
+        """Texts of a log member's records at some lines, read again (they were counted, not kept)."""
+        opts = replace(self.options, siblings={m.name: m for m in self.contents.members})
+        return lambda member, lines: records_at(member, kind, opts, self._reduced, lines)
+
+    def _record_text(self, source: str, line: int) -> str:
+        """The text of the record at `source:line`, read again ("" when there is none); the last
+        few pieces read stay cached (recoveries of one incident sit close together)."""
+        kinds = {i.name: i.kind for i in self.inputs}
+        member = next((m for m in self.contents.members if m.name == source), None)
+        if member is None:
+            return ""
+        cache: dict[tuple[str, int], dict[int, str]] = self.__dict__.setdefault("_piece_texts", {})
+        key = (source, piece_of(self._reduced, source, line))
+        if key not in cache:
+            opts = replace(self.options, siblings={m.name: m for m in self.contents.members})
+            if len(cache) >= PIECES_CACHED:
+                del cache[next(iter(cache))]
+            cache[key] = records_at(member, kinds[source], opts, self._reduced, None, piece=key[1])
+        return cache[key].get(line, "")
+
+    @cached_property
+    def _all_events(self) -> pl.DataFrame:
+        """Every record of every input (the public `events`): the logs parsed again, whole."""
         members = self.contents.members
         opts = replace(self.options, siblings={m.name: m for m in members})
-        results = parse_members([(m, inp.kind) for m, inp in zip(members, inputs, strict=True)], opts,
-                                on_member=step)
-        self.__dict__["_parsed"] = results
-        return results
+        logs = [(m, i.kind) for m, i in zip(members, self.inputs, strict=True) if i.kind in LOG_KINDS]
+        parts = [r.frames["events"] for r in parse_members(logs, opts)
+                 if "events" in r.frames and r.frames["events"].height]
+        if not parts:
+            return schema.empty(schema.EVENTS)
+        return timeline(settle_hosts(pl.concat(parts, how="vertical_relaxed")))
 
     @property
     def problems(self) -> list[Problem]:
@@ -201,17 +242,18 @@ class Bundle:
     # --- frames (naive, as written: what rules and the report see) -------------------------
     @cached_property
     def _events(self) -> pl.DataFrame:
-        return timeline(settle_hosts(self._frame("events")))
+        """The records rules and analyses read (`pipeline.keep`), on one timeline."""
+        return timeline(settle.events(self._reduced.partial, self._nodes))
 
     @cached_property
     def _tasks(self) -> pl.DataFrame:
-        return task_analysis.build(self._events)
+        return task_analysis.finish(settle.task_partial(self._reduced.partial, self._nodes), self._events)
 
     @cached_property
     def activity(self) -> pl.DataFrame:
         """Records per host, lifecycle kind, level and second (`analyses.activity`): what the
         timeline draws, small whatever the size of the logs. Seconds as the logs wrote them."""
-        return activity.partial(self._events)
+        return settle.activity_frame(self._reduced.partial, self._nodes)
 
     @cached_property
     def _threads(self) -> pl.DataFrame:
@@ -247,7 +289,7 @@ class Bundle:
         from analyzer.analyses import threads as thread_analysis
 
         return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self._frames, self._events,
-                                           self._tasks, self._frame("workers"))
+                                           self._tasks, self._frame("workers"), self._spans)
 
     @cached_property
     def _frames(self) -> pl.DataFrame:
@@ -286,7 +328,7 @@ class Bundle:
     @cached_property
     def events(self) -> pl.DataFrame:
         """Every log record of every input on one timeline (ts, then source and line)."""
-        return self._localize(self._fixed("events"))
+        return self._localize(fixed("events", self._all_events))
 
     @cached_property
     def tasks(self) -> pl.DataFrame:
@@ -328,11 +370,16 @@ class Bundle:
         from analyzer.engine.catalogue import _selected, load_catalogue
         from analyzer.engine.rule import Rule
 
+        default = not rule_dirs and not select and not ignore and builtin
+        if default and "_default_rules" in self.__dict__:
+            return self.__dict__["_default_rules"]  # type: ignore[no-any-return]
         dirs = [*(r for r in self.rules if not isinstance(r, Rule)), *rule_dirs]
         rules, errors = load_catalogue(dirs, select=select, ignore=ignore, builtin=builtin)
         extra = {r.id: r for r in self.rules if isinstance(r, Rule) and _selected(r, select, ignore)}
         if extra:
             rules = sorted([*(r for r in rules if r.id not in extra), *extra.values()], key=lambda r: r.id)
+        if default:
+            self.__dict__["_default_rules"] = (rules, errors)
         return rules, errors
 
     def report(self, *, rule_dirs: Sequence[str | Path] = (), select: Sequence[str] = (),
@@ -344,18 +391,24 @@ class Bundle:
         cached (`.findings` and `.explain()` use that one).
         """
         from analyzer.engine.evaluate import evaluate
+        from analyzer.pipeline.keep import covers
 
         default = not rule_dirs and not select and not ignore and builtin_rules
         if default and self._report is not None:
             return self._report
         rules, errors = self._load_rules(rule_dirs, select, ignore, builtin_rules)
         eval_errors: list[EngineError] = []
-        findings = evaluate(rules, self.frame_map(), errors=eval_errors)
+        frames = self.frame_map()
+        if not covers(self._keep[0], rules):  # rules the kept records may not serve: all records
+            frames["events"] = fixed("events", self._all_events)
+        findings = evaluate(rules, frames, errors=eval_errors)
         quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events,
-                       documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS])
+                       documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS],
+                       records={i.name: self._record_lookup(i.kind) for i in self.inputs if i.kind in LOG_KINDS})
         findings = with_lost_tasks(with_cycles(findings, self._cycles), self._tasks, self._events,
                                    self._frame("inspect"))
-        context = Context.of(self._events, self._threads, self._frames, self._frame("queues"))
+        context = Context.of(None, self._threads, self._frames, self._frame("queues"), spans=self._spans,
+                             marks=self._marks, text_of=self._record_text)
         findings = with_baselines(merge_fingerprints(findings), context)
         ordered, roots = diagnose(findings, context)
         found, roots = incidents(ordered, roots, context)

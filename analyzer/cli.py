@@ -21,7 +21,7 @@ import typer
 from analyzer.categories import SEVERITIES, SEVERITY_RANK
 
 if TYPE_CHECKING:
-    from analyzer.api import Bundle, Input
+    from analyzer.api import Bundle
     from analyzer.engine.rule import Rule
     from analyzer.report import Report
 
@@ -326,22 +326,21 @@ app.command("export")(export_command)
 
 
 def _parse_with_progress(bundle: Bundle) -> None:
-    """A transient progress bar on stderr while a large bundle is read (terminal output only)."""
+    """A transient progress bar on stderr, by bytes read, while a bundle is read (stderr a terminal)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     from analyzer.printable import printable
 
-    with Progress(TextColumn("reading {task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("bundle", total=len(bundle.inputs))
+        task = progress.add_task("bundle", total=sum(i.size for i in bundle.inputs))
 
-        def step(i: int, n: int, inp: Input) -> None:
-            progress.update(task, completed=i, description=escape(printable(inp.name)))  # a name, not markup
+        def step(done: int, total: int, name: str) -> None:  # a name, not markup
+            progress.update(task, completed=done, total=total, description=escape(printable(name)))
 
         bundle.parse(step)
-        progress.update(task, completed=len(bundle.inputs))
 
 
 def _version(value: bool) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -122,21 +122,39 @@ class Context:
     last_record: dict[str, datetime] = field(default_factory=dict)
     consumer_threads: frozenset[tuple[str, int]] = frozenset()
     idle_queues: list[Evidence] = field(default_factory=list)
+    # the text of a record at (source, line), for marks given without it (`of(marks=…)`)
+    text_of: Callable[[str, int], str] | None = None
+    _times: dict[str, list[datetime]] = field(default_factory=dict)  # per host, its recoveries' times
+    # per host, marks as columns (times, sources, lines, messages) from `of`
+    _marks: dict[str, tuple[list[datetime], list[str], list[int], list[str | None]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: pl.DataFrame | None = None, threads: pl.DataFrame | None = None,
-           frames: pl.DataFrame | None = None, queues: pl.DataFrame | None = None) -> Context:
-        ctx = cls()
+           frames: pl.DataFrame | None = None, queues: pl.DataFrame | None = None, *,
+           spans: pl.DataFrame | None = None, marks: pl.DataFrame | None = None,
+           text_of: Callable[[str, int], str] | None = None) -> Context:
+        """From the records (`events`), or from what the pipeline keeps of them: per node its first
+        and last time (`spans`: host, first_ts, last_ts) and the records showing it at work (`marks`:
+        host, ts, source, line; their text from `text_of(source, line)` when they have no `message`)."""
+        ctx = cls(text_of=text_of)
         if events is not None and events.height and {"host", "ts", "kind"} <= set(events.columns):
             timed = events.filter(pl.col("host").is_not_null() & pl.col("ts").is_not_null())
-            for host, first, last in timed.group_by("host").agg(pl.col("ts").min().alias("a"),
-                                                                 pl.col("ts").max().alias("b")).rows():
+            spans = timed.group_by("host").agg(pl.col("ts").min().alias("first_ts"),
+                                               pl.col("ts").max().alias("last_ts"))
+            marks = timed.filter(pl.col("kind").is_in(RECOVERY_KINDS))
+        if spans is not None and spans.height:
+            timed_spans = spans.filter(pl.col("host").is_not_null() & pl.col("first_ts").is_not_null())
+            for host, first, last in timed_spans.group_by("host").agg(pl.col("first_ts").min(),
+                                                                       pl.col("last_ts").max()).rows():
                 ctx.first_record[str(host)], ctx.last_record[str(host)] = first, last
-            marks = timed.filter(pl.col("kind").is_in(RECOVERY_KINDS)).sort("ts", "source", "line")
-            for row in marks.select("host", "ts", "source", "line", "message").iter_rows():
-                host, ts, source, line, message = row
-                ctx.recoveries.setdefault(str(host), []).append(
-                    Recovery(ts, Evidence(str(source), int(line or 0), clip(str(message or ""), 300))))
+        if marks is not None and marks.height:
+            marks = marks.filter(pl.col("host").is_not_null() & pl.col("ts").is_not_null()).sort("ts", "source", "line")
+            if "message" not in marks.columns:
+                marks = marks.with_columns(pl.lit(None, dtype=pl.String).alias("message"))
+            # columns, not Recovery objects: a long log has a mark per succeeded task
+            for (host,), part in marks.partition_by("host", as_dict=True, maintain_order=True).items():
+                ctx._marks[str(host)] = (part.get_column("ts").to_list(), part.get_column("source").to_list(),
+                                         part.get_column("line").to_list(), part.get_column("message").to_list())
         ctx.consumer_threads = _consumer_threads(threads, frames)
         ctx.idle_queues = _idle_queues(queues)
         return ctx
@@ -145,10 +163,22 @@ class Context:
         """The first record after `after` on any of `hosts` that shows it working again."""
         best: Recovery | None = None
         for h in hosts:
+            if h in self._marks:
+                times, sources, lines, messages = self._marks[h]
+                i = bisect.bisect_right(times, after)
+                if i < len(times) and (best is None or times[i] < best.at):
+                    best = Recovery(times[i], Evidence(str(sources[i]), int(lines[i] or 0),
+                                                       clip(str(messages[i] or ""), 300)))
+                continue
             marks = self.recoveries.get(h, [])
-            i = bisect.bisect_right([m.at for m in marks], after)
+            if h not in self._times:
+                self._times[h] = [m.at for m in marks]
+            i = bisect.bisect_right(self._times[h], after)
             if i < len(marks) and (best is None or marks[i].at < best.at):
                 best = marks[i]
+        if best is not None and not best.evidence.text and self.text_of is not None:
+            ev = best.evidence
+            best = Recovery(best.at, Evidence(ev.source, ev.line, clip(self.text_of(ev.source, ev.line), 300)))
         return best
 
 
@@ -372,8 +402,8 @@ def with_lost_tasks(findings: list[Finding], tasks: pl.DataFrame, events: pl.Dat
             f.summary = f"{f.summary.rstrip()}. The logs name no task lost with it."
             continue
         f.tasks = sorted({str(r["task_id"]) for r in rows} | set(f.tasks))
-        named = [_lost_text(r, _args_of(inspect, str(r["task_id"])), _last_line(events, str(r["task_id"])))
-                 for r in rows]
+        lines = _last_lines(events, [str(r["task_id"]) for r in rows])
+        named = [_lost_text(r, _args_of(inspect, str(r["task_id"])), lines.get(str(r["task_id"]))) for r in rows]
         f.summary = f"{f.summary.rstrip()}. Lost with it: {'; '.join(named)}."
     return findings
 
@@ -407,12 +437,13 @@ def _args_of(inspect: pl.DataFrame | None, task_id: str) -> str | None:
     return str(got[0]) if got.len() else None
 
 
-def _last_line(events: pl.DataFrame | None, task_id: str) -> str | None:
-    """The task's last record that is not Celery's own lifecycle line (`received`, `started`)."""
+def _last_lines(events: pl.DataFrame | None, task_ids: list[str]) -> dict[str, str]:
+    """Each task's last record that is not Celery's own lifecycle line (`received`, `started`)."""
     if events is None or events.is_empty() or not {"task_id", "message", "kind"} <= set(events.columns):
-        return None
-    own = events.filter((pl.col("task_id") == task_id) & pl.col("kind").is_null() & pl.col("message").is_not_null())
-    return str(own.get_column("message")[-1]) if own.height else None
+        return {}
+    own = events.filter(pl.col("task_id").is_in(task_ids) & pl.col("kind").is_null() & pl.col("message").is_not_null())
+    last = own.group_by("task_id", maintain_order=True).agg(pl.col("message").last())
+    return {str(t): str(m) for t, m in last.rows()}
 
 
 def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[list[Finding], list[str]]:

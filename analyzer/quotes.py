@@ -12,7 +12,7 @@ parsing, at the edge where the report is assembled.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import polars as pl
 
@@ -36,14 +36,19 @@ def _lines(member: Member, wanted: set[int]) -> dict[int, str]:
     return {int(n): clip(text, MAX_QUOTE) for n, text in hits.rows()}
 
 
+Lookup = Callable[[Member, set[int]], dict[int, str]]  # a log member's record texts at some lines
+
+
 def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], members: Iterable[Member],
-                   events: pl.DataFrame | None = None, documents: Iterable[str] = ()) -> None:
+                   events: pl.DataFrame | None = None, documents: Iterable[str] = (),
+                   records: Mapping[str, Lookup] | None = None) -> None:
     """Give the evidence of findings from rules on frames other than `events` (`frame_of`: rule id →
     frame) the text at the place it points to, keeping the row's own text as `detail`: a log
     record's text as `events` holds it (what evidence of log rules shows), else the file's line.
     Evidence whose file or line is unknown keeps its text, and so does evidence in `documents`
     (JSON inputs: `celery inspect` writes every worker on one line, whose start may well be
-    another worker's entries; the row says which entry it is)."""
+    another worker's entries; the row says which entry it is). `records` (member name → lookup) reads
+    records `events` does not hold from the logs again, as their parser reads them."""
     derived = [f for f in findings if frame_of.get(f.rule, "events") not in ("events", *SNAPSHOTS) and f.evidence]
     skip = set(documents)
     keys = sorted({(e.source, e.line) for f in derived for e in f.evidence
@@ -59,7 +64,11 @@ def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], mem
     for source, line in keys:
         if (source, line) not in found:
             wanted.setdefault(source, set()).add(line)
-    found |= {(m.name, n): text for m in members if m.name in wanted for n, text in _lines(m, wanted[m.name]).items()}
+    lookups = records or {}
+    for m in members:
+        if m.name in wanted:
+            read = lookups[m.name](m, wanted[m.name]) if m.name in lookups else _lines(m, wanted[m.name])
+            found |= {(m.name, n): clip(text, MAX_QUOTE) for n, text in read.items()}
     for f in derived:
         f.evidence = [_quoted(e, found.get((e.source, e.line))) for e in f.evidence]
 

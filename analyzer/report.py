@@ -284,16 +284,17 @@ def iso(value: object) -> str | None:
 
 def summarize(bundle: Bundle) -> Summary:
     # the frames as the logs wrote their times (like findings), whatever `tz` makes of the public ones
-    ev = bundle._events
-    hosts = sorted(h for h in ev.get_column("host").unique().to_list() if h) if ev.height else []
-    ts = ev.get_column("ts").drop_nulls() if ev.height else pl.Series([], dtype=pl.Datetime("ms"))
+    spans = bundle._spans
+    hosts = sorted(h for h in spans.get_column("host").unique().to_list() if h) if spans.height else []
+    first, last = (spans.select(pl.col("first_ts").min(), pl.col("last_ts").max()).row(0) if spans.height
+                   else (None, None))
     tasks = bundle._tasks
     states = tasks.group_by("state").len().sort("state").rows() if tasks.height else []
     return Summary(
         hosts=hosts,
-        first_ts=iso(ts.min()) if ts.len() else None,
-        last_ts=iso(ts.max()) if ts.len() else None,
-        events=ev.height,
+        first_ts=iso(first),
+        last_ts=iso(last),
+        events=int(spans.get_column("records").sum()) if spans.height else 0,
         tasks_by_state={str(s): int(n) for s, n in states},
         threads=bundle._threads.height,
     )

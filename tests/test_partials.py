@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 import analyzer
 from analyzer.analyses import tasks
-from analyzer.pipeline.partial import COVERAGE, SAMPLES, Partial, hosts
-from analyzer.schema import empty
+from analyzer.pipeline.mapper import map_records, needed
+from analyzer.pipeline.partial import Partial
 from tests.conftest import sample_dirs
 
 SAMPLES_WITH_TASKS = [d for d in sample_dirs() if (d / "worker.log").exists()]
@@ -24,8 +24,15 @@ def _events(sample: str) -> pl.DataFrame:
     return analyzer.open_bundle(sample).events
 
 
-def _partial(records: pl.DataFrame) -> Partial:
-    return Partial.of_records(records, empty(COVERAGE), empty(SAMPLES))
+def _records(events: pl.DataFrame) -> pl.DataFrame:
+    """Settled records as pieces' records: each one's node as the one it names itself."""
+    return events.with_columns(pl.col("host").alias("_hostname"), pl.lit(None, dtype=pl.String).alias("stream"))
+
+
+def _assert_partials_equal(got: Partial, want: Partial) -> None:
+    assert_frame_equal(needed(got), needed(want))
+    for name in ("hosts", "activity", "names", "marks"):
+        assert_frame_equal(getattr(got, name), getattr(want, name))
 
 
 def _pieces(events: pl.DataFrame, cuts: list[int]) -> list[pl.DataFrame]:
@@ -48,12 +55,16 @@ def test_tasks_from_merged_chunks_equal_the_whole(sample):
     cuttings = [_between_received_and_finished(events),
                 [rng.randrange(events.height + 1) for _ in range(7)],
                 list(range(min(events.height, 300)))]  # one record a chunk (at the start of big ones)
+    keep = pl.col("level").is_in(["WARNING", "ERROR"])  # some records kept, most counted
+    whole_partial = map_records(_records(events), keep)
     for cuts in cuttings:
-        parts = [_partial(p) for p in _pieces(events, cuts)]
+        pieces = _pieces(events, cuts)
+        parts = [tasks.partial(p) for p in pieces]
         rng.shuffle(parts)  # pieces come back from workers in any order
-        merged = Partial.merge(parts)
-        assert_frame_equal(tasks.finish(merged.tasks, events), whole)
-        assert_frame_equal(merged.hosts, hosts(events))
+        assert_frame_equal(tasks.finish(tasks.merge(parts), events), whole)
+        partials = [map_records(_records(p), keep) for p in pieces]
+        rng.shuffle(partials)
+        _assert_partials_equal(Partial.merge(partials), whole_partial)
 
 
 @settings(max_examples=40, deadline=None)
@@ -67,16 +78,3 @@ def test_merge_is_associative_and_commutative(cuts, rnd):
     left = [tasks.merge(parts[:k])] if k else []
     right = [tasks.merge(parts[k:])] if k < len(parts) else []
     assert_frame_equal(tasks.merge(left + right), flat)
-
-
-def test_coverage_and_samples_merge_by_sum_and_first_lines():
-    cov = pl.DataFrame({"source": ["a", "a"], "layout": ["celery", "celery"], "lines": [3, 4], "parsed": [2, 4],
-                        "unrecognized": [1, 0], "invalid_utf8": [0, 1], "nul_bytes": [0, 0]}, schema=COVERAGE)
-    lines = list(range(1, 9))
-    one = Partial.of_records(empty(analyzer.schema.EVENTS), cov.head(1),
-                             pl.DataFrame({"source": ["a"] * 4, "line": lines[4:], "text": ["x"] * 4}, schema=SAMPLES))
-    two = Partial.of_records(empty(analyzer.schema.EVENTS), cov.tail(1),
-                             pl.DataFrame({"source": ["a"] * 4, "line": lines[:4], "text": ["y"] * 4}, schema=SAMPLES))
-    merged = Partial.merge([one, two])
-    assert merged.coverage.row(0) == ("a", "celery", 7, 6, 1, 1, 0)
-    assert merged.samples["line"].to_list() == [1, 2, 3, 4, 5]

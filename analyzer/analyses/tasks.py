@@ -25,7 +25,7 @@ FINISHING = ("succeeded", "failed", "hard_time_limit", "revoked", "rejected", "i
 
 
 # the columns the task partial reads; the wide text columns are never sorted or grouped
-_USED = ("task_id", "task_name", "host", "ts", "kind", "process", "runtime_s", "exc_type", "source", "line")
+_USED = ("task_id", "task_name", "host", "ts", "kind", "process", "runtime_s", "exc_type", "source", "line", "stream")
 _NULLS_LAST = 2**63 - 1
 ORDER = ("ts", "source", "line")  # `analyzer.order.TIMELINE`: the order "first" and "last" follow
 
@@ -34,7 +34,9 @@ ORDER = ("ts", "source", "line")  # `analyzer.order.TIMELINE`: the order "first"
 # aggregates ("first task_name", "last settling kind") carry the order key of the row they came
 # from in a `<name>@` struct (ts, source, line): merging keeps the value of the smallest or largest
 # key, exactly what a sort of the whole would give.
-FIRST = ("task_name", "host", "source", "line")  # first non-null in timeline order
+# first non-null in timeline order; `_stream` ("" for none) with `source` names the first record's node key,
+# for pieces whose node is settled after the merge (`analyzer.pipeline.settle`)
+FIRST = ("task_name", "host", "source", "line", "_stream")
 LAST = ("_last_settling", "runtime_s", "exc_type", "_proc")  # last non-null in timeline order
 MINS = ("received_at", "_first_child")
 MAXES = ("finished_at", "_last")
@@ -49,6 +51,7 @@ def _row_values() -> list[pl.Expr]:
                                               "failed", "retried"])
     return [
         pl.col("task_name"), pl.col("host"), pl.col("source"), pl.col("line"),
+        pl.col("stream").fill_null("").alias("_stream"),
         pl.when(kind.is_in(list(STATE_OF_KIND))).then(kind).alias("_last_settling"),
         pl.col("runtime_s"),
         pl.when(kind.is_in(["failed", "hard_time_limit", "retried", "soft_time_limit"])).then(pl.col("exc_type"))
@@ -70,7 +73,10 @@ def partial(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     for each aggregate (what `merge` does on the few rows partials have) is several times slower
     on a whole log's records.
     """
-    ev = events.lazy().select(_USED).filter(pl.col("task_id").is_not_null())
+    lazy = events.lazy()
+    if "stream" not in events.collect_schema():
+        lazy = lazy.with_columns(pl.lit(None, dtype=pl.String).alias("stream"))
+    ev = lazy.select(_USED).filter(pl.col("task_id").is_not_null())
     # eager from here: polars' default lazy engine runs this aggregation ~8x slower (PERF-NOTES)
     rows = (ev.sort(list(ORDER), nulls_last=True, maintain_order=True).collect(engine="in-memory")
             .select(pl.col("task_id"), *_row_values(), pl.struct(*ORDER).alias("_at")))
@@ -91,32 +97,39 @@ def partial(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     ).sort("task_id")
 
 
-def _pick(name: str, last: bool) -> list[pl.Expr]:
-    """The value whose key is smallest (`last`: largest), and that key; rows without a value (and
-    so without a key) never win. Null times sort after all others, as in the timeline."""
-    key = pl.col(f"{name}@")
-    valid = key.is_not_null()
-    order = [key.struct.field(k).filter(valid) for k in ORDER]
-
-    def pick(e: pl.Expr) -> pl.Expr:
-        return e.filter(valid).sort_by(order, descending=last, nulls_last=not last).first()
-
-    return [pick(pl.col(name)).alias(name), pick(key).alias(f"{name}@")]
-
-
 def merge(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """One task partial from several (associative and commutative: any grouping of any cut)."""
     if not parts:
         return partial(empty(EVENTS))
     both = pl.concat(parts, how="vertical") if len(parts) > 1 else parts[0]
-    return both.group_by("task_id").agg(
-        *(e for n in FIRST for e in _pick(n, last=False)),
-        *(e for n in LAST for e in _pick(n, last=True)),
+    # most tasks live in one piece: their row is already the merge; only the others are folded (the
+    # per-group sorts below cost far more per group than this split)
+    split = both.with_columns(pl.len().over("task_id").alias("_n"))
+    single = split.filter(pl.col("_n") == 1).drop("_n")
+    several = split.filter(pl.col("_n") > 1).drop("_n")
+    if several.is_empty():
+        return single.sort("task_id")
+    folded = several.group_by("task_id").agg(
         *(pl.col(n).min() for n in MINS),
         *(pl.col(n).max() for n in MAXES),
         pl.col("retries").sum(),
         pl.col("_started").any(),
-    ).sort("task_id")
+    )
+    for names, last in ((FIRST, False), (LAST, True)):
+        for name in names:
+            folded = folded.join(_picked(several, name, last), on="task_id", how="left")
+    return pl.concat([single, folded.select(single.columns)]).sort("task_id")
+
+
+def _picked(df: pl.DataFrame, name: str, last: bool) -> pl.DataFrame:
+    """Per task, the value of `name` whose key is smallest (`last`: largest), and that key: one sort
+    of the rows that have a value, then the first of each task (per-group sorts cost far more)."""
+    key = f"{name}@"
+    fields = [pl.col(key).struct.field(k).alias(f"_k{i}") for i, k in enumerate(ORDER)]
+    rows = df.select("task_id", name, key, *fields).filter(pl.col(key).is_not_null())
+    order = rows.sort([f"_k{i}" for i in range(len(ORDER))], descending=last, nulls_last=not last,
+                      maintain_order=True)
+    return order.group_by("task_id", maintain_order=True).agg(pl.col(name).first(), pl.col(key).first())
 
 
 def build(events: pl.DataFrame) -> pl.DataFrame:

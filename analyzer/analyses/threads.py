@@ -619,7 +619,8 @@ def _waits_on(th: dict[str, object]) -> str | None:
 
 
 def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFrame,
-                events: pl.DataFrame | None = None, workers: pl.DataFrame | None = None) -> pl.DataFrame:
+                events: pl.DataFrame | None = None, workers: pl.DataFrame | None = None,
+                spans: pl.DataFrame | None = None) -> pl.DataFrame:
     """Active tasks from `celery inspect active` joined to the dumps of their pool process.
 
     One row per active task id. The thread running it, in each dump of its `worker_pid`, is the
@@ -648,6 +649,7 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
     ev = events if events is not None else pl.DataFrame(schema={"task_id": pl.String(), "ts": pl.Datetime("ms"),
                                                                 "host": pl.String(), "kind": pl.String(),
                                                                 "source": pl.String(), "line": pl.Int64()})
+    span = spans if spans is not None else host_spans(ev)
     has_frames = not frames.is_empty()
     apps = first_app_frames(frames) if has_frames else pl.DataFrame(
         schema={"thread_key": pl.String(), "app_frame": pl.String()})
@@ -658,7 +660,7 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
     for task in active.iter_rows(named=True):
         pid, host = task.get("worker_pid"), task.get("host")
         tev = ev.filter(pl.col("task_id") == task["task_id"]) if not ev.is_empty() else ev
-        hev = ev.filter(pl.col("host") == host) if (host and not ev.is_empty()) else ev
+        first_ts, last_ts = _span_of(span, host)
         start = task.get("time_start")
         assert start is None or isinstance(start, datetime)
         rec = tev.filter(pl.col("kind") == "received").select("ts").drop_nulls()
@@ -677,15 +679,12 @@ def stuck_tasks(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
             shot = [t for th in picks if isinstance(t := th.get("captured_at"), datetime)]
             if shot:
                 ref, ref_kind = max(shot), "dump"
-        if ref is None and workers is not None and not workers.is_empty() and not hev.is_empty():
+        if ref is None and workers is not None and not workers.is_empty():
             w = workers.filter(pl.col("host") == host).drop_nulls("uptime")
-            first_ts = hev.select(pl.col("ts").min()).item()
             if not w.is_empty() and first_ts is not None:
                 ref, ref_kind = first_ts + timedelta(seconds=float(w["uptime"][-1])), "uptime"
-        if ref is None and not hev.is_empty():
-            last = hev.select(pl.col("ts").max()).item()
-            if last is not None:
-                ref, ref_kind = last, "last_log"
+        if ref is None and last_ts is not None:
+            ref, ref_kind = last_ts, "last_log"
         running = (ref - start).total_seconds() if isinstance(ref, datetime) and start is not None else None
         last_log = None
         if not tev.is_empty():
@@ -773,6 +772,23 @@ def _summary(row: dict[str, object]) -> str:
     return text
 
 
+def host_spans(events: pl.DataFrame) -> pl.DataFrame:
+    """Per node, its first and last timed record (`host, first_ts, last_ts`)."""
+    if events.is_empty() or "host" not in events.columns:
+        return pl.DataFrame(schema={"host": pl.String(), "first_ts": pl.Datetime("ms"), "last_ts": pl.Datetime("ms")})
+    return events.drop_nulls("ts").group_by("host").agg(pl.col("ts").min().alias("first_ts"),
+                                                         pl.col("ts").max().alias("last_ts"))
+
+
+def _span_of(spans: pl.DataFrame, host: object) -> tuple[datetime | None, datetime | None]:
+    """First and last record time of `host` (of every node when the task names none)."""
+    rows = spans.filter(pl.col("host") == host) if host else spans
+    if rows.is_empty():
+        return None, None
+    first, last = rows.select(pl.col("first_ts").min(), pl.col("last_ts").max()).row(0)
+    return first, last
+
+
 def _last_records(events: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
     """Latest log record of each task id in `ids`: `task_id, _src, _line, _ts, _text`."""
     if events.is_empty() or ids.is_empty():
@@ -785,13 +801,13 @@ def _last_records(events: pl.DataFrame, ids: pl.Series) -> pl.DataFrame:
                                      pl.col("ts").last().alias("_ts"), text.last().alias("_text")))
 
 
-def _host_capture(events: pl.DataFrame, workers: pl.DataFrame | None) -> pl.DataFrame:
+def _host_capture(spans: pl.DataFrame, workers: pl.DataFrame | None) -> pl.DataFrame:
     """Estimated capture time per host: first log record + `stats.uptime` when stats were taken,
     else the host's last log record. `host, _ref`."""
-    if events.is_empty():
+    if spans.is_empty():
         return pl.DataFrame(schema={"host": pl.String(), "_ref": pl.Datetime("ms")})
-    span = events.drop_nulls("ts").group_by("host").agg(pl.col("ts").min().alias("_first"),
-                                                         pl.col("ts").max().alias("_last"))
+    span = spans.filter(pl.col("first_ts").is_not_null()).group_by("host").agg(
+        pl.col("first_ts").min().alias("_first"), pl.col("last_ts").max().alias("_last"))
     if workers is not None and not workers.is_empty():
         up = workers.drop_nulls("uptime").group_by("host").agg(pl.col("uptime").last())
         span = span.join(up, on="host", how="left")
@@ -803,7 +819,8 @@ def _host_capture(events: pl.DataFrame, workers: pl.DataFrame | None) -> pl.Data
 
 
 def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFrame, events: pl.DataFrame,
-                tasks: pl.DataFrame, workers: pl.DataFrame | None = None) -> pl.DataFrame:
+                tasks: pl.DataFrame, workers: pl.DataFrame | None = None,
+                spans: pl.DataFrame | None = None) -> pl.DataFrame:
     """The `stuck` frame (`analyzer.schema.STUCK`): one row per task seen running and never finished.
 
     Two origins, one row per task id:
@@ -834,7 +851,8 @@ def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
     schema = dict(STUCK)
     finished = (tasks.filter(pl.col("state").is_in(FINISHED_STATES))["task_id"]
                 if not tasks.is_empty() else pl.Series("task_id", [], dtype=pl.String))
-    st = stuck_tasks(inspect, threads, frames, events, workers)
+    spans = spans if spans is not None else host_spans(events)
+    st = stuck_tasks(inspect, threads, frames, events, workers, spans)
     st = st.filter(~pl.col("task_id").is_in(finished.implode()))
     ids = pl.concat([st["task_id"], tasks.filter(pl.col("state") == "STARTED")["task_id"]]) \
         if not tasks.is_empty() else st["task_id"]
@@ -859,7 +877,7 @@ def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
         row["summary"] = _summary(row)
     parts = [pl.from_dicts([{k: row.get(k) for k in schema} for row in rows], schema=schema)] if rows else []
     if not log_only.is_empty():
-        parts.append(_log_only_rows(log_only, last, _host_capture(events, workers), schema))
+        parts.append(_log_only_rows(log_only, last, _host_capture(spans, workers), schema))
     if not parts:
         return empty(schema)
     out = pl.concat(parts, how="vertical_relaxed").sort("ts", "source", "line", nulls_last=True)

@@ -1,28 +1,25 @@
-"""What one chunk of a log leaves for the stages after it, and how those pieces combine.
+"""What one piece of a log leaves for the stages after it, and how those pieces combine.
 
-The contract shared by the streaming reader and by layout detection (they meet here):
+A piece is whole records of one input (`analyzer.sources.pieces`: cut before a record start, so
+folding never needs the piece before it). `mapper.map_records` turns its records into a `Partial`
+of plain Arrow-serialisable frames, small next to the piece:
 
-- A `Chunk` is whole lines of one input, starting at a record start of that input's layout, so
-  folding (tracebacks, continuation lines) never needs the chunk before it. The layout is detected
-  once per input, on its head, and travels with every chunk of it; lines the layout does not read
-  are still records (time and level null, `layout` "unknown"): every line is evidence.
-- `map` turns a chunk into a `Partial` of plain Arrow-serialisable frames, small next to the chunk:
-  `records`, the records some rule or analysis can use (the union of the rules' prefilters on the raw
-  text, lifecycle records, `exited with` / `outside body` lines); `tasks`, the per-task aggregates of
-  `analyzer.analyses.tasks.partial` with order keys; `hosts`, per source and node the first and last
-  time and record counts by level; `coverage`, per source and layout the line accounting and the
-  first unrecognised lines.
-- `merge` is associative and commutative: partials of any cut, merged in any grouping, equal the
-  partial of the whole. Order-sensitive results carry `(ts, source, line)` keys; lists of samples
-  keep the smallest line numbers; counts add.
-- Facts of a whole input are reduced, never decided in one chunk. The node a record belongs to is
-  one: a worker names itself in its banner or `ready.` line, which may sit in any chunk (or none,
-  then the folder's only node or the file's stem, `analyzer.api.settle_hosts`). So a chunk's records
-  and task aggregates keep the host the record itself names (else null) with their `(source,
-  stream)`, the partial carries the naming lines it saw, and the host is settled after the merge.
-  Likewise everything read from the whole `events` frame today (the last record of a task still
-  running at the end, the broker URLs and `Connected to` lines advice reads, per-host first and
-  last times) becomes a partial aggregate, not a kept row.
+- `records`: the records some rule or analysis reads (`keep`: the union of the rules' prefilters
+  and what analyses look for), and the records of tasks the piece leaves unsettled;
+- `tasks`: the per-task aggregates of `analyzer.analyses.tasks.partial`, with order keys;
+- `hosts`: first and last time and record counts by level per node key;
+- `activity`: record counts per node key, kind, level and second (`analyses.activity`);
+- `names`: the lines where a worker names itself (`ready.`, banner);
+- `marks`: per node key and time, the first record showing a worker at work again
+  (`analyzer.diagnosis.RECOVERY_KINDS`), as its place and time only.
+
+`merge` is associative and commutative: partials of any cut, merged in any grouping, equal the
+partial of the whole. Order-sensitive results carry `(ts, source, line)` keys; counts add.
+
+The node a record belongs to is a fact of its whole input: a worker names itself in its banner or
+`ready.` line, which may sit in any piece (or none: then the folder's only node or the file's stem).
+So every frame derived from records keys on `(source, stream, _hostname)` — the record's input, its
+container stream and the node the record itself names — and `settle` gives the node after the merge.
 """
 
 from __future__ import annotations
@@ -32,49 +29,33 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from analyzer.analyses import tasks
+from analyzer.analyses import activity, tasks
 from analyzer.schema import EVENTS, INT, STR, TS, empty
 
-SAMPLE_LIMIT = 5  # unrecognised lines kept per source (`Coverage.samples`)
-UNKNOWN_LAYOUT = "unknown"
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Whole lines of one input, starting at a record start (`first_line` 1-based, `offset` in the
-    decompressed bytes) and read in `layout`, the layout detected on the input's head."""
-
-    source: str
-    first_line: int
-    offset: int
-    data: bytes
-    layout: str
-
-
-RECORDS: Mapping[str, pl.DataType] = {**EVENTS, "layout": STR}
-HOSTS: Mapping[str, pl.DataType] = {"source": STR, "host": STR, "first_ts": TS, "last_ts": TS, "records": INT,
-                                    "warnings": INT, "errors": INT, "criticals": INT}
-COVERAGE: Mapping[str, pl.DataType] = {"source": STR, "layout": STR, "lines": INT, "parsed": INT,
-                                       "unrecognized": INT, "invalid_utf8": INT, "nul_bytes": INT}
-SAMPLES: Mapping[str, pl.DataType] = {"source": STR, "line": INT, "text": STR}
+# a record before its node is settled: `host` null, the node key beside it
+RECORDS: Mapping[str, pl.DataType] = {**EVENTS, "stream": STR, "_hostname": STR}
+NODE_KEY = ("source", "stream", "_hostname")
+HOSTS: Mapping[str, pl.DataType] = {"source": STR, "stream": STR, "_hostname": STR, "first_ts": TS, "last_ts": TS,
+                                    "records": INT, "warnings": INT, "errors": INT, "criticals": INT}
+ACTIVITY: Mapping[str, pl.DataType] = {"source": STR, "stream": STR, "_hostname": STR,
+                                       **{k: v for k, v in activity.ACTIVITY.items() if k != "host"}}
+NAMES: Mapping[str, pl.DataType] = {"source": STR, "stream": STR, "line": INT, "banner": pl.Boolean(), "name": STR}
+MARKS: Mapping[str, pl.DataType] = {"source": STR, "stream": STR, "_hostname": STR, "ts": TS, "line": INT}
 
 
 @dataclass(frozen=True)
 class Partial:
-    records: pl.DataFrame  # RECORDS
+    records: pl.DataFrame  # RECORDS, and `_for_task` (`mapper.needed`)
     tasks: pl.DataFrame  # analyzer.analyses.tasks.partial
     hosts: pl.DataFrame  # HOSTS
-    coverage: pl.DataFrame  # COVERAGE
-    samples: pl.DataFrame  # SAMPLES: unrecognised lines, the first SAMPLE_LIMIT of each source
-
-    @classmethod
-    def of_records(cls, records: pl.DataFrame, coverage: pl.DataFrame, samples: pl.DataFrame) -> Partial:
-        """The partial of parsed records (a chunk's, after layout and folding), keeping them all."""
-        return cls(records, tasks.partial(records), hosts(records), coverage, _first_samples(samples))
+    activity: pl.DataFrame  # ACTIVITY
+    names: pl.DataFrame  # NAMES
+    marks: pl.DataFrame  # MARKS
 
     @classmethod
     def empty(cls) -> Partial:
-        return cls.of_records(empty(RECORDS), empty(COVERAGE), empty(SAMPLES))
+        return cls(empty({**RECORDS, "_for_task": pl.Boolean()}), tasks.partial(empty(RECORDS)), empty(HOSTS),
+                   empty(ACTIVITY), empty(NAMES), empty(MARKS))
 
     @staticmethod
     def merge(parts: Sequence[Partial]) -> Partial:
@@ -84,31 +65,32 @@ class Partial:
         if len(parts) == 1:
             return parts[0]
         return Partial(
-            records=pl.concat([p.records for p in parts]).sort("source", "line"),
+            records=pl.concat([p.records for p in parts]).sort("source", "line", "end_line", maintain_order=True),
             tasks=tasks.merge([p.tasks for p in parts]),
-            hosts=_merge_hosts(pl.concat([p.hosts for p in parts])),
-            coverage=pl.concat([p.coverage for p in parts]).group_by("source", "layout").agg(
-                pl.exclude("source", "layout").sum()).sort("source", "layout"),
-            samples=_first_samples(pl.concat([p.samples for p in parts])),
+            hosts=merge_hosts(pl.concat([p.hosts for p in parts])),
+            activity=merge_activity(pl.concat([p.activity for p in parts])),
+            names=pl.concat([p.names for p in parts]).sort("source", "line", maintain_order=True),
+            marks=merge_marks(pl.concat([p.marks for p in parts])),
         )
 
 
-def hosts(records: pl.DataFrame) -> pl.DataFrame:
-    """Per source and node: first and last time, records, and records by level (WARNING and worse)."""
-    level = pl.col("level")
-    return _merge_hosts(records.select(
-        "source", "host", pl.col("ts").alias("first_ts"), pl.col("ts").alias("last_ts"),
-        pl.lit(1, pl.Int64).alias("records"), (level == "WARNING").cast(pl.Int64).fill_null(0).alias("warnings"),
-        (level == "ERROR").cast(pl.Int64).fill_null(0).alias("errors"),
-        (level == "CRITICAL").cast(pl.Int64).fill_null(0).alias("criticals")))
-
-
-def _merge_hosts(df: pl.DataFrame) -> pl.DataFrame:
-    return df.group_by("source", "host").agg(
+def merge_hosts(df: pl.DataFrame) -> pl.DataFrame:
+    return df.group_by(list(NODE_KEY)).agg(
         pl.col("first_ts").min(), pl.col("last_ts").max(),
         pl.col("records", "warnings", "errors", "criticals").sum(),
-    ).sort("source", "host", nulls_last=True)
+    ).sort(list(NODE_KEY), nulls_last=True).select(list(HOSTS))
 
 
-def _first_samples(df: pl.DataFrame) -> pl.DataFrame:
-    return df.sort("source", "line").group_by("source", maintain_order=True).head(SAMPLE_LIMIT)
+ACTIVITY_KEYS = (*NODE_KEY, "kind", "level", "second")
+
+
+def merge_activity(df: pl.DataFrame) -> pl.DataFrame:
+    return df.group_by(list(ACTIVITY_KEYS)).agg(pl.col("records").sum()).sort(
+        list(ACTIVITY_KEYS), nulls_last=True).select(list(ACTIVITY))
+
+
+def merge_marks(df: pl.DataFrame) -> pl.DataFrame:
+    """Per node key and time, the first mark (smallest line): what `recovery_after` can pick. Slim rows
+    (no text): the few a report quotes are read again."""
+    key = [*NODE_KEY, "ts"]
+    return df.group_by(key).agg(pl.col("line").min()).sort([*key, "line"], nulls_last=True).select(list(MARKS))

@@ -100,6 +100,44 @@ def _celery_log(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
+def log_pieces(member: Member, kind: str, opts: Options, piece_bytes: int,
+               only: Mapping[int, int] | None = None) -> Iterator[tuple[pl.DataFrame, Coverage, int]] | None:
+    """A worker log's pieces as `celery_log.parse_pieces` gives them (records before hosts are
+    settled, coverage, bytes), read in the layout `_celery_log` would choose; None when the input is
+    read whole (no worker log, small enough for one piece, or the users' formats on a small file)."""
+    if kind != "celery_log" or member.size <= piece_bytes + piece_bytes // 2:
+        return None
+    formats = list(opts.log_formats)
+    layout = None
+    if not formats and not _default_head(member):
+        layout = _head_layout(member)
+        if layout.name == "logging":
+            formats = list(layout.compiled)
+    data = _data(member)
+    chosen = None
+    if formats:
+        if member.size <= SMALL_LOG:
+            return None
+        for probe in _probes(data, PROBE_BYTES):
+            lines = read_lines(probe)
+            if celery_log.holds_header(lines, formats):
+                chosen = formats if _judge(lines, member.name, formats)[1] else None
+                break
+    pieces = celery_log.parse_pieces(data, source=member.name, piece_bytes=piece_bytes, log_formats=chosen,
+                                     only=only)
+    if layout is None or layout.name != "logging":
+        return pieces
+    return _laid_out(pieces, layout)
+
+
+def _laid_out(pieces: Iterator[tuple[pl.DataFrame, Coverage, int]],
+              layout: layouts.Layout) -> Iterator[tuple[pl.DataFrame, Coverage, int]]:
+    for records, cov, size in pieces:
+        cov.layout = layout.name
+        cov.notes.append(layout.describe())
+        yield records, cov, size
+
+
 def _default_head(member: Member) -> bool:
     """Whether a log's head holds a header of Celery's default layout (then no other is tried)."""
     return bool(sniff.CELERY_LOG.search(sniff.clean_head(member.head())))

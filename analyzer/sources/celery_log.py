@@ -22,7 +22,7 @@ Python loop.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -441,6 +441,49 @@ def parse_file(path: Path | bytes, *, source: str, piece_bytes: int | None = Non
     return Parsed(_finish(pl.concat(parts, how="diagonal_relaxed"), source), Coverage.merge(covs))
 
 
+
+
+class Interleaved(Exception):
+    """The log's lines carry container prefixes: streams interleave, so a record may span any cut."""
+
+
+def parse_pieces(path: Path | bytes, *, source: str, piece_bytes: int | None = None,
+                 log_formats: list[LogFormat] | None = None,
+                 only: Mapping[int, int] | None = None) -> Iterator[tuple[pl.DataFrame, Coverage, int]]:
+    """`parse_file`'s pieces, each as its records before hosts are settled (`unsettled`), its
+    coverage and its size in bytes, for the streaming pipeline (`analyzer.pipeline`), which settles
+    hosts after the merge.
+
+    Raises `Interleaved` (possibly after some pieces) when the log has container prefixes. `only`
+    (piece index → its first line, from an earlier pass) reads those pieces alone.
+    """
+    cut = _custom_start(log_formats) if log_formats else _header_start
+    first = 1
+    for i, span in enumerate(record_spans(path, piece_bytes or PIECE_BYTES, cut)):
+        if only is not None:
+            if i not in only:
+                continue
+            first = only[i]
+        lines = read_lines(path, span=span, first_line=first)
+        if lines.had_prefix:
+            raise Interleaved(source)
+        first += int(lines.frame.select(pl.col("line").n_unique()).item()) if lines.joined else lines.frame.height
+        records, unrec = _records(lines, log_formats=log_formats)
+        yield unsettled(records, source), _coverage(lines, unrec, source=source, kind="celery_log"), span[1] - span[0]
+        del lines, records
+
+
+def unsettled(records: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Records of one input with `source`, `stream` and the node each names itself (`_hostname`); `host`
+    null: which node a record belongs to is settled over the whole input (`_attribute_hosts`)."""
+    cols = [pl.lit(source).alias("source"), pl.lit(None, dtype=pl.String).alias("host")]
+    if "_hostname" not in records.columns:
+        cols.append(pl.lit(None, dtype=pl.String).alias("_hostname"))
+    if "stream" not in records.columns:
+        cols.append(pl.lit(None, dtype=pl.String).alias("stream"))
+    out = records.with_columns(cols)
+    return conform(out, {**EVENTS, "stream": pl.String(), "_hostname": pl.String()}).select(
+        [*EVENTS.keys(), "stream", "_hostname"])
 
 
 def parse_many(items: Sequence[tuple[bytes | Path, str]]) -> tuple[pl.DataFrame, list[Coverage]]:

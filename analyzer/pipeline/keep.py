@@ -1,0 +1,61 @@
+"""Which records a piece keeps: those some rule on `events` can match or read (its prefilter).
+
+Every rule on `events` has a cheap necessary condition (`engine.compiler.prefilter`); their union,
+run on each piece, keeps every row `evaluate` would look at, so rules give the same findings on the
+kept records as on all of them. A rule without one (a `burst`, a user's rule) keeps everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from analyzer.engine.compiler import Leaf, prefilter, prefilter_expr
+from analyzer.engine.evaluate import WITHIN
+from analyzer.engine.rule import Rule
+from analyzer.engine.schemas import frame_schemas
+
+# Columns a piece does not know yet: a leaf on them cannot decide there
+UNSETTLED = frozenset({"host"})
+
+
+def leaves(rules: Iterable[Rule]) -> list[Leaf] | None:
+    """The prefilter leaves of every rule on `events`; None when some rule has none."""
+    schema = frame_schemas()["events"]
+    out: list[Leaf] = []
+    for rule in rules:
+        if rule.on != "events":
+            continue
+        found = prefilter(rule.condition, schema)
+        if found is None or any(_reads_unsettled(leaf) for leaf in found):
+            return None
+        out.extend(found)
+    return out
+
+
+def _reads_unsettled(leaf: Leaf) -> bool:
+    if isinstance(leaf, tuple):
+        return leaf[0] in UNSETTLED
+    return bool(UNSETTLED & set(leaf.meta.root_names()))
+
+
+def keep_expr(rules: Iterable[Rule]) -> pl.Expr | None:
+    """The records to keep for `rules` (None: all of them)."""
+    found = leaves(rules)
+    return None if found is None else prefilter_expr(found, WITHIN["events"])
+
+
+def covers(kept: list[Leaf] | None, rules: Iterable[Rule]) -> bool:
+    """Whether records kept for `kept` leaves serve `rules` too (each of their leaves is one of them)."""
+    if kept is None:
+        return True
+    wanted = leaves(rules)
+    if wanted is None:
+        return False
+    have = {_key(leaf) for leaf in kept}
+    return all(_key(leaf) in have for leaf in wanted)
+
+
+def _key(leaf: Leaf) -> str:
+    return repr(leaf) if isinstance(leaf, tuple) else str(leaf.meta.serialize(format="json"))

@@ -1,0 +1,116 @@
+"""Streaming changes no finding: a log read in pieces gives the report of the log read as one piece.
+
+Every sample is read cut into pieces of `PIECE` bytes and as a single piece; a generated log is cut
+with the first piece ending at awkward places (inside a traceback, between a task's `received` and
+its outcome, inside a multi-byte character, inside a line holding two records). And the records a
+piece keeps serve every rule: the findings on them equal the findings on all records.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import analyzer
+from analyzer.api import fixed
+from analyzer.engine.evaluate import evaluate
+from analyzer.pipeline.stream import PIECE_ENV
+from analyzer.renderers import RenderOptions, registry, rule_infos
+from tests.benchmarks.bench_parse import generate
+from tests.conftest import sample_dirs
+
+PIECE = 1500  # a few records a piece: every sample log is cut many times
+
+
+def _report_json(path: Path | str, monkeypatch: pytest.MonkeyPatch, piece: int | None) -> tuple[str, int]:
+    """The JSON report and the number of pieces the logs were read in."""
+    if piece is None:
+        monkeypatch.delenv(PIECE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PIECE_ENV, str(piece))
+    bundle = analyzer.open_bundle(path)
+    report = bundle.report()
+    text = registry()["json"](report, RenderOptions(rules=rule_infos(report.rules)))
+    return text, sum(len(p) for p in bundle._reduced.pieces.values())
+
+
+@pytest.mark.parametrize("sample", sample_dirs(), ids=lambda p: p.name)
+def test_report_of_pieces_equals_report_of_the_whole(sample, monkeypatch):
+    whole, one = _report_json(sample, monkeypatch, None)
+    cut, pieces = _report_json(sample, monkeypatch, PIECE)
+    assert one == 0  # the samples are far smaller than a piece: read whole
+    assert cut == whole
+    logs = [p for p in sample.rglob("*.log") if p.stat().st_size > 2 * PIECE]
+    if any(p.read_bytes().startswith(b"[") for p in logs):  # a worker log in Celery's layout: cut
+        assert pieces > 1
+
+
+@pytest.mark.parametrize("sample", sample_dirs(), ids=lambda p: p.name)
+def test_kept_records_serve_every_rule(sample):
+    """The rules' findings on the records the pipeline keeps equal those on every record."""
+    bundle = analyzer.open_bundle(sample)
+    rules, _ = bundle._load_rules((), (), (), True)
+    frames = bundle.frame_map()
+    every = {**frames, "events": fixed("events", bundle._all_events)}
+    assert frames["events"].height <= every["events"].height
+    got = [(f.to_dict(), f.times) for f in evaluate(rules, frames)]
+    want = [(f.to_dict(), f.times) for f in evaluate(rules, every)]
+    assert got == want
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """A 2 MB log of real sample records (fresh times and ids), with a non-ASCII task line and a line
+    holding two records (a copy that lost a newline)."""
+    path = tmp_path_factory.mktemp("gen") / "worker.log"
+    generate(path, 2, seed=7)
+    lines = path.read_text().splitlines()
+    rng = random.Random(7)
+    logger = [i for i, ln in enumerate(lines) if re.match(r"^\[[^]]+: \w+/ForkPoolWorker-\d+\] \S+\[", ln)]
+    i = rng.choice(logger[len(logger) // 4:len(logger) // 3])  # the first piece ends inside: under 2/3
+    lines[i] += " city=Zürich → München"
+    heads = [i for i, ln in enumerate(lines[:-1]) if ln.startswith("[") and lines[i + 1].startswith("[")]
+    j = rng.choice(heads[len(heads) // 5:len(heads) // 4])
+    lines[j] = lines[j] + " " + lines[j + 1] + " " * 120  # long enough to be read as two records
+    del lines[j + 1]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _offsets(path: Path) -> dict[str, int]:
+    """Byte offsets of the awkward places: the first piece is made to end there."""
+    data = path.read_bytes()
+    inside_traceback = data.index(b"\n  File ", len(data) // 4) + 5
+    received = data.index(b"] received", len(data) // 2)
+    between = data.index(b"\n", received) + 3  # inside the next record, before the task's outcome
+    multibyte = data.index("ü".encode()) + 1  # between the two bytes of ü
+    joined = data.index(b"\n", data.index(b" " * 120) - 600) + 40
+    return {"traceback": inside_traceback, "received": between, "multibyte": multibyte, "joined": joined}
+
+
+def test_generated_log_cut_at_awkward_places(generated, monkeypatch):
+    whole, _ = _report_json(generated, monkeypatch, None)
+    assert '"root_causes"' in whole
+    for where, offset in _offsets(generated).items():
+        cut, pieces = _report_json(generated, monkeypatch, offset)
+        assert pieces >= 2, where
+        assert cut == whole, where
+
+
+def test_generated_log_tasks_and_activity_equal_in_pieces(generated, monkeypatch):
+    monkeypatch.delenv(PIECE_ENV, raising=False)
+    whole = analyzer.open_bundle(generated)
+    monkeypatch.setenv(PIECE_ENV, "65536")
+    cut = analyzer.open_bundle(generated)
+    assert cut.tasks.equals(whole.tasks)
+    assert cut.activity.equals(whole.activity)
+    assert cut._spans.equals(whole._spans)
+    kept = cut._events.height
+    assert kept < whole.events.height / 2  # most records are counted, not kept
+    assert cut.events.equals(whole.events)  # the public frame still holds every record
+    assert whole.activity.get_column("records").sum() == whole.events.height
+    assert cut.tasks.filter(pl.col("state") == "SUCCESS").height > 1000
