@@ -299,7 +299,23 @@ class Bundle:
     def _waits(self) -> pl.DataFrame:
         from analyzer.analyses import waits
 
-        return waits.from_bundle(self, self._frame("waits"))
+        df = waits.build(self._wait_frames())
+        extra = self._frame("waits")  # rows sources produced themselves
+        if extra.height:
+            df = pl.concat([df, schema.conform(extra, schema.WAITS)], how="diagonal_relaxed")
+        return df
+
+    def _wait_frames(self) -> dict[str, pl.DataFrame]:
+        """The frames `waits.build` reads: the parsed members' (`waits.FRAME_NAMES`) and the records
+        rules see."""
+        from analyzer.analyses import waits
+
+        out: dict[str, pl.DataFrame] = {"events": self._events}
+        for name in waits.FRAME_NAMES:
+            parts = [r.frames[name] for r in self._parsed if name in r.frames and r.frames[name].height]
+            if parts:
+                out[name] = pl.concat(parts, how="diagonal_relaxed")
+        return out
 
     @cached_property
     def _cycles(self) -> pl.DataFrame:
@@ -420,7 +436,7 @@ class Bundle:
             problems=self.problems,
             findings=ordered,
             root_causes=roots,
-            summary=summarize(self),
+            summary=summarize(self._spans, self._tasks, self._threads),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
             advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},
@@ -536,6 +552,18 @@ def public_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
     """
     return {name: getattr(bundle, name) if name in ATTRIBUTE_FRAMES else bundle._localize(frame)
             for name, frame in bundle.frame_map().items()}
+
+
+def parse_example(on: str, text: str) -> pl.DataFrame:
+    """The frame `on` of a rule example's text, built by the same parsers a bundle goes through
+    (`events`: every record, whatever the shipped rules keep)."""
+    bundle = Bundle.from_text(text.strip("\n") + "\n", name="example")
+    if on == "events":
+        return bundle.events
+    frames = bundle.frame_map()
+    if on not in frames:
+        raise KeyError(f"no frame {on!r} can be built from example text")
+    return frames[on]
 
 
 def open_bundle(path: str | Path | Sequence[str | Path], *, rules: Sequence[str | Path | Rule] | None = None,

@@ -409,7 +409,8 @@ def rules_test(
     dirs: Annotated[list[Path] | None, typer.Argument(help="Rule directories (default: the catalogue).")] = None,
 ) -> None:
     """Run rules' examples through the real parsers (like `semgrep --test`); exit 1 on any failure."""
-    from analyzer.engine.catalogue import default_rule_dir, parse_example
+    from analyzer.api import parse_example
+    from analyzer.engine.catalogue import default_rule_dir
     from analyzer.engine.evaluate import check_examples
     from analyzer.engine.rule import load_rules
 

@@ -18,7 +18,6 @@ from analyzer.sources.celery_log import Coverage
 from analyzer.sources.layouts import UNKNOWN as UNKNOWN_LAYOUT
 
 if TYPE_CHECKING:
-    from analyzer.api import Bundle
     from analyzer.engine.rule import Rule
 
 SCHEMA = "celery-postmortem/report@1"
@@ -282,13 +281,12 @@ def iso(value: object) -> str | None:
     return str(value).replace(" ", "T")
 
 
-def summarize(bundle: Bundle) -> Summary:
-    # the frames as the logs wrote their times (like findings), whatever `tz` makes of the public ones
-    spans = bundle._spans
+def summarize(spans: pl.DataFrame, tasks: pl.DataFrame, threads: pl.DataFrame) -> Summary:
+    """The report's header from per-node spans (`pipeline.settle.host_spans`), tasks and threads, with
+    times as the logs wrote them (like findings), whatever `tz` makes of the public frames."""
     hosts = sorted(h for h in spans.get_column("host").unique().to_list() if h) if spans.height else []
     first, last = (spans.select(pl.col("first_ts").min(), pl.col("last_ts").max()).row(0) if spans.height
                    else (None, None))
-    tasks = bundle._tasks
     states = tasks.group_by("state").len().sort("state").rows() if tasks.height else []
     return Summary(
         hosts=hosts,
@@ -296,5 +294,5 @@ def summarize(bundle: Bundle) -> Summary:
         last_ts=iso(last),
         events=int(spans.get_column("records").sum()) if spans.height else 0,
         tasks_by_state={str(s): int(n) for s, n in states},
-        threads=bundle._threads.height,
+        threads=threads.height,
     )

@@ -103,7 +103,7 @@ def render() -> str:
                                 "finding_html", "finding_markdown"])
     lines += ["## Rules from Python", ""]
     lines += _function("analyzer.engine.rule.parse_rule", rule.parse_rule)
-    lines += _function("analyzer.engine.catalogue.parse_example", catalogue.parse_example)
+    lines += _function("analyzer.api.parse_example", api.parse_example)
     lines += _function("analyzer.engine.catalogue.load_catalogue", catalogue.load_catalogue)
     lines += _function("analyzer.engine.evaluate.evaluate", evaluate.evaluate)
     lines += _function("analyzer.engine.evaluate.matches", evaluate.matches)

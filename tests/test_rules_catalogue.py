@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from analyzer import open_bundle
+from analyzer.api import parse_example
 from analyzer.categories import CATEGORIES
-from analyzer.engine.catalogue import default_rule_dir, parse_example
+from analyzer.engine.catalogue import default_rule_dir
 from analyzer.engine.evaluate import check_examples, evaluate
 from analyzer.engine.rule import Rule, load_rules
 from tests.conftest import SAMPLES

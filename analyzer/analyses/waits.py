@@ -2,7 +2,7 @@
 
 `build(frames)` is a pure function of parsed frames (`threads`, `frames`, `gdb_values`,
 `events`, `proc_locks`, `innodb_locks`, `inspect`, `workers`, `processes`, `proc_fds`);
-`from_bundle(bundle)` gathers them.  Edges, by kind (`WAITS.kind`):
+`analyzer.api.Bundle` gathers them.  Edges, by kind (`WAITS.kind`):
 
 ``mutex``  pthread mutexes in gdb dumps.  The waiter is the thread in ``pthread_mutex_lock``
     (`threads.wait_on` / `wait_symbol`); the holder is `threads.mutex_owner` (GDB/MI) or the
@@ -82,14 +82,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise, permutations
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from analyzer.schema import WAITS, conform
-
-if TYPE_CHECKING:
-    from analyzer.api import Bundle
 
 # Columns after the contract's (conform keeps them in this order).
 WAITS_EXTRA: dict[str, pl.DataType] = {
@@ -1333,21 +1330,3 @@ def _ev_key(ev: str) -> tuple[str, int]:
 
 FRAME_NAMES = ("threads", "frames", "gdb_values", "proc_locks", "innodb_locks", "inspect", "workers", "processes",
                "proc_fds")
-
-
-def bundle_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
-    """The frames `build` reads, gathered from a bundle's parsed members (events as the rules see them)."""
-    out: dict[str, pl.DataFrame] = {"events": bundle._events}
-    for name in FRAME_NAMES:
-        parts = [r.frames[name] for r in bundle._parsed if name in r.frames and r.frames[name].height]
-        if parts:
-            out[name] = pl.concat(parts, how="diagonal_relaxed")
-    return out
-
-
-def from_bundle(bundle: Bundle, extra: pl.DataFrame | None = None) -> pl.DataFrame:
-    """`build` over a bundle, plus `waits` rows that sources produced themselves (`extra`)."""
-    df = build(bundle_frames(bundle))
-    if extra is not None and extra.height:
-        df = pl.concat([df, conform(extra, WAITS)], how="diagonal_relaxed")
-    return df

@@ -11,8 +11,6 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-import polars as pl
-
 from .errors import EngineError
 from .rule import Rule, load_rules
 
@@ -88,14 +86,3 @@ def load_catalogue(extra_dirs: Sequence[str | Path] = (), *, select: Sequence[st
         errors.extend(errs)
     chosen = [r for r in sorted(rules.values(), key=lambda r: r.id) if _selected(r, select, ignore)]
     return chosen, errors
-
-
-def parse_example(on: str, text: str) -> pl.DataFrame:
-    """The frame `on` of an example's text, built by the same parsers a bundle goes through."""
-    from analyzer.api import Bundle
-
-    bundle = Bundle.from_text(text.strip("\n") + "\n", name="example")
-    frames = bundle.frame_map()
-    if on not in frames:
-        raise KeyError(f"no frame {on!r} can be built from example text")
-    return frames[on]

@@ -22,7 +22,7 @@ BASE = ("worker.log", "inspect-active.json", "inspect-stats.json")
 
 def _frames(files: Sequence[str] | None = None) -> dict[str, pl.DataFrame]:
     b = open_bundle(QUEUE if files is None else [QUEUE / f for f in (*BASE, *files)])
-    return waits.bundle_frames(b)
+    return b._wait_frames()
 
 
 def _joins(frames: dict[str, pl.DataFrame]) -> list[tuple[str, str, str]]:

@@ -40,7 +40,7 @@ def test_proven_from_proc_syscall_and_fd_listings() -> None:
         (C, f"pipe:[{INODE}]", P, "pipe", 1.0, False),
         (P, f"process:{CHILD}", C, "process", 1.0, False),
     ]
-    full = waits.build(waits.bundle_frames(b)).sort("kind")
+    full = waits.build(b._wait_frames()).sort("kind")
     pipe, proc = full.row(0, named=True), full.row(1, named=True)
     # wait4(14714) and write(11): the syscall lines; fd 11 of the child and fd 10 (read end) of the pool child
     assert {"proc-state.txt:2", "proc-state.txt:3"} <= set(proc["all_evidence"])
@@ -104,7 +104,7 @@ def test_no_edge_without_a_link(files: tuple[str, ...]) -> None:
 
 def test_kernel_asleep_elsewhere_overrides_the_stack() -> None:
     """A stack in Connection._send whose process the kernel saw in epoll is not blocked on the pipe."""
-    frames = waits.bundle_frames(open_bundle(PIPE))
+    frames = open_bundle(PIPE)._wait_frames()
     frames["processes"] = frames["processes"].with_columns(
         pl.when(pl.col("pid") == CHILD).then(pl.lit("do_epoll_wait")).otherwise(pl.col("wchan")).alias("wchan"),
         pl.when(pl.col("pid") == CHILD).then(None).otherwise(pl.col("kstack")).alias("kstack"))
@@ -114,7 +114,7 @@ def test_kernel_asleep_elsewhere_overrides_the_stack() -> None:
 
 def test_read_direction_gets_its_own_advice() -> None:
     """A child blocked *reading* a pipe its joining parent should feed: the fix is to write or close it."""
-    frames = waits.bundle_frames(open_bundle(PIPE))
+    frames = open_bundle(PIPE)._wait_frames()
     procs = frames["processes"]
     frames["processes"] = procs.with_columns(
         pl.when(pl.col("pid") == CHILD).then(pl.lit("anon_pipe_read")).otherwise(pl.col("wchan")).alias("wchan"),
@@ -153,7 +153,7 @@ def test_every_sample_gives_exactly_its_expected_cycles() -> None:
 def test_parent_line_of_a_subprocesses_dump_links_the_two_without_locals_ps_or_proc() -> None:
     """Without --locals (no Process address to match) and without ps or /proc, py-spy's
     `Parent Process 14700` line is what says 14714 is the joined child."""
-    frames = waits.bundle_frames(_bundle(("pyspy-subprocesses.txt",)))
+    frames = _bundle(("pyspy-subprocesses.txt",))._wait_frames()
     frames["frames"] = frames["frames"].with_columns(pl.lit(None, dtype=pl.String).alias("locals"))
     w = waits.build(frames)
     full = {r["kind"]: r for r in w.iter_rows(named=True)}
