@@ -91,6 +91,9 @@ def _coverage(doc: _Text, lines: Lines, source: str, kind: str, first: int | Non
     """Lines from the first object read to the end of the last one are parsed; the rest (a shell
     prompt before, the cut tail after) unrecognised."""
     df = lines.frame
+    whole = doc.decode(_json_start(doc.text)) if first is not None else None
+    if whole is not None:  # a complete document: all of it was understood
+        first, last = min(first or 0, _json_start(doc.text)), max(last, whole[1])
     if first is None:
         unrec = df.filter(pl.col("text").str.strip_chars() != "")
     else:
@@ -101,7 +104,7 @@ def _coverage(doc: _Text, lines: Lines, source: str, kind: str, first: int | Non
     cov = Coverage.of(source, kind, df, unrec, invalid_utf8=lines.invalid_utf8)
     if first is None:
         cov.notes.append("no container status in it (a copy cut before `status` / `State`?)")
-    if first is not None and doc.decode(_json_start(doc.text)) is None:
+    if first is not None and whole is None:
         cut = doc.line(max(last - 1, 0))
         cov.notes.append(f"the JSON is cut or invalid after line {cut}: what came before was read")
     return cov

@@ -95,7 +95,9 @@ def quantity_bytes(text: str | None) -> int | None:
     if m is None or len(text) > 64:
         return None
     number, exponent, unit = m.groups()
-    value = float(number) * (10 ** int(exponent) if exponent and len(exponent) < 4 else 1)
+    if exponent and len(exponent) > 2:  # 1e100 bytes is no limit anyone set
+        return None
+    value = float(number) * 10 ** int(exponent or 0)
     value = value / 1000 if unit == "m" else value * UNITS.get(unit or "", 1)
     return int(value) if 0 < value <= MAX_INT64 else None
 
