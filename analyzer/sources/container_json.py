@@ -22,6 +22,7 @@ import bisect
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -63,12 +64,49 @@ class _Text:
         i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
         return self.numbers[i] if self.numbers else 0
 
-    def decode(self, at: int) -> tuple[Any, int] | None:
-        """The JSON value starting at offset `at` and the offset after it; None when cut or invalid."""
+    def decode(self, at: int, *, whole: bool = False) -> tuple[Any, int] | None:
+        """The JSON value starting at offset `at` and the offset after it; None when cut or invalid.
+
+        Unless `whole`, only a value that closes without nesting deeper than MAX_DEPTH is decoded:
+        the objects sought are shallow, and decoding every key of a run of `"state": {` as deep as
+        the decoder goes would make the time grow with the square of the input. (Each key sought
+        opens a level, so a scan from one stops within MAX_DEPTH of the next: linear in all.)"""
+        if not whole and not _closes(self.text, at):
+            return None
         try:
             return _DECODER.raw_decode(self.text, at)
         except (ValueError, RecursionError):
             return None
+
+
+# what `_closes` steps over: quotes, brackets, and an escape inside a string
+STRUCTURE_RE = re.compile(r'\\.|["{}\[\]]', re.S)
+MAX_DEPTH = 32
+
+
+def _closes(text: str, at: int) -> bool:
+    """Whether the value at `at` is a scalar, or an object or array that closes without nesting
+    deeper than MAX_DEPTH."""
+    if at >= len(text) or text[at] not in "{[":
+        return True
+    depth, quoted = 0, False
+    for m in STRUCTURE_RE.finditer(text, at):
+        c = m.group()
+        if c[0] == "\\":
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif c in "{[":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        else:
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
 
 
 def _array_items(doc: _Text, at: int) -> Iterator[tuple[int, int, Any]]:
@@ -91,7 +129,7 @@ def _coverage(doc: _Text, lines: Lines, source: str, kind: str, first: int | Non
     """Lines from the first object read to the end of the last one are parsed; the rest (a shell
     prompt before, the cut tail after) unrecognised."""
     df = lines.frame
-    whole = doc.decode(_json_start(doc.text)) if first is not None else None
+    whole = doc.decode(_json_start(doc.text), whole=True) if first is not None else None
     if whole is not None:  # a complete document: all of it was understood
         first, last = min(first or 0, _json_start(doc.text)), max(last, whole[1])
     if first is None:
@@ -118,21 +156,32 @@ def _json_start(text: str) -> int:
 # --- kubectl get pod -o json ------------------------------------------------------------------
 
 
-def _pod_context(doc: _Text, before: int) -> tuple[dict[str, Any], str | None, dict[str, str]]:
-    """The metadata, node and memory limits (by container) of the pod whose status starts at `before`."""
-    meta: dict[str, Any] = {}
-    meta_at = 0
-    for m in METADATA_RE.finditer(doc.text, 0, before):
+@dataclass
+class _Pod:
+    """The pod a status belongs to: what its `metadata` and `spec` said, read once, up to `upto`."""
+
+    name: str | None = None
+    namespace: str | None = None
+    node: str | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+    upto: int = 0
+
+
+def _advance(doc: _Text, pod: _Pod, before: int) -> _Pod:
+    """The pod whose status starts at `before`: the last `metadata` with a name between the previous
+    status and this one (each stretch of the text is searched once), else the previous pod."""
+    found_at, meta = None, None
+    for m in METADATA_RE.finditer(doc.text, pod.upto, before):
         found = doc.decode(m.end())
         if found is not None and isinstance(found[0], dict) and isinstance(found[0].get("name"), str):
-            meta, meta_at = found[0], m.end()
-    nodes = NODE_NAME_RE.findall(doc.text, meta_at, before)
+            found_at, meta = found[1], found[0]
+    if meta is None or found_at is None:
+        return _Pod(pod.name, pod.namespace, pod.node, pod.limits, before)
+    nodes = NODE_NAME_RE.findall(doc.text, found_at, before)
     limits: dict[str, str] = {}
-    for m in SPEC_CONTAINERS_RE.finditer(doc.text, meta_at, before):
+    for m in SPEC_CONTAINERS_RE.finditer(doc.text, found_at, before):
         found = doc.decode(m.end())
-        if found is None or not isinstance(found[0], list):
-            continue
-        for spec in found[0]:
+        for spec in found[0] if found is not None and isinstance(found[0], list) else []:
             if not isinstance(spec, dict):
                 continue
             resources = spec.get("resources")
@@ -140,7 +189,8 @@ def _pod_context(doc: _Text, before: int) -> tuple[dict[str, Any], str | None, d
             name, memory = spec.get("name"), limit.get("memory") if isinstance(limit, dict) else None
             if isinstance(name, str) and isinstance(memory, str | int) and not isinstance(memory, bool):
                 limits[name] = str(memory)
-    return meta, (nodes[-1] or None) if nodes else None, limits
+    return _Pod(as_str(meta.get("name")), as_str(meta.get("namespace")), (nodes[-1] or None) if nodes else None,
+                limits, before)
 
 
 def _status_rows(doc: _Text, source: str, start: int, end: int) -> list[Row]:
@@ -169,18 +219,19 @@ def parse_pods(lines: Lines, *, source: str) -> tuple[pl.DataFrame, Coverage]:
     rows: list[Row] = []
     first: int | None = None
     last = 0
+    pod = _Pod()
     for m in CONTAINER_STATUSES_RE.finditer(doc.text):
-        meta, node, limits = _pod_context(doc, m.start())
+        pod = _advance(doc, pod, m.start())
         for start, end, status in _array_items(doc, m.end() - 1):
             first = min(start, _json_start(doc.text)) if first is None else first
             last = max(last, end)
             if not isinstance(status, dict):
                 continue
             for row in _status_rows(doc, source, start, end):
-                row.pod, row.namespace, row.node = as_str(meta.get("name")), as_str(meta.get("namespace")), node
+                row.pod, row.namespace, row.node = pod.name, pod.namespace, pod.node
                 row.container = as_str(status.get("name"))
                 row.restart_count = as_int(status.get("restartCount"))
-                row.memory_limit_text = limits.get(row.container or "")
+                row.memory_limit_text = pod.limits.get(row.container or "")
                 rows.append(row)
     if first is None:  # a pasted piece of a status (`"lastState": {"terminated": {...}}`), no pod around it
         matches = list(STATUS_KEY_RE.finditer(doc.text))

@@ -48,7 +48,8 @@ from analyzer.sources.lines import Lines
 
 TOOL = "kubectl-describe"
 # `    Restart Count:  5` / `Node:\t\t\t\tkubernetes-minion-tf0f/10.240.216.66` / `  simmemleak:`
-KEY_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<key>[A-Za-z][A-Za-z0-9 ()./_-]{0,40}?):(?:[ \t]+(?P<value>.*?))?[ \t]*$")
+# (the value is taken whole and stripped in code: a lazy value before `[ \t]*$` backtracks on long runs of blanks)
+KEY_RE = re.compile(r"^(?P<indent>[ \t]*)(?P<key>[A-Za-z][A-Za-z0-9 ()./_-]{0,40}?):(?:[ \t]+(?P<value>.*))?$")
 # `    Last State:     Terminated`
 STATE_KEYS = {"State": "state", "Last State": "last_state", "Last Termination State": "last_state"}
 STATES = ("Running", "Waiting", "Terminated")
