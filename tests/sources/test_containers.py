@@ -103,6 +103,17 @@ def test_an_evicted_pod_is_a_pod_row_with_the_kubelet_s_message() -> None:
     assert row["message"].startswith("The node was low on resource: memory. Container proprietary-crawler")
 
 
+def test_pods_described_one_after_another_keep_their_own_names() -> None:
+    # `kubectl describe pods` prints pod after pod: two real outputs in a row
+    names = ("k9s-174-describe-evicted.txt", "aperag-375-describe.txt")
+    data = b"\n".join((DATA / name).read_bytes() for name in names)
+    df, _ = _parse("k9s-174-describe-evicted.txt", data)
+    assert df.select("pod", "which", "reason").rows() == [
+        ("proprietary-crawler-preemptive-79f7cbc6cf-rzck9", "pod", "Evicted"),
+        ("celeryworker-944bc665b-qjb9k", "state", "CrashLoopBackOff"),
+        ("celeryworker-944bc665b-qjb9k", "last_state", "Error")]
+
+
 def test_a_last_state_pasted_alone() -> None:
     df, _ = _parse("kubernetes-53669-laststate.json")
     assert df.select("line", "which", "state", "reason", "exit_code", "finished_at").rows() == [
