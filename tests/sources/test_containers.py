@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from analyzer import open_bundle, sniff
+from analyzer.api import Bundle
 from analyzer.sources import container_json, kubectl_describe
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.container_rows import MAX_TEXT, quantity_bytes
@@ -221,3 +222,11 @@ def test_without_the_describe_output_the_lost_task_stands_alone(tmp_path: Path) 
     assert not any(f.category == "worker.oom" for f in report.findings)
     root = next(f for f in report.findings if f.id == report.root_causes[0])
     assert root.category == "worker.lost"
+
+
+@pytest.mark.parametrize(("code", "rules"), [("137", ["CP-W023"]), ("143", [])])
+def test_a_container_asked_to_stop_is_no_crash(code: str, rules: list[str]) -> None:
+    # the akash-network #246 fragment as is (SIGKILL) and with the exit code of SIGTERM (a rollout)
+    text = (DATA / "akash-246-describe.txt").read_text().replace("Exit Code:    137", f"Exit Code:    {code}")
+    report = Bundle.from_text(text, name="describe.txt").report()
+    assert [f.rule for f in report.findings] == rules
