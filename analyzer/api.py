@@ -537,9 +537,10 @@ class Bundle:
 
         Besides the derived frames it holds the diagnostic ones as their sources made them:
         `inspect`, `workers` (`celery inspect`), `redis_info` (`redis-cli INFO`), `limits`
-        (`ulimit -a`) and `queues` (`rabbitmqctl list_queues`, a row per queue per listing with
-        its growth since the previous listing, `messages_delta`); `schema.FRAME_SCHEMAS` has
-        their columns.
+        (`ulimit -a`), `queues` (`rabbitmqctl list_queues`, a row per queue per listing with
+        its growth since the previous listing, `messages_delta`) and `containers` (`kubectl
+        describe pod`, `kubectl get pod -o json`, `docker inspect`: a row per container state,
+        times in UTC); `schema.FRAME_SCHEMAS` has their columns.
         """
         return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
 

@@ -198,6 +198,33 @@ QUEUES: Mapping[str, pl.DataType] = {
     "text": STR,  # the row as printed
 }
 
+# Container runtime status (`sources.containers`): one row per container state that `kubectl describe
+# pod`, `kubectl get pod -o json` or `docker inspect` reports (current and last), plus a row per pod the
+# kubelet evicted. Times are the API's (UTC), zone dropped.
+CONTAINERS: Mapping[str, pl.DataType] = {
+    "source": STR,
+    "line": INT,  # the line that says the reason (`Reason:  OOMKilled`), else the state's first line
+    "tool": STR,  # kubectl-describe / kubectl-json / docker-inspect
+    "pod": STR,  # pod name (docker: null)
+    "namespace": STR,
+    "node": STR,  # the node the pod ran on (describe `Node: name/ip` without the ip; docker: Config.Hostname)
+    "container": STR,  # container name (docker: Name without `/`, else the Id's first 12 digits)
+    "which": STR,  # state / last_state (the run before the current one) / pod (a pod-level status)
+    "state": STR,  # running / waiting / terminated; pod rows: the phase (`failed`)
+    "reason": STR,  # OOMKilled / Error / Completed / CrashLoopBackOff / Evicted / ... (docker: OOMKilled or null)
+    "exit_code": INT,
+    "signal": INT,  # the signal the runtime names, else exit_code - 128 for 129..159 (137 → 9)
+    "oom_killed": BOOL,  # reason OOMKilled, or docker's State.OOMKilled
+    "restart_count": INT,  # of the container, on each of its rows
+    "started_at": TS,
+    "finished_at": TS,
+    "ts": TS,  # when the run this state covers began (started_at): what it explains happened after
+    "memory_limit": INT,  # bytes (resources.limits.memory / HostConfig.Memory; null: none given)
+    "memory_limit_text": STR,  # as written (`50Mi`, `300Mi`, `536870912`)
+    "message": STR,  # the runtime's or kubelet's message (`The node was low on resource: memory. …`)
+    "text": STR,  # the state in words, for evidence: `last_state terminated OOMKilled exit 137`
+}
+
 # One row per task seen running and never finished (`analyses.threads.stuck_frame`).
 STUCK: Mapping[str, pl.DataType] = {
     "task_id": STR,
@@ -262,6 +289,7 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "redis_info": REDIS_INFO,
     "limits": LIMITS,
     "queues": QUEUES,
+    "containers": CONTAINERS,
 }
 
 

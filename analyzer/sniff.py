@@ -89,6 +89,19 @@ TIMESTAMPED_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3}\S* "
 # The banner alone (a worker.stdout without -f log lines): ` -------------- w1@sample v5.7.0 (collider)`
 CELERY_BANNER = re.compile(r"^ -{5,} \S+@\S+ v\d[\w.]* \(", re.M)
 
+# `kubectl describe pod`: `Name:         celeryworker-944bc665b-qjb9k` then `Namespace:    kubechat`; or a
+# pasted fragment of it, a container state and its first detail: `    Last State:     Terminated` /
+# `      Reason:       OOMKilled`
+KUBECTL_DESCRIBE = re.compile(r"^Name:[ \t]+\S+[ \t]*\n(?:.*\n){0,3}?Namespace:[ \t]+\S"
+                              r"|^[ \t]+(?:Last State|State|Last Termination State):[ \t]+"
+                              r"(?:Running|Waiting|Terminated)[ \t]*\n[ \t]+(?:Reason|Started|Exit Code):", re.M)
+# `kubectl get pod -o json`: a Pod, or a List whose items are: `"kind": "Pod",`; or
+# a pasted piece of one: `"lastState": {` / `"terminated": {`
+KUBECTL_JSON = re.compile(r'"kind"\s*:\s*"Pod"|"(?:lastState|state)"\s*:\s*\{\s*"(?:terminated|waiting)"\s*:\s*\{')
+# `docker inspect`: `[\n    {\n        "Id": "c35e838c9646…",` or its `"State": {… "OOMKilled": false, …}` alone
+DOCKER_INSPECT = re.compile(r'^\s*\[\s*\{\s*"Id"\s*:\s*"[0-9a-f]{12,64}"'
+                            r'|"State"\s*:\s*\{[^{}]*"OOMKilled"\s*:', re.S)
+
 
 def _is_core(head: bytes) -> bool:
     # ELF, e_type == ET_CORE (4), little or big endian
@@ -120,6 +133,10 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
     ("json_log", lambda h: bool(JSON_LOG.search(h))),
     ("celery_log", lambda h: bool(CELERY_LOG.search(h) or CELERY_BANNER.search(h) or TIMESTAMPED_LOG.search(h))),
+    # container status (after the logs: a worker log quoting a describe fragment stays a log)
+    ("kubectl_describe", lambda h: bool(KUBECTL_DESCRIBE.search(h))),
+    ("kubectl_json", lambda h: bool(KUBECTL_JSON.search(h))),
+    ("docker_inspect", lambda h: bool(DOCKER_INSPECT.search(h))),
     # a bare faulthandler dump (a log with an embedded one is still a celery_log)
     ("faulthandler", lambda h: bool(FAULTHANDLER.search(h))),
 ]

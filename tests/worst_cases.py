@@ -103,6 +103,20 @@ CASES: list[Case] = [
     Case("text-joined-headers", "text",
          lambda n: _lines("x ", "[2026-11-28 17:58:37,378: INFO/MainProcess] a Traceback (most " * n, "\n"), 2000),
     Case("text-caret-colour", "text", lambda n: _lines("^[[36m" * n, "\n"), 20000),
+    # kubectl describe: a state block per line pair (a slot and a row each), and a value of blanks
+    Case("describe-state-blocks", "kubectl_describe",
+         lambda n: _lines("    State:          Terminated\n      Reason:       OOMKilled\n" * n), 2000),
+    Case("describe-blank-value", "kubectl_describe", lambda n: _lines("Name:", " " * n, "x\n"), 20000),
+    # kubectl get pod -o json: many pods, each status after its metadata (read once, not from the top)
+    Case("pod-json-many-pods", "kubectl_json",
+         lambda n: _lines('{"items": [', '{"metadata": {"name": "w"}, "spec": {"nodeName": "n"}, "status": '
+                          '{"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": "X"}}}]}},' * n), 500),
+    Case("pod-json-open-states", "kubectl_json", lambda n: _lines('"lastState": {' * n, "\n"), 2000),
+    # docker inspect: many containers, cut inside the last State
+    Case("docker-many-ids", "docker_inspect",
+         lambda n: _lines("[", '{"Id": "0123456789ab", "State": {"Status": "exited", "ExitCode": 137}},\n' * n,
+                          '{"Id": "0123456789ab", "State": {'), 1000),
+    Case("docker-open-states", "docker_inspect", lambda n: _lines('{"Id": "0123456789ab", "State": {' * n), 2000),
 ]
 
 

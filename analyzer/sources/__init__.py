@@ -345,7 +345,7 @@ def parse_members(members: Sequence[tuple[Member, str]], opts: Options,
 
 
 # Thread dumps, core files and inspect output (imported last: they use SourceResult above).
-from analyzer.sources import dumps  # noqa: E402
+from analyzer.sources import containers, dumps  # noqa: E402, F401
 
 PARSERS.update(dumps.PARSERS)
 PARSERS["celery_log"] = _celery_log_and_dumps
