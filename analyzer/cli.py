@@ -143,6 +143,10 @@ def analyze(
     core_executable: Annotated[Path | None, typer.Option(
         "--core-executable", help="The program that dumped the bundle's core files, when it is not in the "
         "bundle (a bundle's core.json may only name a file inside it).")] = None,
+    path_prefix: Annotated[str, typer.Option(
+        "--path-prefix", metavar="DIR", show_default=False,
+        help="SARIF and github output: put DIR/ before every file path (file paths are relative to the current "
+             "directory when the bundle is under it, else to the bundle).")] = "",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
@@ -179,8 +183,11 @@ def analyze(
 
                 with _writing(f"--plots {plots}"):
                     save_plots(bundle, plots, report=report, redact=not no_redact)
+        from analyzer.locations import artifact_paths
+
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
-                                fail_on=fail_on, plots=figures)
+                                fail_on=fail_on, plots=figures, artifact_paths=artifact_paths(bundle.contents.members),
+                                path_prefix=path_prefix)
         if not targets:
             width = _terminal_width() if sys.stdout.isatty() else options.width
             sys.stdout.write(renderers[fmt or "terminal"](report, replace(options, width=width)))

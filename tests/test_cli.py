@@ -490,3 +490,41 @@ def test_terminal_width_follows_columns(monkeypatch: pytest.MonkeyPatch) -> None
     assert cli._terminal_width() == 80
     monkeypatch.setenv("COLUMNS", "20")
     assert cli._terminal_width() == 60
+
+
+# --- CI: paths that resolve in the repository, honest verdicts under --ignore, plain help --------
+
+
+def _sarif_uris(text: str) -> set[str]:
+    run = json.loads(text)["runs"][0]
+    return {loc["physicalLocation"]["artifactLocation"]["uri"] for res in run["results"] for loc in res["locations"]}
+
+
+def test_sarif_and_github_paths_are_relative_to_the_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.renderers.test_sarif import validator
+
+    monkeypatch.chdir(SAMPLES.parent)
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "sarif"])
+    assert r.exit_code == 0, r.output
+    assert not list(validator().iter_errors(json.loads(r.stdout)))
+    assert _sarif_uris(r.stdout) == {"samples/worker-sigkill/worker.log"}
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "worker-sigkill"), "-f", "github"])  # absolute, still under
+    assert r.stdout.startswith("::error file=samples/worker-sigkill/worker.log,line=10,")
+
+
+def test_a_bundle_outside_the_working_directory_keeps_bundle_relative_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "worker-sigkill"), "-f", "sarif"])
+    assert _sarif_uris(r.stdout) == {"worker.log"}
+
+
+def test_path_prefix_goes_before_every_sarif_and_github_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.renderers.test_sarif import validator
+
+    monkeypatch.chdir(SAMPLES.parent)
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "sarif", "--path-prefix", "backend/"])
+    assert not list(validator().iter_errors(json.loads(r.stdout)))
+    assert _sarif_uris(r.stdout) == {"backend/samples/worker-sigkill/worker.log"}
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "github", "--path-prefix", "backend"])
+    assert r.stdout.startswith("::error file=backend/samples/worker-sigkill/worker.log,line=10,")

@@ -67,9 +67,21 @@ class RenderOptions:
     fail_on: str | None = None  # JUnit: findings at or above it are failures; None: `--fail-on` not given
     # (then warning, and the suite does not claim a `fail_on` property)
     plots: tuple[tuple[str, bytes], ...] = ()  # HTML: (title, PNG bytes), embedded as data: URIs
+    # SARIF and github: where each source is as a path from the working directory (`analyzer.locations`),
+    # and a folder put before every such path (`--path-prefix`), so annotations land on the repository's file
+    artifact_paths: tuple[tuple[str, str], ...] = ()
+    path_prefix: str = ""
 
 
 Renderer = Callable[[Report, RenderOptions], str]
+
+
+def artifact_path(source: str, options: RenderOptions) -> str:
+    """Where SARIF and github annotations say `source` is: its path from the working directory when
+    `options.artifact_paths` knows it (else the bundle-relative name), after `options.path_prefix`."""
+    path = dict(options.artifact_paths).get(source, source)
+    prefix = options.path_prefix.strip("/")
+    return f"{prefix}/{path.lstrip('/')}" if prefix else path
 
 
 def _redacting(render: Renderer) -> Renderer:
