@@ -131,7 +131,8 @@ def analyze(
     = None,
     select: Annotated[list[str] | None, typer.Option("--select", help="Only these rule ids or categories.")]
     = None,
-    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids or categories.")]
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", help="Skip these rule ids, id prefixes or categories; the verdict says how many findings this hid.")]
     = None,
     fail_on: Annotated[str | None, typer.Option(
         "--fail-on", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
@@ -172,6 +173,10 @@ def analyze(
             if sys.stderr.isatty():
                 _parse_with_progress(bundle)
             report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
+            if ignore:
+                from analyzer.ignored import with_ignored
+
+                report = with_ignored(report, bundle, rule_dirs=rules or (), select=select or (), ignore=ignore)
         use_color = color if color is not None else (not targets and _colour_wanted())
         figures: tuple[tuple[str, bytes], ...] = ()
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:

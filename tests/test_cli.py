@@ -528,3 +528,20 @@ def test_path_prefix_goes_before_every_sarif_and_github_path(monkeypatch: pytest
     assert _sarif_uris(r.stdout) == {"backend/samples/worker-sigkill/worker.log"}
     r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "github", "--path-prefix", "backend"])
     assert r.stdout.startswith("::error file=backend/samples/worker-sigkill/worker.log,line=10,")
+
+
+def test_verdict_says_when_ignore_hid_findings() -> None:
+    args = ["analyze", str(SAMPLES / "worker-sigkill"), "--ignore", "worker.lost"]
+    md = runner.invoke(app, [*args, "-f", "markdown"]).stdout
+    assert "**HEALTHY: no root cause found (1 finding ignored: worker.lost)**" in md
+    html = runner.invoke(app, [*args, "-f", "html"]).stdout
+    assert "HEALTHY: no root cause found (1 finding ignored: worker.lost)</p>" in html
+    rep = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert rep["verdict"] == "healthy" and rep["ignored"] == [{"pattern": "worker.lost", "findings": 1}]
+    assert "ignored" not in json.loads(runner.invoke(app, [*args[:2], "-f", "json"]).stdout)
+
+
+def test_an_unhealthy_verdict_also_says_what_was_ignored() -> None:
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "hard-time-limit"), "--ignore", "CP-W", "-f", "markdown"])
+    first = next(line for line in r.stdout.splitlines() if line.startswith("**ROOT CAUSE"))
+    assert first.endswith("(1 finding ignored: CP-W)**")

@@ -141,12 +141,22 @@ def verdict(report: Report) -> str:
         return inconclusive(report)
     if report.healthy:
         n = len(report.findings)
-        extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
-        return f"HEALTHY: no root cause found{extra}"
+        notes = [f"{n} informational finding{'s' if n != 1 else ''}"] if n else []
+        notes += [ignored_text(report)] if report.ignored else []
+        return "HEALTHY: no root cause found" + (f" ({'; '.join(notes)})" if notes else "")
     first = report.finding(report.root_causes[0])
     more = len(report.root_causes) - 1
     tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
-    return f"ROOT CAUSE: {first.title} [{first.category}]{headline(report, first.id)}{tail}"
+    hidden = f" ({ignored_text(report)})" if report.ignored else ""
+    return f"ROOT CAUSE: {first.title} [{first.category}]{headline(report, first.id)}{tail}{hidden}"
+
+
+def ignored_text(report: Report) -> str:
+    """`1 finding ignored: worker.lost` (`--ignore` hid it), empty when nothing was hidden."""
+    n = sum(report.ignored.values())
+    if not n:
+        return ""
+    return f"{n} finding{'s' if n != 1 else ''} ignored: {', '.join(report.ignored)}"
 
 
 def headline(report: Report, fid: str) -> str:
