@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from analyzer.categories import SEVERITIES, SEVERITY_RANK
+from analyzer.cli_help import PlainCommand, PlainGroup
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle, Input
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from analyzer.report import Report
 
 HELP = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+app = typer.Typer(cls=PlainGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings=HELP,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
 
 FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  # = renderers.registry()
@@ -112,7 +114,7 @@ def _writing(what: str) -> Iterator[None]:
         raise _fail(f"{what}: cannot write: {exc.strerror or exc}") from None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def analyze(
     paths: Annotated[list[Path], typer.Argument(
         metavar="PATH...", help="Bundle directories, archives or files; - (or a named pipe) reads standard input.",
@@ -126,24 +128,28 @@ def analyze(
              "FORMAT= if given, else --format, else the file's extension (.json .sarif .html .md .xml .txt).")]
     = None,
     log_format: Annotated[list[str] | None, typer.Option(
-        "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
-    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the worker (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")]
     = None,
-    select: Annotated[list[str] | None, typer.Option("--select", help="Only these rule ids or categories.")]
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="RULE", help="Only these rule ids, id prefixes or categories (repeatable).")]
     = None,
     ignore: Annotated[list[str] | None, typer.Option(
-        "--ignore", help="Skip these rule ids, id prefixes or categories; the verdict says how many findings this hid.")]
+        "--ignore", metavar="RULE", help="Skip these rule ids, id prefixes or categories (repeatable); the verdict "
+        "says how many findings this hid.")]
     = None,
     fail_on: Annotated[str | None, typer.Option(
-        "--fail-on", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colour on or off.")] = None,
     plots: Annotated[Path | None, typer.Option(
-        "--plots", help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
+        "--plots", metavar="DIR",
+        help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
     core_executable: Annotated[Path | None, typer.Option(
-        "--core-executable", help="The program that dumped the bundle's core files, when it is not in the "
-        "bundle (a bundle's core.json may only name a file inside it).")] = None,
+        "--core-executable", metavar="FILE", help="The program that dumped the bundle's core files, when it is "
+        "not in the bundle (a bundle's core.json may only name a file inside it).")] = None,
     path_prefix: Annotated[str, typer.Option(
         "--path-prefix", metavar="DIR", show_default=False,
         help="SARIF and github output: put DIR/ before every file path (file paths are relative to the current "
@@ -334,7 +340,7 @@ def _run_trouble(report: Report) -> str:
 
 from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
 
-app.command("export")(export_command)
+app.command("export", cls=PlainCommand)(export_command)
 
 
 def _parse_with_progress(bundle: Bundle) -> None:
@@ -376,11 +382,12 @@ def main() -> None:
     app()
 
 
-rules_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="List, document and test rules.")
+rules_app = typer.Typer(cls=PlainGroup, no_args_is_help=True, context_settings=HELP,
+                        help="List, document and test rules.")
 app.add_typer(rules_app, name="rules")
 
 
-@rules_app.command("list")
+@rules_app.command("list", cls=PlainCommand)
 def rules_list(
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
 ) -> None:
@@ -399,7 +406,7 @@ def rules_list(
         raise typer.Exit(2)
 
 
-@rules_app.command("show")
+@rules_app.command("show", cls=PlainCommand)
 def rules_show(
     rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. CP-B001.")],
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
@@ -417,9 +424,10 @@ def rules_show(
     raise _fail(f"no rule {rule_id!r}; see `celery-postmortem rules list`")
 
 
-@rules_app.command("test")
+@rules_app.command("test", cls=PlainCommand)
 def rules_test(
-    dirs: Annotated[list[Path] | None, typer.Argument(help="Rule directories (default: the catalogue).")] = None,
+    dirs: Annotated[list[Path] | None, typer.Argument(
+        metavar="DIR...", help="Rule directories (default: the catalogue).")] = None,
 ) -> None:
     """Run rules' examples through the real parsers (like `semgrep --test`); exit 1 on any failure."""
     from analyzer.engine.catalogue import default_rule_dir, parse_example
@@ -472,7 +480,7 @@ TODO: paste a real log line the rule must not match
 '''
 
 
-@rules_app.command("new")
+@rules_app.command("new", cls=PlainCommand)
 def rules_new(
     rule_id: Annotated[str, typer.Argument(help="Id of the new rule, e.g. CP-U001.")],
     directory: Annotated[Path, typer.Option("--dir", help="Where to write it.")] = Path("."),

@@ -545,3 +545,17 @@ def test_an_unhealthy_verdict_also_says_what_was_ignored() -> None:
     r = runner.invoke(app, ["analyze", str(SAMPLES / "hard-time-limit"), "--ignore", "CP-W", "-f", "markdown"])
     first = next(line for line in r.stdout.splitlines() if line.startswith("**ROOT CAUSE"))
     assert first.endswith("(1 finding ignored: CP-W)**")
+
+
+def test_help_shows_names_a_user_types_not_python_types() -> None:
+    for args in (["analyze"], ["export"], ["rules", "test"], ["rules", "new"], ["rules", "list"], ["rules"], []):
+        r = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, r.output
+        for label in ("<list[", "<bool>", "<str>", "<path>", "{", "}"):
+            assert label not in r.stdout, (args, label, r.stdout)
+    usage = runner.invoke(app, ["analyze", "-h"], env={"COLUMNS": "200"}).stdout
+    assert "analyze [OPTIONS] PATH...\n" in "\n".join(x.strip() for x in usage.splitlines())
+    flat = " ".join(usage.split())
+    assert "--rules DIR " in flat and "--ignore RULE " in flat and "--fail-on SEVERITY " in flat
+    assert "--path-prefix DIR " in flat
+    assert "[DIR...]" in runner.invoke(app, ["rules", "test", "-h"], env={"COLUMNS": "200"}).stdout
