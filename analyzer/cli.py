@@ -166,7 +166,8 @@ def analyze(
         targets = [_target(o, fmt, list(renderers)) for o in output or []]
         if fail_on is not None:
             fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
-        paths = _streams_to_files(paths, stack)
+        given, paths = paths, _streams_to_files(paths, stack)
+        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
         _require_paths(paths)
         for _, path in targets:
             _require_writable(f"-o {path}", path)
@@ -197,7 +198,8 @@ def analyze(
         from analyzer.locations import artifact_paths
 
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
-                                fail_on=fail_on, plots=figures, artifact_paths=artifact_paths(bundle.contents.members),
+                                fail_on=fail_on, plots=figures, artifact_paths=artifact_paths(
+                                    [m for m in bundle.contents.members if str(m.path) not in copies]),
                                 path_prefix=path_prefix)
         if not targets:
             width = _terminal_width() if sys.stdout.isatty() else options.width

@@ -559,3 +559,13 @@ def test_help_shows_names_a_user_types_not_python_types() -> None:
     assert "--rules DIR " in flat and "--ignore RULE " in flat and "--fail-on SEVERITY " in flat
     assert "--path-prefix DIR " in flat
     assert "[DIR...]" in runner.invoke(app, ["rules", "test", "-h"], env={"COLUMNS": "200"}).stdout
+
+
+def test_standard_input_is_named_stdin_even_when_the_working_directory_holds_its_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.chdir(tempfile.gettempdir())  # where the copy of standard input is made
+    log = (SAMPLES / "worker-sigkill" / "worker.log").read_bytes()
+    r = runner.invoke(app, ["analyze", "-", "-f", "sarif"], input=log)
+    assert _sarif_uris(r.stdout) == {"stdin"}
