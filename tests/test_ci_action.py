@@ -77,14 +77,17 @@ def test_summary_is_cut_at_a_line_under_githubs_limit() -> None:
 def test_action_yml_installs_from_its_own_path_and_runs_the_script() -> None:
     action = (ROOT / "action.yml").read_text()
     assert "using: composite" in action
-    assert '-m pip install --disable-pip-version-check --quiet "$GITHUB_ACTION_PATH"' in action
-    assert '-m analyzer.ci_action' in action
-    runs = re.findall(r"(?m)^\s+run: (.*)$", action)
-    assert runs and not any("${{" in r for r in runs)  # inputs reach the shell as environment, never as code
+    venv = '"$RUNNER_TEMP/celery-postmortem/bin/python"'
+    assert '"$CPM_PYTHON" -m venv "$RUNNER_TEMP/celery-postmortem"' in action
+    assert f'{venv} -m pip install --disable-pip-version-check --quiet "$GITHUB_ACTION_PATH"' in action
+    assert f"run: '{venv} -m analyzer.ci_action'" in action
+    steps = action.split("runs:", 1)[1]
+    assert "${{" not in "".join(line for line in steps.splitlines(keepends=True)
+                                if not re.match(r"\s+CPM_\w+: \$\{\{ inputs\.[\w-]+ \}\}$", line))
     inputs = re.findall(r"(?m)^  ([\w-]+):\n    description:", action.split("outputs:")[0])
     assert inputs == ["path", "fail-on", "sarif-file", "path-prefix", "args", "python"]
-    for name in inputs:
-        assert f"CPM_{name.upper().replace('-', '_')}: ${{{{ inputs.{name} }}}}" in action
+    for name in inputs:  # inputs reach the shell as environment, never pasted into its code
+        assert f"CPM_{name.upper().replace('-', '_')}: ${{{{ inputs.{name} }}}}" in steps
 
 
 def test_example_workflow_uploads_the_sarif_the_action_wrote() -> None:
