@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from analyzer.categories import SEVERITIES, SEVERITY_RANK
+from analyzer.cli_help import PlainCommand, PlainGroup
 
 if TYPE_CHECKING:
     from analyzer.api import Bundle
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from analyzer.report import Report
 
 HELP = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+app = typer.Typer(cls=PlainGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings=HELP,
                   help="Read what a broken Celery deployment left behind and say what went wrong first.")
 
 FORMATS = ("terminal", "json", "markdown", "html", "sarif", "junit", "github")  # = renderers.registry()
@@ -112,7 +114,7 @@ def _writing(what: str) -> Iterator[None]:
         raise _fail(f"{what}: cannot write: {exc.strerror or exc}") from None
 
 
-@app.command()
+@app.command(cls=PlainCommand)
 def analyze(
     paths: Annotated[list[Path], typer.Argument(
         metavar="PATH...", help="Bundle directories, archives or files; - (or a named pipe) reads standard input.",
@@ -126,23 +128,32 @@ def analyze(
              "FORMAT= if given, else --format, else the file's extension (.json .sarif .html .md .xml .txt).")]
     = None,
     log_format: Annotated[list[str] | None, typer.Option(
-        "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
-    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the worker (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")]
     = None,
-    select: Annotated[list[str] | None, typer.Option("--select", help="Only these rule ids or categories.")]
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="RULE", help="Only these rule ids, id prefixes or categories (repeatable).")]
     = None,
-    ignore: Annotated[list[str] | None, typer.Option("--ignore", help="Skip these rule ids or categories.")]
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", metavar="RULE", help="Skip these rule ids, id prefixes or categories (repeatable); the verdict "
+        "says how many findings this hid.")]
     = None,
     fail_on: Annotated[str | None, typer.Option(
-        "--fail-on", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a finding is at or above: {', '.join(FAIL_ON)}.")] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color", help="Force colour on or off.")] = None,
     plots: Annotated[Path | None, typer.Option(
-        "--plots", help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
+        "--plots", metavar="DIR",
+        help="Also write the plots (PNG and SVG) to this directory; HTML output embeds them.")] = None,
     no_redact: Annotated[bool, typer.Option(
         "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
     core_executable: Annotated[Path | None, typer.Option(
-        "--core-executable", help="The program that dumped the bundle's core files, when it is not in the "
-        "bundle (a bundle's core.json may only name a file inside it).")] = None,
+        "--core-executable", metavar="FILE", help="The program that dumped the bundle's core files, when it is "
+        "not in the bundle (a bundle's core.json may only name a file inside it).")] = None,
+    path_prefix: Annotated[str, typer.Option(
+        "--path-prefix", metavar="DIR", show_default=False,
+        help="SARIF and github output: put DIR/ before every file path (file paths are relative to the current "
+             "directory when the bundle is under it, else to the bundle).")] = "",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
@@ -155,7 +166,8 @@ def analyze(
         targets = [_target(o, fmt, list(renderers)) for o in output or []]
         if fail_on is not None:
             fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
-        paths = _streams_to_files(paths, stack)
+        given, paths = paths, _streams_to_files(paths, stack)
+        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
         _require_paths(paths)
         for _, path in targets:
             _require_writable(f"-o {path}", path)
@@ -168,6 +180,10 @@ def analyze(
             if sys.stderr.isatty():
                 _parse_with_progress(bundle)
             report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
+            if ignore:
+                from analyzer.ignored import with_ignored
+
+                report = with_ignored(report, bundle, rule_dirs=rules or (), select=select or (), ignore=ignore)
         use_color = color if color is not None else (not targets and _colour_wanted())
         figures: tuple[tuple[str, bytes], ...] = ()
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
@@ -179,8 +195,12 @@ def analyze(
 
                 with _writing(f"--plots {plots}"):
                     save_plots(bundle, plots, report=report, redact=not no_redact)
+        from analyzer.locations import artifact_paths
+
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
-                                fail_on=fail_on, plots=figures)
+                                fail_on=fail_on, plots=figures, artifact_paths=artifact_paths(
+                                    [m for m in bundle.contents.members if str(m.path) not in copies]),
+                                path_prefix=path_prefix)
         if not targets:
             width = _terminal_width() if sys.stdout.isatty() else options.width
             sys.stdout.write(renderers[fmt or "terminal"](report, replace(options, width=width)))
@@ -322,7 +342,7 @@ def _run_trouble(report: Report) -> str:
 
 from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
 
-app.command("export")(export_command)
+app.command("export", cls=PlainCommand)(export_command)
 
 
 def _parse_with_progress(bundle: Bundle) -> None:
@@ -363,11 +383,12 @@ def main() -> None:
     app()
 
 
-rules_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="List, document and test rules.")
+rules_app = typer.Typer(cls=PlainGroup, no_args_is_help=True, context_settings=HELP,
+                        help="List, document and test rules.")
 app.add_typer(rules_app, name="rules")
 
 
-@rules_app.command("list")
+@rules_app.command("list", cls=PlainCommand)
 def rules_list(
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
 ) -> None:
@@ -386,7 +407,7 @@ def rules_list(
         raise typer.Exit(2)
 
 
-@rules_app.command("show")
+@rules_app.command("show", cls=PlainCommand)
 def rules_show(
     rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. CP-B001.")],
     rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory.")] = None,
@@ -404,9 +425,10 @@ def rules_show(
     raise _fail(f"no rule {rule_id!r}; see `celery-postmortem rules list`")
 
 
-@rules_app.command("test")
+@rules_app.command("test", cls=PlainCommand)
 def rules_test(
-    dirs: Annotated[list[Path] | None, typer.Argument(help="Rule directories (default: the catalogue).")] = None,
+    dirs: Annotated[list[Path] | None, typer.Argument(
+        metavar="DIR...", help="Rule directories (default: the catalogue).")] = None,
 ) -> None:
     """Run rules' examples through the real parsers (like `semgrep --test`); exit 1 on any failure."""
     from analyzer.api import parse_example
@@ -460,7 +482,7 @@ TODO: paste a real log line the rule must not match
 '''
 
 
-@rules_app.command("new")
+@rules_app.command("new", cls=PlainCommand)
 def rules_new(
     rule_id: Annotated[str, typer.Argument(help="Id of the new rule, e.g. CP-U001.")],
     directory: Annotated[Path, typer.Option("--dir", help="Where to write it.")] = Path("."),

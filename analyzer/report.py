@@ -118,6 +118,8 @@ class Report:
     rules: list[Rule] = field(default_factory=list)  # the rules that ran (SARIF/JUnit list them all)
     advice: dict[str, Advice] = field(default_factory=dict)  # root-cause id → what to check and collect
     incidents: list[Incident] = field(default_factory=list)  # findings grouped by cause, as intervals
+    # `--ignore` pattern → findings it hid (`analyzer.ignored`): a verdict says what it was not shown
+    ignored: dict[str, int] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -241,7 +243,7 @@ class Report:
         return max((f.severity for f in self.findings), key=lambda s: SEVERITY_RANK.get(s, 0))
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "schema": SCHEMA,
             "inputs": [self._input(c) for c in self.inputs],
             "problems": [{"source": p.source, "message": p.message} for p in self.problems],
@@ -254,6 +256,9 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "advice": {fid: a.to_dict() for fid, a in self.advice.items()},
         }
+        if self.ignored:  # only when --ignore hid something: reports stay as they were otherwise
+            out["ignored"] = [{"pattern": p, "findings": n} for p, n in self.ignored.items()]
+        return out
 
     def _input(self, cov: Coverage) -> dict[str, object]:
         d = cov.to_dict()

@@ -490,3 +490,82 @@ def test_terminal_width_follows_columns(monkeypatch: pytest.MonkeyPatch) -> None
     assert cli._terminal_width() == 80
     monkeypatch.setenv("COLUMNS", "20")
     assert cli._terminal_width() == 60
+
+
+# --- CI: paths that resolve in the repository, honest verdicts under --ignore, plain help --------
+
+
+def _sarif_uris(text: str) -> set[str]:
+    run = json.loads(text)["runs"][0]
+    return {loc["physicalLocation"]["artifactLocation"]["uri"] for res in run["results"] for loc in res["locations"]}
+
+
+def test_sarif_and_github_paths_are_relative_to_the_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.renderers.test_sarif import validator
+
+    monkeypatch.chdir(SAMPLES.parent)
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "sarif"])
+    assert r.exit_code == 0, r.output
+    assert not list(validator().iter_errors(json.loads(r.stdout)))
+    assert _sarif_uris(r.stdout) == {"samples/worker-sigkill/worker.log"}
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "worker-sigkill"), "-f", "github"])  # absolute, still under
+    assert r.stdout.startswith("::error file=samples/worker-sigkill/worker.log,line=10,")
+
+
+def test_a_bundle_outside_the_working_directory_keeps_bundle_relative_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "worker-sigkill"), "-f", "sarif"])
+    assert _sarif_uris(r.stdout) == {"worker.log"}
+
+
+def test_path_prefix_goes_before_every_sarif_and_github_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.renderers.test_sarif import validator
+
+    monkeypatch.chdir(SAMPLES.parent)
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "sarif", "--path-prefix", "backend/"])
+    assert not list(validator().iter_errors(json.loads(r.stdout)))
+    assert _sarif_uris(r.stdout) == {"backend/samples/worker-sigkill/worker.log"}
+    r = runner.invoke(app, ["analyze", "samples/worker-sigkill", "-f", "github", "--path-prefix", "backend"])
+    assert r.stdout.startswith("::error file=backend/samples/worker-sigkill/worker.log,line=10,")
+
+
+def test_verdict_says_when_ignore_hid_findings() -> None:
+    args = ["analyze", str(SAMPLES / "worker-sigkill"), "--ignore", "worker.lost"]
+    md = runner.invoke(app, [*args, "-f", "markdown"]).stdout
+    assert "**HEALTHY: no root cause found (1 finding ignored: worker.lost)**" in md
+    html = runner.invoke(app, [*args, "-f", "html"]).stdout
+    assert "HEALTHY: no root cause found (1 finding ignored: worker.lost)</p>" in html
+    rep = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert rep["verdict"] == "healthy" and rep["ignored"] == [{"pattern": "worker.lost", "findings": 1}]
+    assert "ignored" not in json.loads(runner.invoke(app, [*args[:2], "-f", "json"]).stdout)
+
+
+def test_an_unhealthy_verdict_also_says_what_was_ignored() -> None:
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "hard-time-limit"), "--ignore", "CP-W", "-f", "markdown"])
+    first = next(line for line in r.stdout.splitlines() if line.startswith("**ROOT CAUSE"))
+    assert first.endswith("(1 finding ignored: CP-W)**")
+
+
+def test_help_shows_names_a_user_types_not_python_types() -> None:
+    for args in (["analyze"], ["export"], ["rules", "test"], ["rules", "new"], ["rules", "list"], ["rules"], []):
+        r = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, r.output
+        for label in ("<list[", "<bool>", "<str>", "<path>", "{", "}"):
+            assert label not in r.stdout, (args, label, r.stdout)
+    usage = runner.invoke(app, ["analyze", "-h"], env={"COLUMNS": "200"}).stdout
+    assert "analyze [OPTIONS] PATH...\n" in "\n".join(x.strip() for x in usage.splitlines())
+    flat = " ".join(usage.split())
+    assert "--rules DIR " in flat and "--ignore RULE " in flat and "--fail-on SEVERITY " in flat
+    assert "--path-prefix DIR " in flat
+    assert "[DIR...]" in runner.invoke(app, ["rules", "test", "-h"], env={"COLUMNS": "200"}).stdout
+
+
+def test_standard_input_is_named_stdin_even_when_the_working_directory_holds_its_copy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.chdir(tempfile.gettempdir())  # where the copy of standard input is made
+    log = (SAMPLES / "worker-sigkill" / "worker.log").read_bytes()
+    r = runner.invoke(app, ["analyze", "-", "-f", "sarif"], input=log)
+    assert _sarif_uris(r.stdout) == {"stdin"}

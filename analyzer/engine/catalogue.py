@@ -23,10 +23,15 @@ def default_rule_dir() -> Path:
 
 
 def _hit(rule: Rule, pattern: str) -> bool:
-    """`CP-B001` (an id), `CP-B` (an id prefix), `broker.dns` (a category), `broker` (an area)."""
+    return pattern_hits(rule.id, rule.category, pattern)
+
+
+def pattern_hits(rule_id: str, category: str, pattern: str) -> bool:
+    """Whether a `--select` / `--ignore` pattern names this rule (or a finding of it): `CP-B001`
+    (an id), `CP-B` (an id prefix), `broker.dns` (a category), `broker` (an area)."""
     area = pattern.rstrip(".") + "."
-    return (rule.id == pattern or rule.category == pattern or rule.category.startswith(area)
-            or (pattern.startswith("CP-") and rule.id.startswith(pattern)))
+    return (rule_id == pattern or category == pattern or category.startswith(area)
+            or (pattern.startswith("CP-") and rule_id.startswith(pattern)))
 
 
 def _selected(rule: Rule, select: Sequence[str], ignore: Sequence[str]) -> bool:

@@ -67,9 +67,21 @@ class RenderOptions:
     fail_on: str | None = None  # JUnit: findings at or above it are failures; None: `--fail-on` not given
     # (then warning, and the suite does not claim a `fail_on` property)
     plots: tuple[tuple[str, bytes], ...] = ()  # HTML: (title, PNG bytes), embedded as data: URIs
+    # SARIF and github: where each source is as a path from the working directory (`analyzer.locations`),
+    # and a folder put before every such path (`--path-prefix`), so annotations land on the repository's file
+    artifact_paths: tuple[tuple[str, str], ...] = ()
+    path_prefix: str = ""
 
 
 Renderer = Callable[[Report, RenderOptions], str]
+
+
+def artifact_path(source: str, options: RenderOptions) -> str:
+    """Where SARIF and github annotations say `source` is: its path from the working directory when
+    `options.artifact_paths` knows it (else the bundle-relative name), after `options.path_prefix`."""
+    path = dict(options.artifact_paths).get(source, source)
+    prefix = options.path_prefix.strip("/")
+    return f"{prefix}/{path.lstrip('/')}" if prefix else path
 
 
 def _redacting(render: Renderer) -> Renderer:
@@ -129,12 +141,22 @@ def verdict(report: Report) -> str:
         return inconclusive(report)
     if report.healthy:
         n = len(report.findings)
-        extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
-        return f"HEALTHY: no root cause found{extra}"
+        notes = [f"{n} informational finding{'s' if n != 1 else ''}"] if n else []
+        notes += [ignored_text(report)] if report.ignored else []
+        return "HEALTHY: no root cause found" + (f" ({'; '.join(notes)})" if notes else "")
     first = report.finding(report.root_causes[0])
     more = len(report.root_causes) - 1
     tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
-    return f"ROOT CAUSE: {first.title} [{first.category}]{headline(report, first.id)}{tail}"
+    hidden = f" ({ignored_text(report)})" if report.ignored else ""
+    return f"ROOT CAUSE: {first.title} [{first.category}]{headline(report, first.id)}{tail}{hidden}"
+
+
+def ignored_text(report: Report) -> str:
+    """`1 finding ignored: worker.lost` (`--ignore` hid it), empty when nothing was hidden."""
+    n = sum(report.ignored.values())
+    if not n:
+        return ""
+    return f"{n} finding{'s' if n != 1 else ''} ignored: {', '.join(report.ignored)}"
 
 
 def headline(report: Report, fid: str) -> str:

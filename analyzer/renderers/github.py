@@ -2,7 +2,8 @@
 
 `::error file=worker.log,line=118,title=CP-B001 Broker refuses connections (root cause 1)::summary`
 — critical and error findings are `::error`, warning `::warning`, info `::notice`; the location
-is the finding's first evidence line (no `file` when it has none). A rule that failed to load or
+is the finding's first evidence line (no `file` when it has none), its path from the working
+directory when the CLI knows it, after any `--path-prefix` (`renderers.artifact_path`). A rule that failed to load or
 evaluate is an `::error` at its rule file (`title=celery-postmortem rule error`); an inconclusive
 verdict is one `::error` with its reasons. Escaping follows the Actions
 runner (`ActionCommand`): in the message `%` → `%25`, CR → `%0D`, LF → `%0A`; in property values
@@ -11,7 +12,7 @@ also `:` → `%3A` and `,` → `%2C`.
 
 from __future__ import annotations
 
-from analyzer.renderers import RenderOptions, headline, incident_text, verdict
+from analyzer.renderers import RenderOptions, artifact_path, headline, incident_text, verdict
 from analyzer.report import Report
 
 COMMANDS = {"critical": "error", "error": "error", "warning": "warning", "info": "notice"}
@@ -47,7 +48,8 @@ def render(report: Report, options: RenderOptions) -> str:
             title += f" (root cause {report.root_causes.index(f.id) + 1}{headline(report, f.id)})"
         props = []
         if f.evidence:
-            props += [f"file={escape_property(f.evidence[0].source)}", f"line={max(1, f.evidence[0].line)}"]
+            path = artifact_path(f.evidence[0].source, options)
+            props += [f"file={escape_property(path)}", f"line={max(1, f.evidence[0].line)}"]
         props.append(f"title={escape_property(title)}")
         message = f.summary or f.title
         inc = report.incident_of(f.id)

@@ -5,8 +5,10 @@
   what to do), `defaultConfiguration.level` (critical/error → error, warning → warning,
   info → note) and `properties.category`.
 - One result per finding: `ruleId`, `ruleIndex`, `level`, `message.text` (the summary), the first
-  evidence line as the location (`artifactLocation.uri` is the bundle-relative source,
-  percent-encoded; `region.startLine`), further evidence as `relatedLocations`.
+  evidence line as the location (`artifactLocation.uri` is the source's path from the working
+  directory when the CLI knows it, else bundle-relative, after any `--path-prefix`
+  (`renderers.artifact_path`), percent-encoded; `region.startLine`), further evidence as
+  `relatedLocations`.
 - A finding without evidence is located at line 1 of the first input (GitHub requires a
   location on every result); with no input at all, at `.` line 1.
 - `partialFingerprints["celeryPostmortem/v1"]`: SHA-256 of rule id, category, hosts and the first
@@ -28,7 +30,7 @@ import re
 from urllib.parse import quote
 
 from analyzer.findings import Evidence, Finding
-from analyzer.renderers import RenderOptions, RuleInfo, headline, rules_of, verdict
+from analyzer.renderers import RenderOptions, RuleInfo, artifact_path, headline, rules_of, verdict
 from analyzer.report import Report
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -61,13 +63,13 @@ def fingerprint(f: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _uri(source: str) -> str:
-    """Bundle-relative URI reference (`a.tar.gz:worker.log` → `a.tar.gz%3Aworker.log`)."""
-    return quote(source.lstrip("/"), safe="/") or "."
+def _uri(path: str) -> str:
+    """Relative URI reference (`a.tar.gz:worker.log` → `a.tar.gz%3Aworker.log`)."""
+    return quote(path.lstrip("/"), safe="/") or "."
 
 
-def _location(ev: Evidence) -> dict[str, object]:
-    return {"physicalLocation": {"artifactLocation": {"uri": _uri(ev.source)},
+def _location(ev: Evidence, opts: RenderOptions) -> dict[str, object]:
+    return {"physicalLocation": {"artifactLocation": {"uri": _uri(artifact_path(ev.source, opts))},
                                  "region": {"startLine": max(1, ev.line)}}}
 
 
@@ -99,10 +101,10 @@ def _rule(r: RuleInfo) -> dict[str, object]:
 
 def _result(report: Report, f: Finding, index: int, opts: RenderOptions) -> dict[str, object]:
     if f.evidence:
-        locations = [_location(f.evidence[0])]
+        locations = [_location(f.evidence[0], opts)]
     else:
         first = report.inputs[0].source if report.inputs else "."
-        locations = [_location(Evidence(first, 1, ""))]
+        locations = [_location(Evidence(first, 1, ""), opts)]
     props: dict[str, object] = {
         "findingId": f.id, "category": f.category, "severity": f.severity, "confidence": f.confidence,
         "count": f.count, "firstSeen": f.first_seen, "lastSeen": f.last_seen, "hosts": list(f.hosts),
@@ -128,7 +130,7 @@ def _result(report: Report, f: Finding, index: int, opts: RenderOptions) -> dict
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(f)},
         "properties": props,
     }
-    related = [dict(_location(e), id=i, message={"text": e.text.splitlines()[0] if e.text else ""})
+    related = [dict(_location(e, opts), id=i, message={"text": e.text.splitlines()[0] if e.text else ""})
                for i, e in enumerate(f.evidence[1:opts.max_evidence], 1)]
     if related:
         result["relatedLocations"] = related

@@ -72,3 +72,12 @@ def test_inconclusive_verdict_is_one_error_with_its_reasons() -> None:
     assert message.startswith("worker.log: text in no known layout, read as records and nothing found in them; "
                               "if it is a worker log in a custom "
                               "layout, give that layout with --log-format '<worker_log_format>'; 3 files of no")
+
+
+def test_file_is_the_path_from_the_working_directory_after_the_prefix() -> None:
+    opts = RenderOptions(artifact_paths=(("worker.log", "incidents/0412/worker.log"),), path_prefix="app")
+    out = render(sample_report("worker-sigkill"), opts).splitlines()
+    assert [line.split(",", 1)[0] for line in out] == ["::error file=app/incidents/0412/worker.log",
+                                                       "::warning file=app/incidents/0412/worker.log"]
+    plain = render(sample_report("worker-sigkill"), RenderOptions(path_prefix="app/")).splitlines()
+    assert plain[0].startswith("::error file=app/worker.log,line=10,")

@@ -105,3 +105,16 @@ def test_rule_error_report_validates(tmp_path: Path) -> None:
     bad = json.loads(json.dumps(doc))
     bad["rule_errors"][0]["line"] = "8"
     assert errors(bad)
+
+
+def test_ignored_is_in_the_contract_only_when_something_was_hidden() -> None:
+    from dataclasses import replace
+
+    rep = replace(make_report([finding()]), ignored={"worker.lost": 2})
+    doc = json.loads(render(rep, RenderOptions()))
+    assert doc["ignored"] == [{"pattern": "worker.lost", "findings": 2}] and not errors(doc)
+    assert "ignored" not in make_report([finding()]).to_dict()
+    doc["ignored"] = [{"pattern": "worker.lost", "findings": 0}]
+    assert errors(doc)
+    doc["ignored"] = []
+    assert errors(doc)

@@ -4,6 +4,7 @@ rule metadata, stable fingerprints."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -147,3 +148,31 @@ def test_rule_errors_are_error_notifications(tmp_path: Path) -> None:
     assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
     texts = [n["message"]["text"] for n in log["runs"][0]["invocations"][0]["toolConfigurationNotifications"]]
     assert [t.split(": ", 1)[0].rsplit("/", 1)[-1] for t in texts] == ["G-U010.toml", "G-U011.toml:8:9"]
+
+
+# --- paths that resolve in the repository (--path-prefix, paths from the working directory) ------
+
+
+def test_artifact_paths_and_prefix_name_the_file_as_the_repository_does() -> None:
+    opts = replace(frozen_options(), artifact_paths=(("worker.log", "incidents/0412/worker.log"),),
+                   path_prefix="app/")
+    log = sarif_of(sample_report("worker-sigkill"), opts)
+    assert not list(validator().iter_errors(log))
+    uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
+            for res in log["runs"][0]["results"] for loc in res["locations"] + res.get("relatedLocations", [])}
+    assert uris == {"app/incidents/0412/worker.log"}
+
+
+def test_a_prefix_alone_goes_before_the_bundle_relative_name_and_is_percent_encoded() -> None:
+    rep = make_report([finding(evidence=[Evidence("a.tar.gz:worker.log", 3, "x")])])
+    log = sarif_of(rep, RenderOptions(path_prefix="ci artifacts"))
+    assert not list(validator().iter_errors(log))
+    uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "ci%20artifacts/a.tar.gz%3Aworker.log"
+
+
+def test_a_finding_without_evidence_is_located_at_the_prefixed_first_input() -> None:
+    rep = make_report([finding(evidence=[])], sources=("worker.log",))
+    log = sarif_of(rep, RenderOptions(path_prefix="repo", artifact_paths=(("worker.log", "b/worker.log"),)))
+    loc = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"] == "repo/b/worker.log"

@@ -1,0 +1,39 @@
+"""What `--ignore` hid: without it a verdict of HEALTHY could sit above `tasks: LOST 1`.
+
+The report is drawn once more without the ignore patterns (the bundle's frames are cached, so this
+costs the rules' evaluation only) and each finding of it that a pattern names is counted against
+the first such pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analyzer.engine.catalogue import pattern_hits
+from analyzer.report import Report
+
+if TYPE_CHECKING:
+    from analyzer.api import Bundle
+
+
+def hidden_counts(full: Report, ignore: Sequence[str]) -> dict[str, int]:
+    """Pattern → findings of `full` it names (each finding counted once, for its first pattern),
+    in the patterns' order; patterns that name none are left out."""
+    counts = dict.fromkeys(ignore, 0)
+    for f in full.findings:
+        first = next((p for p in ignore if pattern_hits(f.rule, f.category, p)), None)
+        if first is not None:
+            counts[first] += 1
+    return {p: n for p, n in counts.items() if n}
+
+
+def with_ignored(report: Report, bundle: Bundle, *, rule_dirs: Sequence[str | Path] = (),
+                 select: Sequence[str] = (), ignore: Sequence[str] = ()) -> Report:
+    """`report` (drawn with `ignore`) carrying what `ignore` hid (`Report.ignored`)."""
+    if not ignore:
+        return report
+    full = bundle.report(rule_dirs=rule_dirs, select=select)
+    return replace(report, ignored=hidden_counts(full, ignore))
