@@ -182,7 +182,8 @@ def analyze(
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),
                                 fail_on=fail_on, plots=figures)
         if not targets:
-            width = _terminal_width() if sys.stdout.isatty() else options.width
+            # a terminal's width, or $COLUMNS when the report is captured (`COLUMNS=80 … | less`)
+            width = _terminal_width() if sys.stdout.isatty() or os.environ.get("COLUMNS") else options.width
             sys.stdout.write(renderers[fmt or "terminal"](report, replace(options, width=width)))
             sys.stdout.flush()
         for target_fmt, path in targets:

@@ -16,7 +16,7 @@ from html import escape
 from analyzer.findings import Evidence, Finding
 from analyzer.renderers import (
     RenderOptions,
-    causal_chain,
+    causal_tree,
     incident_text,
     link_reason,
     same_remediation,
@@ -95,8 +95,9 @@ def _evidence(evidence: list[Evidence], total: int, limit: int, open_: bool) -> 
 
 
 def _meta(f: Finding) -> str:
+    when = span(f.first_seen, f.last_seen)
     parts = [f"confidence {f.confidence:.2f}", f"{f.count} occurrence{'s' if f.count != 1 else ''}",
-             _e(span(f.first_seen, f.last_seen))]
+             *([_e(when)] if when else [])]
     if f.hosts:
         parts.append("hosts " + ", ".join(f"<code>{_e(h)}</code>" for h in f.hosts))
     if f.tasks:
@@ -114,27 +115,28 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
     if root and inc is not None and inc.root == f.id:
         out.append(f'<p class="incident"><strong>{_e(inc.headline())}</strong> · '
                    f"{_e(incident_text(inc, headline=False))}</p>")
-    chain = causal_chain(report, f.id)
-    if root and len(chain) > 1:
+    tree = causal_tree(report, f.id) if root else []
+    if tree:
         out.append("<p><strong>Causal chain</strong> (what this explains, and why):</p>")
-        depth_now = -1
-        parents = [f.id]
-        for depth, i in chain:
-            e = report.finding(i)
-            del parents[max(depth, 1):]
-            why = link_reason(report, i, parents[-1]) if depth else ""
-            if depth:
-                parents.append(i)
-            while depth_now < depth:
+        out.append('<ul class="chain">')
+        out.append(f'<li><a href="#{_e(f.id)}">{_e(f.id)}</a> {_e(f.title)} <code>{_e(f.category)}</code> '
+                   f"{_sev(f.severity)}")
+        depth_now = 0
+        for node in tree:
+            e = report.finding(node.id)
+            why = link_reason(report, node.id, node.parent)
+            if node.depth > depth_now:
                 out.append('<ul class="chain">')
-                depth_now += 1
-            while depth_now > depth:
-                out.append("</ul>")
-                depth_now -= 1
+            else:
+                out.append("</li>")
+                out.extend("</ul></li>" for _ in range(depth_now - node.depth))
+            depth_now = node.depth
             because = f' <span class="muted">because {_e(why)}</span>' if why else ""
             out.append(f'<li><a href="#{_e(e.id)}">{_e(e.id)}</a> {_e(e.title)} <code>{_e(e.category)}</code> '
-                       f"{_sev(e.severity)}{because}</li>")
-        out.extend("</ul>" for _ in range(depth_now + 1))
+                       f"{_sev(e.severity)}{because}")
+        out.append("</li>")
+        out.extend("</ul></li>" for _ in range(depth_now))
+        out.append("</ul>")
     if f.explained_by:
         links = "; ".join(f'<a href="#{_e(i)}">{_e(i)}</a>'
                           + (f" (because {_e(f.because[i])})" if i in f.because else "") for i in f.explained_by)
@@ -189,8 +191,8 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
     tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
     hosts = ", ".join(f"<code>{_e(h)}</code>" for h in s.hosts) or "?"
-    out.append(f'<p class="meta">hosts {hosts} · {_e(span(s.first_ts, s.last_ts))} · {s.events} records · '
-               f"tasks: {_e(tasks)}</p>")
+    when = span(s.first_ts, s.last_ts) or "no timestamps"
+    out.append(f'<p class="meta">hosts {hosts} · {_e(when)} · {s.events} records · tasks: {_e(tasks)}</p>')
     if report.root_causes:
         out.append(f"<h2>Root cause{'s' if len(report.root_causes) > 1 else ''}</h2>")
         for fid in report.root_causes:
