@@ -47,11 +47,12 @@ font-size:.85rem;margin:.25rem 0 .75rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
-td.n{text-align:right}
+th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top;
+overflow-wrap:normal;word-break:normal}
+td.n{text-align:right}th,td.nw{white-space:nowrap}
 details summary{cursor:pointer}
 ul.chain{margin:.25rem 0}
-img.plot{max-width:100%;height:auto}
+img.plot{max-width:100%;height:auto}figcaption{font-weight:600;margin:.5rem 0 .25rem}
 @media (max-width:40rem){body{padding:.5rem;font-size:15px}th,td{padding:.2rem .3rem}}
 """
 
@@ -73,6 +74,19 @@ def _prose(text: str) -> str:
         out += [_e(text[at:m.start()]), f"<code>{_e(m.group(1))}</code>"]
         at = m.end()
     return "".join([*out, _e(text[at:])])
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _reference(ref: str) -> str:
+    """A rule's reference with its URLs as links (escaped; `https:` and `http:` only)."""
+    out, at = [], 0
+    for m in _URL.finditer(ref):
+        url = m.group(0).rstrip(".,;)")
+        out += [_e(ref[at:m.start()]), f'<a href="{_e(url)}">{_e(url)}</a>']
+        at = m.start() + len(url)
+    return "".join([*out, _e(ref[at:])])
 
 
 def _sev(severity: str) -> str:
@@ -161,17 +175,23 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
         out.append("</ul>")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence, open_=root)
     if f.references:
-        out.append('<p class="muted">References: ' + "; ".join(_e(r) for r in f.references) + "</p>")
+        out.append('<p class="muted">References: ' + "; ".join(_reference(r) for r in f.references) + "</p>")
     out.append("</section>")
     return out
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+def _table(head: list[str], rows: list[list[str]], numeric: set[int], wrap: set[int]) -> list[str]:
+    """A table whose cells never break inside a word: headers, numbers, ids, categories, times and
+    paths stay on one line (`nw`), only the `wrap` columns (prose) wrap, at spaces; a table wider
+    than the page scrolls sideways."""
     out = ['<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for row in rows:
-        out.append("<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{c}</td>' for i, c in enumerate(row))
-                   + "</tr>")
+        cells = []
+        for i, c in enumerate(row):
+            cls = " ".join(["n"] * (i in numeric) + ["nw"] * (i not in wrap))
+            cells.append(f'<td class="{cls}">{c}</td>' if cls else f"<td>{c}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return out
 
@@ -208,7 +228,8 @@ def render(report: Report, options: RenderOptions) -> str:
         rows = [[f'<a href="#{_e(f.id)}">{_e(f.id)}</a>', _sev(f.severity), f"<code>{_e(f.category)}</code>",
                  str(f.count), _e(f.first_seen or ""), _e(", ".join(f.explained_by)), _e(f.title)]
                 for f in report.findings]
-        out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3})
+        out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3},
+                      wrap={5, 6})
         for f in report.findings:
             if f.id not in report.root_causes:
                 out += _finding(report, f, options, root=False)
@@ -216,12 +237,12 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append("<h2>Plots</h2>")
         for plot_title, png in options.plots:
             data = base64.b64encode(png).decode("ascii")
-            out.append(f'<figure><img class="plot" alt="{_e(plot_title)}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{_e(plot_title)}</figcaption></figure>")
+            out.append(f"<figure><figcaption>{_e(plot_title)}</figcaption>"  # above its figure, as a heading
+                       f'<img class="plot" alt="{_e(plot_title)}" src="data:image/png;base64,{data}"></figure>')
     out.append("<h2>Coverage</h2>")
     rows = [[f"<code>{_e(c.source)}</code>", _e(c.kind), str(c.lines), str(c.parsed), str(c.unrecognized)]
             for c in report.inputs]
-    out += _table(["input", "kind", "lines", "parsed", "unrecognized"], rows, {2, 3, 4})
+    out += _table(["input", "kind", "lines", "parsed", "unrecognized"], rows, {2, 3, 4}, wrap=set())
     samples = [(c.source, ln, t) for c in report.inputs for ln, t in c.samples[:3]]
     if samples:
         text = "\n".join(f"{src}:{ln}: {t}" for src, ln, t in samples)

@@ -76,6 +76,19 @@ def fence(text: str, info: str = "text") -> str:
     return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
+_URL = re.compile(r"https?://[^\s<>\"'`]+")
+
+
+def _reference(ref: str) -> str:
+    """A rule's reference, escaped, with its URLs as autolinks (`<https://…>`)."""
+    out, at = [], 0
+    for m in _URL.finditer(ref):
+        url = m.group(0).rstrip(".,;)")
+        out += [escape(ref[at:m.start()]), f"<{url}>"]
+        at = m.start() + len(url)
+    return "".join([*out, escape(ref[at:])])
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -145,7 +158,7 @@ def _root(report: Report, rank: int, fid: str, opts: RenderOptions) -> list[str]
         out.append("")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence)
     if f.references:
-        out += ["References: " + "; ".join(escape(r) for r in f.references), ""]
+        out += ["References: " + "; ".join(_reference(r) for r in f.references), ""]
     return out
 
 

@@ -83,3 +83,10 @@ def test_inconclusive_verdict_lists_its_reasons_and_the_coverage_hint() -> None:
 def test_healthy_verdict_has_no_reasons() -> None:
     md = render(sample_report("healthy"), frozen_options())
     assert md.startswith("## celery-postmortem\n\n**HEALTHY: no root cause found**\n\nhosts ")
+
+
+def test_references_are_links() -> None:
+    report = make_report([finding(references=["https://docs.celeryq.dev/en/stable/user_guide.html",
+                                              "the *manual*"])])
+    out = render(report, RenderOptions())
+    assert "References: <https://docs.celeryq.dev/en/stable/user_guide.html>; the \\*manual\\*" in out
