@@ -12,6 +12,7 @@ says, for each, whether the rule behaved as the example says.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from .rule import Example, Rule
 from .schemas import Schema, frame_schemas
 
 ParseExample = Callable[[str, str], pl.DataFrame]
+# the last line of a traceback: `ConnectionRefusedError: [Errno 111] Connection refused`, `KeyboardInterrupt`
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?::\s.*|:)?")
 
 SORT_COLUMNS = ("ts", "source", "line")
 # Column holding the source line of a row, when it is not `line` (in `frames`, `line` is the code line).
@@ -208,10 +211,10 @@ def _headline(text: str) -> str:
     (most recent call last):` alone says nothing of what was raised."""
     lines = text.splitlines() if text.strip() else [text]
     head = clip(lines[0], MAX_EVIDENCE_CHARS)
-    tail = next((ln for ln in reversed(lines[1:]) if ln.strip()), "")
-    if tail and not tail[0].isspace() and "Traceback (most recent call last)" in text:
-        return f"{head}\n{clip(tail, MAX_EVIDENCE_CHARS)}"
-    return head
+    if "Traceback (most recent call last)" not in text:
+        return head
+    tail = next((ln for ln in reversed(lines[1:]) if EXCEPTION_LINE.fullmatch(ln)), None)
+    return f"{head}\n{clip(tail, MAX_EVIDENCE_CHARS)}" if tail else head
 
 
 def _thread_text(row: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ Calling a module's `render` directly draws the report as given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -218,17 +219,25 @@ def same_remediation(report: Report, fid: str) -> str | None:
     return None
 
 
+# `ConnectionRefusedError: [Errno 111] Connection refused`, `billiard.exceptions.WorkerLostError: …`,
+# `KeyboardInterrupt`: a dotted name, then nothing or `: message`
+EXCEPTION_LINE = re.compile(r"(?P<type>[A-Za-z_][\w.]*)(?::\s.*|:)?")
+
+
 def evidence_lines(text: str) -> list[str]:
     """What a one-line view shows of an evidence text: its first line, and for a traceback its
     exception line (`ConnectionRefusedError: [Errno 111] Connection refused`) unless the first line
-    already says it — `Traceback (most recent call last):` alone names nothing."""
+    already names that exception — `Traceback (most recent call last):` alone names nothing."""
     lines = text.splitlines()
     if not lines:
         return [""]
     if "Traceback (most recent call last)" not in text:
         return lines[:1]
-    tail = next((ln for ln in reversed(lines[1:]) if ln.strip()), "")
-    if not tail or tail[0].isspace() or tail.strip() in lines[0]:
+    tail = next((ln for ln in reversed(lines[1:]) if EXCEPTION_LINE.fullmatch(ln)), None)
+    if tail is None:
+        return lines[:1]
+    m = EXCEPTION_LINE.fullmatch(tail)
+    if m is None or m["type"].rsplit(".", 1)[-1] in lines[0]:
         return lines[:1]
     return [lines[0], tail]
 

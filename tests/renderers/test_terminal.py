@@ -132,3 +132,14 @@ def test_captured_at_the_terminals_width_no_line_wraps_and_wrapped_lines_indent(
     todo = inner[inner.index("what to do:") + 1:]
     todo = todo[:next((i for i, ln in enumerate(todo) if not ln.startswith(" ")), len(todo))]
     assert todo and all(ln.startswith(("  • ", "    ")) for ln in todo), todo
+
+
+def test_a_traceback_whose_first_line_names_the_exception_adds_no_second_line() -> None:
+    from analyzer.renderers import evidence_lines
+
+    text = ('Task handler raised error: WorkerLostError(\'Worker exited\')\nTraceback (most recent call last):\n'
+            '  File "pool.py", line 1, in f\n    raise WorkerLostError(\nbilliard.einfo.ExceptionWithTraceback: \n'
+            '"""\nbilliard.exceptions.WorkerLostError: Worker exited\n"""')
+    assert evidence_lines(text) == ["Task handler raised error: WorkerLostError('Worker exited')"]
+    bare = "Traceback (most recent call last):\n  File \"a.py\", line 1, in f\nKeyError: 'x'\n"
+    assert evidence_lines(bare) == ["Traceback (most recent call last):", "KeyError: 'x'"]
