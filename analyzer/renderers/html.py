@@ -49,7 +49,7 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top;
 overflow-wrap:normal;word-break:normal}
-td.n{text-align:right}th,td.nw{white-space:nowrap}
+td.n{text-align:right}td.nw{white-space:nowrap}td.prose{min-width:10em}
 details summary{cursor:pointer}
 ul.chain{margin:.25rem 0}
 img.plot{max-width:100%;height:auto}figcaption{font-weight:600;margin:.5rem 0 .25rem}
@@ -180,16 +180,18 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
     return out
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: set[int], wrap: set[int]) -> list[str]:
-    """A table whose cells never break inside a word: headers, numbers, ids, categories, times and
-    paths stay on one line (`nw`), only the `wrap` columns (prose) wrap, at spaces; a table wider
-    than the page scrolls sideways."""
+def _table(head: list[str], rows: list[list[str]], numeric: set[int], wrap: set[int],
+           prose: frozenset[int] = frozenset()) -> list[str]:
+    """A table whose cells never break inside a word: numbers, ids, categories and paths stay on
+    one line (`nw`); the `wrap` columns (a date and its time, short lists) and headers wrap at
+    spaces only, `prose` columns too but keep a readable width; a table still wider than the page
+    scrolls sideways."""
     out = ['<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for row in rows:
         cells = []
         for i, c in enumerate(row):
-            cls = " ".join(["n"] * (i in numeric) + ["nw"] * (i not in wrap))
+            cls = " ".join(["n"] * (i in numeric) + (["prose"] if i in prose else ["nw"] * (i not in wrap)))
             cells.append(f'<td class="{cls}">{c}</td>' if cls else f"<td>{c}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
@@ -226,10 +228,10 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.findings:
         out.append("<h2>Findings</h2>")
         rows = [[f'<a href="#{_e(f.id)}">{_e(f.id)}</a>', _sev(f.severity), f"<code>{_e(f.category)}</code>",
-                 str(f.count), _e(f.first_seen or ""), _e(", ".join(f.explained_by)), _e(f.title)]
-                for f in report.findings]
+                 str(f.count), _e((f.first_seen or "").replace("T", " ")), _e(", ".join(f.explained_by)),
+                 _e(f.title)] for f in report.findings]
         out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3},
-                      wrap={5, 6})
+                      wrap={4, 5, 6}, prose=frozenset({6}))
         for f in report.findings:
             if f.id not in report.root_causes:
                 out += _finding(report, f, options, root=False)

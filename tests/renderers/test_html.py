@@ -190,7 +190,8 @@ def test_rule_errors_and_overrides_are_listed(tmp_path: Path) -> None:
 # Injected into a copy of the page (its CSP, which forbids scripts, removed) for the measurement
 # only: every table cell's characters, by rendered position; a line that starts between two
 # non-space characters is a word broken inside a cell ("i d", "coun t", "warni ng") — unless the
-# first of them is a hyphen ("re-" / "established"), where the word is already divided.
+# first of them is a hyphen ("re-" / "established"), where the word is already divided. It also
+# lists tables that do not fit the page (their columns squeezed behind a sideways scroll).
 WORD_BREAK_PROBE = """
 <script>
 window.addEventListener('load', () => {
@@ -214,7 +215,9 @@ window.addEventListener('load', () => {
   }
   const out = document.createElement('pre');
   out.id = 'word-breaks';
-  out.textContent = JSON.stringify({cells: document.querySelectorAll('td').length, broken: broken});
+  const wide = [...document.querySelectorAll('.scroll')].filter(d => d.scrollWidth > d.clientWidth + 1)
+    .map(d => d.querySelector('th').textContent);
+  out.textContent = JSON.stringify({cells: document.querySelectorAll('td').length, broken: broken, wide: wide});
   document.body.appendChild(out);
 });
 </script>
@@ -249,6 +252,7 @@ def test_no_table_cell_breaks_a_word_in_chromium(sample: str, width: int, tmp_pa
                                    width, tmp_path)
     assert result["cells"], "no table measured"
     assert result["broken"] == [], result["broken"]
+    assert result["wide"] == [], f"tables wider than the page (scrolled sideways): {result['wide']}"
 
 
 def test_plot_captions_come_before_their_figure_and_references_are_links() -> None:
