@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import html.parser
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -225,9 +227,6 @@ window.addEventListener('load', () => {
 
 
 def _chromium_word_breaks(page: str, width: int, tmp_path: Path) -> dict[str, object]:
-    import json
-    import re
-
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium
     probe = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
@@ -264,3 +263,16 @@ def test_plot_captions_come_before_their_figure_and_references_are_links() -> No
     assert figure.index("<figcaption>Timeline</figcaption>") < figure.index("<img")
     assert ('References: <a href="https://docs.celeryq.dev/en/stable/userguide/workers.html">'
             "https://docs.celeryq.dev/en/stable/userguide/workers.html</a>; RabbitMQ docs &lt;heartbeats&gt;") in page
+
+
+def test_the_causal_chain_nests_each_finding_once_inside_its_parents_item() -> None:
+    cats = ("broker.connection_refused", "backend.error", "task.exception", "worker.lost")
+    report = make_report([finding(category=c, title=f"finding {c}") for c in cats])
+    f1, f2, f3, f4 = (next(f for f in report.findings if f.category == c) for c in cats)
+    f1.explains, f2.explains = [f2.id, f3.id, f4.id], [f3.id]
+    report.root_causes[:] = [f1.id]
+    page = render(report, RenderOptions())
+    chain = page[page.index("<strong>Causal chain</strong>"):page.index("<strong>What to do</strong>")]
+    items = re.findall(r'<(ul) class="chain">|<li><a href="#(f\d)">|</(ul|li)>', chain)
+    flat = "".join(f"<{u}>" if u else f"<{i}>" if i else f"</{c}>" for u, i, c in items)
+    assert flat == (f"<ul><{f1.id}><ul><{f2.id}><ul><{f3.id}></li></ul></li><{f4.id}></li></ul></li></ul>")

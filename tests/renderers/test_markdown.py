@@ -90,3 +90,16 @@ def test_references_are_links() -> None:
                                               "the *manual*"])])
     out = render(report, RenderOptions())
     assert "References: <https://docs.celeryq.dev/en/stable/user_guide.html>; the \\*manual\\*" in out
+
+
+def test_the_causal_chain_shows_a_finding_explained_twice_once_under_its_first_parent() -> None:
+    cats = ("broker.connection_refused", "backend.error", "task.exception", "worker.lost")
+    report = make_report([finding(category=c, title=f"finding {c}") for c in cats])
+    f1, f2, f3, f4 = (next(f for f in report.findings if f.category == c) for c in cats)
+    f1.explains, f2.explains = [f2.id, f3.id, f4.id], [f3.id]
+    report.root_causes[:] = [f1.id]
+    out = render(report, RenderOptions())
+    chain = out[out.index("**Causal chain**"):].split("\n\n")[1].splitlines()
+    assert [ln.split(" (")[0] for ln in chain] == [
+        f"- {f1.id} finding broker.connection\\_refused", f"  - {f2.id} finding backend.error",
+        f"    - {f3.id} finding task.exception", f"  - {f4.id} finding worker.lost"]
