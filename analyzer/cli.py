@@ -202,7 +202,8 @@ def analyze(
                                     [m for m in bundle.contents.members if str(m.path) not in copies]),
                                 path_prefix=path_prefix)
         if not targets:
-            width = _terminal_width() if sys.stdout.isatty() else options.width
+            # a terminal's width, or $COLUMNS when the report is captured (`COLUMNS=80 … | less`)
+            width = _terminal_width() if sys.stdout.isatty() or os.environ.get("COLUMNS") else options.width
             sys.stdout.write(renderers[fmt or "terminal"](report, replace(options, width=width)))
             sys.stdout.flush()
         for target_fmt, path in targets:
@@ -444,16 +445,24 @@ def rules_test(
     for r in loaded:
         for res in check_examples(r, parse_example):
             where = f"{r.path}:{res.example.line}" if r.path else r.id
+            if TEMPLATE_PLACEHOLDER in res.example.text:
+                # the template's lines would pass as a no_match and prove nothing
+                failed += 1
+                _echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: still the template's "
+                      f"placeholder; fill it in with a real log line the rule must "
+                      f"{'not ' if res.example.expect == 'no_match' else ''}match", lines=True)
+                continue
             if res.ok:
                 note = f" (xfail: {res.example.xfail})" if res.example.xfail else ""
                 _echo(f"ok    {r.id} example {res.index + 1} {res.example.expect}{note}")
             else:
                 failed += 1
                 _echo(f"FAIL  {where}: {r.id} example {res.index + 1} {res.example.expect}: {res.reason}", lines=True)
-    typer.echo(f"{len(loaded)} rules, {failed} failure(s)")
+    typer.echo(f"{len(loaded)} rule{'s' if len(loaded) != 1 else ''}, {failed} failure{'s' if failed != 1 else ''}")
     raise typer.Exit(1 if failed else 0)
 
 
+TEMPLATE_PLACEHOLDER = "TODO: paste a real log line"  # an example still holding it fails `rules test`
 RULE_TEMPLATE = '''id = "{rid}"
 category = "task.exception"
 severity = "warning"

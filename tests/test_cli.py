@@ -569,3 +569,34 @@ def test_standard_input_is_named_stdin_even_when_the_working_directory_holds_its
     log = (SAMPLES / "worker-sigkill" / "worker.log").read_bytes()
     r = runner.invoke(app, ["analyze", "-", "-f", "sarif"], input=log)
     assert _sarif_uris(r.stdout) == {"stdin"}
+
+
+def test_a_fresh_templates_examples_fail_until_filled_in(tmp_path: Path) -> None:
+    runner.invoke(app, ["rules", "new", "CP-U001", "--dir", str(tmp_path)])
+    r = runner.invoke(app, ["rules", "test", str(tmp_path)])
+    path = tmp_path / "CP-U001.toml"
+    assert r.exit_code == 1 and r.stdout.splitlines()[-1] == "1 rule, 2 failures"
+    assert (f"FAIL {path}:22: CP-U001 example 2 no_match: still the template's placeholder; fill it in with a real "
+            "log line the rule must not match") in " ".join(r.stdout.split())
+    text = path.read_text().replace("TODO: paste a real log line the rule must match",
+                                    "[2026-11-28 19:01:04,915: ERROR/MainProcess] proj.step failed")
+    path.write_text(text.replace("TODO: paste a real log line the rule must not match",
+                                 "[2026-11-28 19:01:04,915: INFO/MainProcess] proj.step ok")
+                    .replace("TODO: a pattern from a real log line", "proj.step failed"))
+    r = runner.invoke(app, ["rules", "test", str(tmp_path)])
+    assert r.exit_code == 0 and r.stdout.splitlines()[-1] == "1 rule, 0 failures", r.stdout
+
+
+def test_a_bad_regex_in_a_user_rule_is_its_error_at_its_file_and_line(tmp_path: Path) -> None:
+    runner.invoke(app, ["rules", "new", "CP-U001", "--dir", str(tmp_path)])
+    path = tmp_path / "CP-U001.toml"
+    path.write_text(path.read_text().replace("TODO: a pattern from a real log line", "proj.(step"))
+    r = runner.invoke(app, ["rules", "test", str(tmp_path)])
+    assert r.exit_code == 1
+    assert f"error {path}:9:9: in 'when': invalid regex 'proj.(step': unclosed group (at character 6)" in r.stdout
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-refused"), "--rules", str(tmp_path)])
+    assert r.exit_code == 2
+    report = " ".join(r.stdout.split())
+    assert f"rule error: {path}:9:9: in 'when': invalid regex 'proj.(step': unclosed group" in report
+    for internal in ("str.contains", "This error occurred", "regex parse error"):
+        assert internal not in r.stdout + r.stderr

@@ -23,7 +23,9 @@ def test_thread_evidence_is_the_dumps_thread_header_with_the_row_as_detail() -> 
     [f] = [f for f in report.findings if f.rule == "CP-H002"]
     for e in f.evidence:
         assert e.text == _line(f"lock-wait-many/{e.source}", e.line)
-        assert e.text.startswith("Thread ") and "tool=py-spy" in e.detail
+        # the row in words: the thread and where it is in the application, not its columns
+        assert e.text.startswith("Thread ") and e.detail.startswith('thread "') and " lock_wait in " in e.detail
+        assert "tool=" not in e.detail and "signature=" not in e.detail
 
 
 def test_cycle_evidence_is_the_fd_listing_line() -> None:

@@ -82,6 +82,27 @@ def compile_condition(node: Condition, schema: Schema) -> pl.Expr:
     return _Compiler(schema).compile(node)
 
 
+def regex_reason(error: str, shift: int = 0) -> str:
+    """What is wrong with a pattern, from the regex crate's report that polars wraps (`regex parse
+    error:` / the pattern / a caret line / `error: unclosed group` / the polars expression): the
+    reason and the character it points at, without polars' internals.
+
+        regex parse error:
+            (unclosed
+            ^
+        error: unclosed group
+    """
+    lines = error.splitlines()
+    reason = next((ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")), "")
+    caret = next((ln for ln in lines if ln.strip() and set(ln.strip()) <= {"^"}), None)
+    if not reason:
+        return "not a valid regular expression"
+    if caret is None:
+        return reason
+    at = len(caret) - len(caret.lstrip()) - 4 - shift  # the crate indents the pattern by 4
+    return f"{reason} (at character {at + 1})" if at >= 0 else reason
+
+
 class _Compiler:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
@@ -222,8 +243,8 @@ class _Compiler:
             try:
                 pl.select(pl.lit("").str.contains(pattern))
             except pl.exceptions.PolarsError as exc:
-                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                message = f"invalid regex {node.pattern!r}: {reason}"
+                shift = len(pattern) - len(node.pattern)  # the `(?i)` added in front
+                message = f"invalid regex {node.pattern!r}: {regex_reason(str(exc), shift)}"
                 raise ConditionError(message, offset=node.column.pos) from None
             expr = col.str.contains(pattern)
         expr = expr.fill_null(False)

@@ -12,6 +12,7 @@ says, for each, whether the rule behaved as the example says.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from .rule import Example, Rule
 from .schemas import Schema, frame_schemas
 
 ParseExample = Callable[[str, str], pl.DataFrame]
+# the last line of a traceback: `ConnectionRefusedError: [Errno 111] Connection refused`, `KeyboardInterrupt`
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?::\s.*|:)?")
 
 SORT_COLUMNS = ("ts", "source", "line")
 # Column holding the source line of a row, when it is not `line` (in `frames`, `line` is the code line).
@@ -196,10 +199,36 @@ def _evidence_text(row: Mapping[str, Any]) -> str:
         if isinstance(value, str) and value:
             break
     else:
-        value = ", ".join(f"{k}={v}" for k, v in row.items() if v is not None and k not in ("source", "line"))
+        value = _thread_text(row) or ", ".join(
+            f"{k}={v}" for k, v in row.items() if v is not None and k not in ("source", "line"))
     if len(value) > MAX_EVIDENCE_CHARS:
-        value = clip(value.splitlines()[0] if value.strip() else value, MAX_EVIDENCE_CHARS)
+        value = _headline(value)
     return value
+
+
+def _headline(text: str) -> str:
+    """A long record cut to its first line, and, for a traceback, its exception line: `Traceback
+    (most recent call last):` alone says nothing of what was raised."""
+    lines = text.splitlines() if text.strip() else [text]
+    head = clip(lines[0], MAX_EVIDENCE_CHARS)
+    if "Traceback (most recent call last)" not in text:
+        return head
+    tail = next((ln for ln in reversed(lines[1:]) if EXCEPTION_LINE.fullmatch(ln)), None)
+    return f"{head}\n{clip(tail, MAX_EVIDENCE_CHARS)}" if tail else head
+
+
+def _thread_text(row: Mapping[str, Any]) -> str:
+    """A thread of a dump (a `threads` row) in words: `thread "MainThread" (tid 9646, pid 9646 on
+    w1@sample) io_wait in TCPTransport._read (amqp/transport.py:648)` — its innermost application
+    frame (`code`), not the whole normalised stack."""
+    if "signature" not in row or "tid" not in row or "state" not in row:
+        return ""
+    ids = ", ".join(f"{k} {row[k]}" for k in ("tid", "pid") if row.get(k) is not None)
+    where = f"{ids} on {row['host']}" if row.get("host") else ids
+    name = f'"{row["name"]}" ' if row.get("name") else ""
+    frame = row.get("code") or row.get("top")
+    return (f"thread {name}" + (f"({where.strip()}) " if where.strip() else "") + (row.get("state") or "unknown")
+            + (f" in {frame}" if frame else ""))
 
 
 def _evidence(rule: Rule, row: Mapping[str, Any]) -> Evidence:
@@ -239,6 +268,7 @@ def _finding(
         first_seen=first_seen,
         last_seen=last_seen,
         group=", ".join("?" if v is None else str(v) for v in key) or None,
+        span=span(first_seen, last_seen),
     )
     return Finding(
         rule=rule.id,
@@ -261,6 +291,16 @@ def _finding(
     )
 
 
+def span(first: str | None, last: str | None) -> str | None:
+    """`{span}`: `at A` when the occurrences share one time, `from A to B` otherwise, None (`?`)
+    without a time."""
+    if first is None and last is None:
+        return None
+    if first == last or first is None or last is None:
+        return f"at {first or last}"
+    return f"from {first} to {last}"
+
+
 def _times(part: pl.DataFrame) -> tuple[datetime, ...]:
     """When each matched row happened, sorted and thinned (baselines in `diagnosis` read them)."""
     if "ts" not in part.columns or not isinstance(part.schema["ts"], pl.Datetime):
@@ -278,12 +318,41 @@ class _Template(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None:
             return "?"
+        if format_spec == "bytes":
+            return human_bytes(value)
+        if format_spec.startswith("plural:"):
+            return plural(value, format_spec.removeprefix("plural:"))
         if isinstance(value, datetime | date):
             value = iso(value)
         try:
             return format(value, format_spec)
         except (TypeError, ValueError):
             return str(value)
+
+
+def plural(value: object, nouns: str) -> str:
+    """`{count:plural:attempt}` → `1 attempt` / `3 attempts`; `{count:plural:child, children}` for an
+    irregular plural; `{count:plural:time}` → `once` / `3 times`."""
+    singular, _, many = (n.strip() for n in nouns.partition(","))
+    if not isinstance(value, int):
+        return f"{value} {many or singular + 's'}"
+    if value == 1:
+        return "once" if singular == "time" else f"1 {singular}"
+    return f"{value} {many or singular + 's'}"
+
+
+def human_bytes(value: object) -> str:
+    """`{used_memory:bytes}`: `16596240` → `15.8 MiB` (binary units, as Redis and `free -h` count);
+    a value that is not a number is shown as it is."""
+    try:
+        n = float(str(value))
+    except ValueError:
+        return str(value)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(value)  # unreachable: the loop returns at TiB
 
 
 MAX_SUMMARY_CHARS = 4000  # a field may be a whole log record (a 50 MB line is bundle input too)

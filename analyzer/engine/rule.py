@@ -33,8 +33,11 @@ A rule needs at least one `match` and one `no_match` example (loaders take
 `message` is a `str.format` template.  Fields: `{count}` (matching rows; with `distinct`, the
 distinct occurrences, e.g. threads rather than one row per dump of each), `{hosts}` (sorted
 unique `host`, comma-separated), `{tasks}`, `{first_seen}`, `{last_seen}`, `{group}` (the
-`group_by` values, comma-separated), and any column of the rule's frame, taken from the first
-matching row of the finding (e.g. `{task_name}`).  Missing values render as `?`.
+`group_by` values, comma-separated), `{span}` (`at T`, or `from A to B` when they differ), and
+any column of the rule's frame, taken from the first matching row of the finding (e.g.
+`{task_name}`).  Missing values render as `?`; the format
+spec `bytes` humanises a size (`{used_memory:bytes}` → `15.8 MiB`) and `plural:NOUN[, NOUNS]` counts
+(`{count:plural:attempt}` → `1 attempt`, `3 attempts`; `{count:plural:time}` → `once`, `3 times`).
 
 Loading never raises for a bad rule: `load_rules` returns `(rules, errors)`, each error an
 `EngineError` located at `path:line:col` in the rule file (`when` errors point inside the
@@ -62,7 +65,7 @@ from .nodes import Condition, columns
 from .schemas import Schema, frame_schemas
 
 STATUSES = ("experimental", "stable")
-AGGREGATE_FIELDS = ("count", "hosts", "tasks", "first_seen", "last_seen", "group")
+AGGREGATE_FIELDS = ("count", "hosts", "tasks", "first_seen", "last_seen", "group", "span")
 DEFAULT_CONFIDENCE = 0.8
 
 REQUIRED = ("id", "category", "severity", "title", "what", "why", "on", "when", "message", "remediation")

@@ -7,6 +7,7 @@ Calling a module's `render` directly draws the report as given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -110,18 +111,62 @@ def registry() -> dict[str, Renderer]:
 
 def causal_chain(report: Report, fid: str) -> list[tuple[int, str]]:
     """(depth, finding id) of what `fid` explains, depth-first, each finding once (depth 0 is `fid`)."""
-    out: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    return [(0, fid), *((n.depth, n.id) for n in causal_tree(report, fid))]
 
-    def visit(i: str, depth: int) -> None:
-        if i in seen:
-            return
-        seen.add(i)
-        out.append((depth, i))
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One finding in the tree of what a root cause explains, placed under the first finding that
+    reaches it depth-first (a finding explained by two others is drawn once)."""
+
+    id: str
+    parent: str  # the finding it hangs under (whose `because` link says why)
+    lasts: tuple[bool, ...]  # per level from 1 to its own: is it (or its ancestor there) the last child
+    has_children: bool
+
+    @property
+    def depth(self) -> int:
+        return len(self.lasts)
+
+    def branch(self) -> str:
+        """`│  ├─ `: the ancestors' bars, then this node's connector."""
+        return "".join("   " if last else "│  " for last in self.lasts[:-1]) + ("└─ " if self.lasts[-1] else "├─ ")
+
+    def beside(self) -> str:
+        """The prefix of the node's own wrapped line: its column, with the bars still open."""
+        return "".join("   " if last else "│  " for last in self.lasts)
+
+    def under(self) -> str:
+        """The prefix of lines under the node's own (its reason): bars still open, and one down to
+        its children when it has any."""
+        return "".join("   " if last else "│  " for last in self.lasts) + ("│  " if self.has_children else "   ")
+
+
+def causal_tree(report: Report, fid: str) -> list[TreeNode]:
+    """What root cause `fid` explains as a tree, depth-first in `explains` order, each finding once
+    (`fid` itself is not in it)."""
+    children: dict[str, list[str]] = {}
+    seen = {fid}
+
+    def place(i: str) -> None:
+        kids = children.setdefault(i, [])
         for e in report.finding(i).explains:
-            visit(e, depth + 1)
+            if e not in seen:
+                seen.add(e)
+                kids.append(e)
+                place(e)
 
-    visit(fid, 0)
+    place(fid)
+    out: list[TreeNode] = []
+
+    def walk(i: str, lasts: tuple[bool, ...]) -> None:
+        kids = children[i]
+        for n, k in enumerate(kids):
+            node_lasts = (*lasts, n == len(kids) - 1)
+            out.append(TreeNode(k, i, node_lasts, bool(children[k])))
+            walk(k, node_lasts)
+
+    walk(fid, ())
     return out
 
 
@@ -196,7 +241,31 @@ def same_remediation(report: Report, fid: str) -> str | None:
     return None
 
 
+# `ConnectionRefusedError: [Errno 111] Connection refused`, `billiard.exceptions.WorkerLostError: …`,
+# `KeyboardInterrupt`: a dotted name, then nothing or `: message`
+EXCEPTION_LINE = re.compile(r"(?P<type>[A-Za-z_][\w.]*)(?::\s.*|:)?")
+
+
+def evidence_lines(text: str) -> list[str]:
+    """What a one-line view shows of an evidence text: its first line, and for a traceback its
+    exception line (`ConnectionRefusedError: [Errno 111] Connection refused`) unless the first line
+    already names that exception — `Traceback (most recent call last):` alone names nothing."""
+    lines = text.splitlines()
+    if not lines:
+        return [""]
+    if "Traceback (most recent call last)" not in text:
+        return lines[:1]
+    tail = next((ln for ln in reversed(lines[1:]) if EXCEPTION_LINE.fullmatch(ln)), None)
+    if tail is None:
+        return lines[:1]
+    m = EXCEPTION_LINE.fullmatch(tail)
+    if m is None or m["type"].rsplit(".", 1)[-1] in lines[0]:
+        return lines[:1]
+    return [lines[0], tail]
+
+
 def span(first: str | None, last: str | None) -> str:
+    """`A → B`, or `A` when they are one time (`?` for a missing end); empty without a time."""
     if first is None and last is None:
-        return "no timestamps"
+        return ""
     return f"{first or '?'} → {last or '?'}" if first != last else (first or "?")

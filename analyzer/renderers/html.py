@@ -16,7 +16,7 @@ from html import escape
 from analyzer.findings import Evidence, Finding
 from analyzer.renderers import (
     RenderOptions,
-    causal_chain,
+    causal_tree,
     incident_text,
     link_reason,
     same_remediation,
@@ -47,11 +47,12 @@ font-size:.85rem;margin:.25rem 0 .75rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top}
-td.n{text-align:right}
+th,td{border:1px solid var(--line);padding:.3rem .5rem;text-align:left;vertical-align:top;
+overflow-wrap:normal;word-break:normal}
+td.n{text-align:right}td.nw{white-space:nowrap}td.prose{min-width:10em}
 details summary{cursor:pointer}
 ul.chain{margin:.25rem 0}
-img.plot{max-width:100%;height:auto}
+img.plot{max-width:100%;height:auto}figcaption{font-weight:600;margin:.5rem 0 .25rem}
 @media (max-width:40rem){body{padding:.5rem;font-size:15px}th,td{padding:.2rem .3rem}}
 """
 
@@ -75,6 +76,19 @@ def _prose(text: str) -> str:
     return "".join([*out, _e(text[at:])])
 
 
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def _reference(ref: str) -> str:
+    """A rule's reference with its URLs as links (escaped; `https:` and `http:` only)."""
+    out, at = [], 0
+    for m in _URL.finditer(ref):
+        url = m.group(0).rstrip(".,;)")
+        out += [_e(ref[at:m.start()]), f'<a href="{_e(url)}">{_e(url)}</a>']
+        at = m.start() + len(url)
+    return "".join([*out, _e(ref[at:])])
+
+
 def _sev(severity: str) -> str:
     return f'<span class="sev sev-{_e(severity)}">{_e(severity)}</span>'
 
@@ -95,8 +109,9 @@ def _evidence(evidence: list[Evidence], total: int, limit: int, open_: bool) -> 
 
 
 def _meta(f: Finding) -> str:
+    when = span(f.first_seen, f.last_seen)
     parts = [f"confidence {f.confidence:.2f}", f"{f.count} occurrence{'s' if f.count != 1 else ''}",
-             _e(span(f.first_seen, f.last_seen))]
+             *([_e(when)] if when else [])]
     if f.hosts:
         parts.append("hosts " + ", ".join(f"<code>{_e(h)}</code>" for h in f.hosts))
     if f.tasks:
@@ -114,27 +129,28 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
     if root and inc is not None and inc.root == f.id:
         out.append(f'<p class="incident"><strong>{_e(inc.headline())}</strong> · '
                    f"{_e(incident_text(inc, headline=False))}</p>")
-    chain = causal_chain(report, f.id)
-    if root and len(chain) > 1:
+    tree = causal_tree(report, f.id) if root else []
+    if tree:
         out.append("<p><strong>Causal chain</strong> (what this explains, and why):</p>")
-        depth_now = -1
-        parents = [f.id]
-        for depth, i in chain:
-            e = report.finding(i)
-            del parents[max(depth, 1):]
-            why = link_reason(report, i, parents[-1]) if depth else ""
-            if depth:
-                parents.append(i)
-            while depth_now < depth:
+        out.append('<ul class="chain">')
+        out.append(f'<li><a href="#{_e(f.id)}">{_e(f.id)}</a> {_e(f.title)} <code>{_e(f.category)}</code> '
+                   f"{_sev(f.severity)}")
+        depth_now = 0
+        for node in tree:
+            e = report.finding(node.id)
+            why = link_reason(report, node.id, node.parent)
+            if node.depth > depth_now:
                 out.append('<ul class="chain">')
-                depth_now += 1
-            while depth_now > depth:
-                out.append("</ul>")
-                depth_now -= 1
+            else:
+                out.append("</li>")
+                out.extend("</ul></li>" for _ in range(depth_now - node.depth))
+            depth_now = node.depth
             because = f' <span class="muted">because {_e(why)}</span>' if why else ""
             out.append(f'<li><a href="#{_e(e.id)}">{_e(e.id)}</a> {_e(e.title)} <code>{_e(e.category)}</code> '
-                       f"{_sev(e.severity)}{because}</li>")
-        out.extend("</ul>" for _ in range(depth_now + 1))
+                       f"{_sev(e.severity)}{because}")
+        out.append("</li>")
+        out.extend("</ul></li>" for _ in range(depth_now))
+        out.append("</ul>")
     if f.explained_by:
         links = "; ".join(f'<a href="#{_e(i)}">{_e(i)}</a>'
                           + (f" (because {_e(f.because[i])})" if i in f.because else "") for i in f.explained_by)
@@ -159,17 +175,25 @@ def _finding(report: Report, f: Finding, opts: RenderOptions, root: bool) -> lis
         out.append("</ul>")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence, open_=root)
     if f.references:
-        out.append('<p class="muted">References: ' + "; ".join(_e(r) for r in f.references) + "</p>")
+        out.append('<p class="muted">References: ' + "; ".join(_reference(r) for r in f.references) + "</p>")
     out.append("</section>")
     return out
 
 
-def _table(head: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+def _table(head: list[str], rows: list[list[str]], numeric: set[int], wrap: set[int],
+           prose: frozenset[int] = frozenset()) -> list[str]:
+    """A table whose cells never break inside a word: numbers, ids, categories and paths stay on
+    one line (`nw`); the `wrap` columns (a date and its time, short lists) and headers wrap at
+    spaces only, `prose` columns too but keep a readable width; a table still wider than the page
+    scrolls sideways."""
     out = ['<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
     for row in rows:
-        out.append("<tr>" + "".join(f'<td{" class=n" if i in numeric else ""}>{c}</td>' for i, c in enumerate(row))
-                   + "</tr>")
+        cells = []
+        for i, c in enumerate(row):
+            cls = " ".join(["n"] * (i in numeric) + (["prose"] if i in prose else ["nw"] * (i not in wrap)))
+            cells.append(f'<td class="{cls}">{c}</td>' if cls else f"<td>{c}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return out
 
@@ -189,8 +213,8 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append("<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
     tasks = ", ".join(f"{k} {v}" for k, v in s.tasks_by_state.items()) or "none"
     hosts = ", ".join(f"<code>{_e(h)}</code>" for h in s.hosts) or "?"
-    out.append(f'<p class="meta">hosts {hosts} · {_e(span(s.first_ts, s.last_ts))} · {s.events} records · '
-               f"tasks: {_e(tasks)}</p>")
+    when = span(s.first_ts, s.last_ts) or "no timestamps"
+    out.append(f'<p class="meta">hosts {hosts} · {_e(when)} · {s.events} records · tasks: {_e(tasks)}</p>')
     if report.root_causes:
         out.append(f"<h2>Root cause{'s' if len(report.root_causes) > 1 else ''}</h2>")
         for fid in report.root_causes:
@@ -204,9 +228,10 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.findings:
         out.append("<h2>Findings</h2>")
         rows = [[f'<a href="#{_e(f.id)}">{_e(f.id)}</a>', _sev(f.severity), f"<code>{_e(f.category)}</code>",
-                 str(f.count), _e(f.first_seen or ""), _e(", ".join(f.explained_by)), _e(f.title)]
-                for f in report.findings]
-        out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3})
+                 str(f.count), _e((f.first_seen or "").replace("T", " ")), _e(", ".join(f.explained_by)),
+                 _e(f.title)] for f in report.findings]
+        out += _table(["id", "severity", "category", "count", "first seen", "explained by", "title"], rows, {3},
+                      wrap={4, 5, 6}, prose=frozenset({6}))
         for f in report.findings:
             if f.id not in report.root_causes:
                 out += _finding(report, f, options, root=False)
@@ -214,12 +239,12 @@ def render(report: Report, options: RenderOptions) -> str:
         out.append("<h2>Plots</h2>")
         for plot_title, png in options.plots:
             data = base64.b64encode(png).decode("ascii")
-            out.append(f'<figure><img class="plot" alt="{_e(plot_title)}" src="data:image/png;base64,{data}">'
-                       f"<figcaption>{_e(plot_title)}</figcaption></figure>")
+            out.append(f"<figure><figcaption>{_e(plot_title)}</figcaption>"  # above its figure, as a heading
+                       f'<img class="plot" alt="{_e(plot_title)}" src="data:image/png;base64,{data}"></figure>')
     out.append("<h2>Coverage</h2>")
     rows = [[f"<code>{_e(c.source)}</code>", _e(c.kind), str(c.lines), str(c.parsed), str(c.unrecognized)]
             for c in report.inputs]
-    out += _table(["input", "kind", "lines", "parsed", "unrecognized"], rows, {2, 3, 4})
+    out += _table(["input", "kind", "lines", "parsed", "unrecognized"], rows, {2, 3, 4}, wrap=set())
     samples = [(c.source, ln, t) for c in report.inputs for ln, t in c.samples[:3]]
     if samples:
         text = "\n".join(f"{src}:{ln}: {t}" for src, ln, t in samples)

@@ -15,7 +15,7 @@ import re
 from analyzer.findings import Evidence, Finding
 from analyzer.renderers import (
     RenderOptions,
-    causal_chain,
+    causal_tree,
     incident_text,
     link_reason,
     same_remediation,
@@ -76,13 +76,27 @@ def fence(text: str, info: str = "text") -> str:
     return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
+_URL = re.compile(r"https?://[^\s<>\"'`]+")
+
+
+def _reference(ref: str) -> str:
+    """A rule's reference, escaped, with its URLs as autolinks (`<https://…>`)."""
+    out, at = [], 0
+    for m in _URL.finditer(ref):
+        url = m.group(0).rstrip(".,;)")
+        out += [escape(ref[at:m.start()]), f"<{url}>"]
+        at = m.start() + len(url)
+    return "".join([*out, escape(ref[at:])])
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _meta(f: Finding) -> str:
+    when = span(f.first_seen, f.last_seen)
     parts = [f"**{escape(f.severity)}**", f"confidence {f.confidence:.2f}", _plural(f.count, "occurrence"),
-             escape(span(f.first_seen, f.last_seen))]
+             *([escape(when)] if when else [])]
     if f.hosts:
         parts.append("hosts " + ", ".join(code(h) for h in f.hosts))
     if f.tasks:
@@ -115,18 +129,16 @@ def _root(report: Report, rank: int, fid: str, opts: RenderOptions) -> list[str]
     inc = report.incident_of(fid)
     if inc is not None and inc.root == fid:
         out += [f"**{escape(inc.headline())}** · {escape(incident_text(inc, headline=False))}", ""]
-    chain = causal_chain(report, fid)
-    if len(chain) > 1:
-        out += ["**Causal chain** (what this explains, and why):", ""]
-        parents = [fid]
-        for depth, i in chain:
-            e = report.finding(i)
-            del parents[max(depth, 1):]
-            why = link_reason(report, i, parents[-1]) if depth else ""
-            out.append(f"{'  ' * depth}- {e.id} {escape(e.title)} ({code(e.category)}, {escape(e.severity)}, "
+    tree = causal_tree(report, fid)
+    if tree:
+        out += ["**Causal chain** (what this explains, and why):", "",
+                f"- {f.id} {escape(f.title)} ({code(f.category)}, {escape(f.severity)}, "
+                f"{_plural(f.count, 'occurrence')})"]
+        for node in tree:
+            e = report.finding(node.id)
+            why = link_reason(report, node.id, node.parent)
+            out.append(f"{'  ' * node.depth}- {e.id} {escape(e.title)} ({code(e.category)}, {escape(e.severity)}, "
                        f"{_plural(e.count, 'occurrence')})" + (f" — because {escape(why)}" if why else ""))
-            if depth:
-                parents.append(i)
         out.append("")
     same = same_remediation(report, fid)
     if same:
@@ -146,7 +158,7 @@ def _root(report: Report, rank: int, fid: str, opts: RenderOptions) -> list[str]
         out.append("")
     out += _evidence(f.evidence, f.evidence_total, opts.max_evidence)
     if f.references:
-        out += ["References: " + "; ".join(escape(r) for r in f.references), ""]
+        out += ["References: " + "; ".join(_reference(r) for r in f.references), ""]
     return out
 
 
@@ -192,8 +204,8 @@ def render(report: Report, options: RenderOptions) -> str:
     reasons = report.inconclusive_reasons()
     if reasons:
         out += [f"- {escape(r)}" for r in reasons] + [""]
-    out += [f"hosts {hosts} · {escape(span(s.first_ts, s.last_ts))} · {s.events} records · tasks: {escape(tasks)}",
-            ""]
+    when = span(s.first_ts, s.last_ts) or "no timestamps"
+    out += [f"hosts {hosts} · {escape(when)} · {s.events} records · tasks: {escape(tasks)}", ""]
     if report.root_causes:
         out += ["## Root cause" + ("s" if len(report.root_causes) > 1 else ""), ""]
         for rank, fid in enumerate(report.root_causes, 1):

@@ -194,7 +194,7 @@ def test_frames_without_ts_work() -> None:
     [f] = evaluate([rule('state == "lock_wait"', on="threads", message="{name} waits")], {"threads": threads})
     assert f.summary == "MainThread waits" and f.first_seen is None
     assert f.evidence[0].source == "d.txt" and f.evidence[0].line == 5
-    assert "name=MainThread" in f.evidence[0].text
+    assert f.evidence[0].text == 'thread "MainThread" lock_wait'
 
 
 def test_temporal_rule_runs_on_the_sorted_frame() -> None:
@@ -273,3 +273,45 @@ def test_a_huge_field_is_clipped_in_the_summary_at_a_tokens_end():
 
     text = render_message("{host}: {message}", {"host": "w1", "message": "word " * 100_000})
     assert len(text) <= MAX_SUMMARY_CHARS + 1 and text.endswith("word…")
+
+
+def test_message_counts_say_once_and_plurals_without_parenthesised_s() -> None:
+    fields = {"count": 1, "span": "at 10:00:00"}
+    assert render_message("failed {count:plural:time} {span}", fields) == "failed once at 10:00:00"
+    assert render_message("{count:plural:attempt}", {"count": 3}) == "3 attempts"
+    assert render_message("{count:plural:child, children}", {"count": 2}) == "2 children"
+    assert render_message("{count:plural:child, children}", {"count": 1}) == "1 child"
+
+
+def test_message_span_is_one_time_when_first_and_last_agree() -> None:
+    from analyzer.engine.evaluate import span
+
+    assert span("10:00", "10:00") == "at 10:00"
+    assert span("10:00", "10:05") == "from 10:00 to 10:05"
+    assert span(None, None) is None
+
+
+def test_message_bytes_are_humanised() -> None:
+    assert render_message("{n:bytes}", {"n": 16596240}) == "15.8 MiB"
+    assert render_message("{n:bytes}", {"n": "2097152"}) == "2.0 MiB"
+    assert render_message("{n:bytes}", {"n": 512}) == "512 bytes"
+    assert render_message("{n:bytes}", {"n": "unlimited"}) == "unlimited"
+
+
+def test_a_long_traceback_evidence_keeps_its_exception_line() -> None:
+    from analyzer.engine.evaluate import MAX_EVIDENCE_CHARS, _evidence_text
+
+    frames = "".join(f'  File "/app/m{i}.py", line {i}, in f{i}\n    call()\n' for i in range(200))
+    text = f"Traceback (most recent call last):\n{frames}ConnectionRefusedError: [Errno 111] Connection refused"
+    assert len(text) > MAX_EVIDENCE_CHARS
+    assert _evidence_text({"text": text}) == ("Traceback (most recent call last):\n"
+                                              "ConnectionRefusedError: [Errno 111] Connection refused")
+
+
+def test_thread_evidence_names_the_thread_and_its_application_frame_not_its_columns() -> None:
+    from analyzer.engine.evaluate import _evidence_text
+
+    row = {"dump": "d#1", "tool": "py-spy", "host": "w1", "pid": 9, "tid": 9, "name": "MainThread",
+           "state": "io_wait", "top": "recv (socket.py:1)", "code": "fetch (proj.py:12)",
+           "signature": "recv@socket.py < " * 26}
+    assert _evidence_text(row) == 'thread "MainThread" (tid 9, pid 9 on w1) io_wait in fetch (proj.py:12)'

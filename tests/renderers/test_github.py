@@ -25,7 +25,7 @@ def test_one_line_per_finding_at_its_first_evidence() -> None:
         "exited with 'signal 9 (SIGKILL)'%0Aincident i1, 2026-11-28T19:03:38.694: still failing at the end of the "
         "logs (task.stuck (f2) still holds when the logs end)",
         "::warning file=worker.log,line=8,title=G-T001 A task started and never finished::"
-        "w1@sample: 1 task(s) never finished: proj.crunch[bd54a0c7-d7bd-49f9-8288-c2b0824b7372]",
+        "w1@sample: 1 task never finished: proj.crunch[bd54a0c7-d7bd-49f9-8288-c2b0824b7372]",
     ]
 
 

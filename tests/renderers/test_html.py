@@ -9,7 +9,10 @@ summary and the evidence.
 
 from __future__ import annotations
 
+import html
 import html.parser
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,10 +98,12 @@ def test_page_is_self_contained_and_phone_ready() -> None:
     assert "script" not in names and "link" not in names and "iframe" not in names
     assert ("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}) in tags.tags
     assert "<style>" in page and "@media" in page
-    for _, attrs in tags.tags:
+    for tag, attrs in tags.tags:
         for key in ("src", "href"):
             value = attrs.get(key) or ""
-            assert not value or value.startswith(("#", "data:")), value
+            # nothing is fetched: only a reference is a link out, followed when clicked
+            allowed = ("#", "data:", "https://", "http://") if tag == "a" and key == "href" else ("#", "data:")
+            assert not value or value.startswith(allowed), value
 
 
 def test_hostile_log_text_file_names_and_rule_text_are_escaped(hostile_report: Report) -> None:
@@ -182,3 +187,92 @@ def test_rule_errors_and_overrides_are_listed(tmp_path: Path) -> None:
     page = render(open_bundle([SAMPLES / "broker-tls"]).report(rule_dirs=[ours.parent]), RenderOptions())
     assert (f"<h2>Rule overrides</h2><ul>\n<li>CP-B011 from {ours} replaces the built-in rule CP-B011 "
             f"({shipped.relative_to(SAMPLES.parent).as_posix()})</li>") in page
+
+
+# Injected into a copy of the page (its CSP, which forbids scripts, removed) for the measurement
+# only: every table cell's characters, by rendered position; a line that starts between two
+# non-space characters is a word broken inside a cell ("i d", "coun t", "warni ng") — unless the
+# first of them is a hyphen ("re-" / "established"), where the word is already divided. It also
+# lists tables that do not fit the page (their columns squeezed behind a sideways scroll).
+WORD_BREAK_PROBE = """
+<script>
+window.addEventListener('load', () => {
+  const broken = [];
+  for (const cell of document.querySelectorAll('th, td')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    let prev = null;  // [character, top of its box]
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.data.length; i++) {
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const box = range.getClientRects()[0];
+        if (!box) continue;
+        const ch = node.data[i];
+        if (prev && box.top > prev[1] + box.height / 2 && !/[\\s-]/.test(prev[0]) && !/\\s/.test(ch))
+          broken.push(cell.textContent.trim());
+        prev = [ch, box.top];
+      }
+    }
+  }
+  const out = document.createElement('pre');
+  out.id = 'word-breaks';
+  const wide = [...document.querySelectorAll('.scroll')].filter(d => d.scrollWidth > d.clientWidth + 1)
+    .map(d => d.querySelector('th').textContent);
+  out.textContent = JSON.stringify({cells: document.querySelectorAll('td').length, broken: broken, wide: wide});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def _chromium_word_breaks(page: str, width: int, tmp_path: Path) -> dict[str, object]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium
+    probe = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    probe = probe.replace("</body>", WORD_BREAK_PROBE + "</body>")
+    path = tmp_path / f"probe-{width}.html"
+    path.write_text(probe, encoding="utf-8")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-dev-shm-usage",
+                          f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},2000",
+                          "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="word-breaks">(.*?)</pre>', dom, re.S)
+    assert found, dom[-2000:]
+    return json.loads(html.unescape(found[1]))
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("sample", ["heartbeat-stall-hang", "deadlock-lock", "redis-oom"])
+def test_no_table_cell_breaks_a_word_in_chromium(sample: str, width: int, tmp_path: Path) -> None:
+    require("chromium")
+    result = _chromium_word_breaks(render(sample_report(sample, frozen_rules=False), RenderOptions()),
+                                   width, tmp_path)
+    assert result["cells"], "no table measured"
+    assert result["broken"] == [], result["broken"]
+    assert result["wide"] == [], f"tables wider than the page (scrolled sideways): {result['wide']}"
+
+
+def test_plot_captions_come_before_their_figure_and_references_are_links() -> None:
+    png = b"\x89PNG\r\n\x1a\nfake"
+    report = make_report([finding(references=["https://docs.celeryq.dev/en/stable/userguide/workers.html",
+                                              "RabbitMQ docs <heartbeats>"])])
+    page = render(report, RenderOptions(plots=(("Timeline", png),)))
+    figure = page[page.index("<figure>"):page.index("</figure>")]
+    assert figure.index("<figcaption>Timeline</figcaption>") < figure.index("<img")
+    assert ('References: <a href="https://docs.celeryq.dev/en/stable/userguide/workers.html">'
+            "https://docs.celeryq.dev/en/stable/userguide/workers.html</a>; RabbitMQ docs &lt;heartbeats&gt;") in page
+
+
+def test_the_causal_chain_nests_each_finding_once_inside_its_parents_item() -> None:
+    cats = ("broker.connection_refused", "backend.error", "task.exception", "worker.lost")
+    report = make_report([finding(category=c, title=f"finding {c}") for c in cats])
+    f1, f2, f3, f4 = (next(f for f in report.findings if f.category == c) for c in cats)
+    f1.explains, f2.explains = [f2.id, f3.id, f4.id], [f3.id]
+    report.root_causes[:] = [f1.id]
+    page = render(report, RenderOptions())
+    chain = page[page.index("<strong>Causal chain</strong>"):page.index("<strong>What to do</strong>")]
+    items = re.findall(r'<(ul) class="chain">|<li><a href="#(f\d)">|</(ul|li)>', chain)
+    flat = "".join(f"<{u}>" if u else f"<{i}>" if i else f"</{c}>" for u, i, c in items)
+    assert flat == (f"<ul><{f1.id}><ul><{f2.id}><ul><{f3.id}></li></ul></li><{f4.id}></li></ul></li></ul>")

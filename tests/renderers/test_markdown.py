@@ -83,3 +83,23 @@ def test_inconclusive_verdict_lists_its_reasons_and_the_coverage_hint() -> None:
 def test_healthy_verdict_has_no_reasons() -> None:
     md = render(sample_report("healthy"), frozen_options())
     assert md.startswith("## celery-postmortem\n\n**HEALTHY: no root cause found**\n\nhosts ")
+
+
+def test_references_are_links() -> None:
+    report = make_report([finding(references=["https://docs.celeryq.dev/en/stable/user_guide.html",
+                                              "the *manual*"])])
+    out = render(report, RenderOptions())
+    assert "References: <https://docs.celeryq.dev/en/stable/user_guide.html>; the \\*manual\\*" in out
+
+
+def test_the_causal_chain_shows_a_finding_explained_twice_once_under_its_first_parent() -> None:
+    cats = ("broker.connection_refused", "backend.error", "task.exception", "worker.lost")
+    report = make_report([finding(category=c, title=f"finding {c}") for c in cats])
+    f1, f2, f3, f4 = (next(f for f in report.findings if f.category == c) for c in cats)
+    f1.explains, f2.explains = [f2.id, f3.id, f4.id], [f3.id]
+    report.root_causes[:] = [f1.id]
+    out = render(report, RenderOptions())
+    chain = out[out.index("**Causal chain**"):].split("\n\n")[1].splitlines()
+    assert [ln.split(" (")[0] for ln in chain] == [
+        f"- {f1.id} finding broker.connection\\_refused", f"  - {f2.id} finding backend.error",
+        f"    - {f3.id} finding task.exception", f"  - {f4.id} finding worker.lost"]
