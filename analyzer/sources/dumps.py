@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from analyzer.analyses.threads import DumpFrames, finish
 from analyzer.sources import core_sidecar, faulthandler, gdb, gdb_mi, inspect, pyspy
 from analyzer.sources.celery_log import Coverage
 from analyzer.sources.lines import read_lines
+from analyzer.sources.stacks import DumpFrames, finish
 
 if TYPE_CHECKING:
     from analyzer.bundle import Member

@@ -31,10 +31,10 @@ from datetime import datetime
 
 import polars as pl
 
-from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources.checked import int64
 from analyzer.sources.lines import Lines, read_lines
+from analyzer.sources.stacks import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 
 TOOL = "faulthandler"
 

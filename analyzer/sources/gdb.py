@@ -39,10 +39,10 @@ from typing import NamedTuple
 
 import polars as pl
 
-from analyzer.analyses.stack_rules import NATIVE_FILE
-from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources.checked import int64
+from analyzer.sources.stack_rules import NATIVE_FILE
+from analyzer.sources.stacks import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 
 TOOL = "gdb"
 TOOL_PYBT = "gdb-py-bt"

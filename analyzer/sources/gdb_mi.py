@@ -34,11 +34,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analyzer.analyses.stack_rules import NATIVE_FILE
-from analyzer.analyses.threads import DumpFrames, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources import checked
 from analyzer.sources import gdb as gdb_text
+from analyzer.sources.stack_rules import NATIVE_FILE
+from analyzer.sources.stacks import DumpFrames, norm_ident, raw_frames, raw_threads
 
 TOOL = "gdb-mi"
 TOOL_CORE = "core"

@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.schema import EVENTS, conform
-from analyzer.sources.celery_log import EXC_LINE_RE, Coverage, Parsed
+from analyzer.sources.celery_log import Coverage, Parsed
+from analyzer.sources.folding import EXC_LINE_RE
 from analyzer.sources.lifecycle_messages import READY_RE, classify
 from analyzer.sources.lines import Lines, read_lines
 

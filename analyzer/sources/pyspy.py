@@ -37,12 +37,12 @@ from pathlib import Path
 
 import polars as pl
 
-from analyzer.analyses.stack_rules import NATIVE_FUNCTION
-from analyzer.analyses.threads import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 from analyzer.clip import SAMPLE_CHARS, clip
 from analyzer.sources.checked import Rejects, integer, string
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.procfs import PROCESSES
+from analyzer.sources.stack_rules import NATIVE_FUNCTION
+from analyzer.sources.stacks import DumpFrames, finish, norm_ident, raw_frames, raw_threads
 
 TOOL = "py-spy"
 TOOL_JSON = "py-spy-json"

@@ -19,7 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.schema import EVENTS, conform
-from analyzer.sources.celery_log import Coverage, Parsed, fold
+from analyzer.sources.celery_log import Coverage, Parsed
+from analyzer.sources.folding import fold
 from analyzer.sources.lines import Lines, read_lines
 
 RABBITMQ_RE = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)(?:[+-]\d\d:\d\d|Z)? \[(\w+)\] (<[\d.]+>) (.*)$"

@@ -21,6 +21,7 @@ from analyzer.sources.celery_log import Coverage, Parsed, _attribute_hosts, _cov
 from analyzer.sources.lifecycle_messages import classify
 from analyzer.sources.lines import Lines, read_lines
 from analyzer.sources.log_format import LogFormat
+from analyzer.sources.unknown import unknown_records
 
 # The coverage kind of text read in a worker log's layout: judged like a sniffed worker log (a log mostly
 # unread asks for --log-format)
@@ -68,9 +69,9 @@ def parse_lines_any(lines: Lines, *, source: str, log_formats: list[LogFormat] |
 
 
 def parse_unknown(lines: Lines, *, source: str, kind: str = "text") -> Parsed:
-    """Every line a record or part of one (`layouts.unknown_records`); all lines count as read."""
+    """Every line a record or part of one (`unknown.unknown_records`); all lines count as read."""
     over = ["stream"] if lines.had_prefix else []
-    records = layouts.unknown_records(lines.frame, over)
+    records = unknown_records(lines.frame, over)
     if "prefix_ts" in records.columns:  # a time the prefix wrote (journald, kubectl --timestamps)
         records = records.with_columns(pl.coalesce(pl.col("ts"), pl.col("prefix_ts").str.replace(
             "T", " ", literal=True).str.strptime(pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False)).alias("ts"))

@@ -13,6 +13,7 @@ from analyzer import open_bundle
 from analyzer.api import Bundle
 from analyzer.sources import layouts
 from analyzer.sources.lines import read_lines
+from analyzer.sources.unknown import unknown_records
 from tests.conftest import SAMPLES
 
 CUSTOM = SAMPLES / "custom-log-format"
@@ -137,7 +138,7 @@ def test_unknown_layout_is_linear_in_its_lines() -> None:
     def took(n: int) -> float:
         lines = read_lines((unit * n).encode())
         t = time.perf_counter()
-        layouts.unknown_records(lines.frame)
+        unknown_records(lines.frame)
         return time.perf_counter() - t
 
     took(200)
