@@ -37,6 +37,7 @@ from analyzer.diagnosis import (
     with_lost_tasks,
 )
 from analyzer.engine.errors import EngineError
+from analyzer.ignored import hidden_counts
 from analyzer.order import timeline
 from analyzer.pipeline import settle
 from analyzer.pipeline.settle import settle_hosts
@@ -44,6 +45,7 @@ from analyzer.pipeline.stream import Reduced, piece_of, records_at, reduce_membe
 from analyzer.printable import printable_report
 from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
 from analyzer.report import Report, summarize
+from analyzer.schema import ATTRIBUTE_FRAMES
 from analyzer.sniff import sniff
 from analyzer.sources import Options, SourceResult, parse_members
 from analyzer.sources.celery_log import Coverage
@@ -73,8 +75,6 @@ PIECES_CACHED = 2
 # Kinds whose parsers give `events` records
 LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "text"})
 
-# Frames a `Bundle` has an attribute for; `frame_map()` has these and the diagnostic frames.
-ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
 
 
 @dataclass(frozen=True)
@@ -445,6 +445,9 @@ class Bundle:
         if default:
             self._report = report
             self._rules_used = {r.id: r for r in rules}
+        if ignore:  # a verdict says what `ignore` hid (the frames are cached: only the rules run again)
+            full = self.report(rule_dirs=rule_dirs, select=select, builtin_rules=builtin_rules)
+            report = replace(report, ignored=hidden_counts(full, ignore))
         return report
 
     @property
@@ -532,6 +535,16 @@ class Bundle:
 
         return export.export(self, directory, to=to, redact=redact)
 
+    def public_frames(self) -> dict[str, pl.DataFrame]:
+        """Every frame of `schema.FRAME_SCHEMAS` as a notebook sees it (`tz` applied), in that order.
+
+        The attribute frames (`events` … `stuck`) as their attributes give them (`events`: every
+        record); the others (`fork_waits` and the diagnostic frames) from `frame_map()`, localized
+        the same way.
+        """
+        return {name: getattr(self, name) if name in ATTRIBUTE_FRAMES else self._localize(frame)
+                for name, frame in self.frame_map().items()}
+
     def frame_map(self) -> dict[str, pl.DataFrame]:
         """The frames rules run on, timestamps naive as written (whatever `tz` says).
 
@@ -543,16 +556,6 @@ class Bundle:
         times in UTC); `schema.FRAME_SCHEMAS` has their columns.
         """
         return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
-
-
-def public_frames(bundle: Bundle) -> dict[str, pl.DataFrame]:
-    """Every frame of `schema.FRAME_SCHEMAS` as a notebook sees it (`tz` applied), in that order.
-
-    The attribute frames (`events` … `stuck`) as their attributes give them; the others
-    (`fork_waits` and the diagnostic frames) from `frame_map()`, localized the same way.
-    """
-    return {name: getattr(bundle, name) if name in ATTRIBUTE_FRAMES else bundle._localize(frame)
-            for name, frame in bundle.frame_map().items()}
 
 
 def parse_example(on: str, text: str) -> pl.DataFrame:

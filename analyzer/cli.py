@@ -180,10 +180,6 @@ def analyze(
             if sys.stderr.isatty():
                 _parse_with_progress(bundle)
             report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
-            if ignore:
-                from analyzer.ignored import with_ignored
-
-                report = with_ignored(report, bundle, rule_dirs=rules or (), select=select or (), ignore=ignore)
         use_color = color if color is not None else (not targets and _colour_wanted())
         figures: tuple[tuple[str, bytes], ...] = ()
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
@@ -341,7 +337,50 @@ def _run_trouble(report: Report) -> str:
     return "; ".join(parts)
 
 
-from analyzer.export import export_command  # noqa: E402  (typer needs the function at import)
+def export_command(
+    path: Annotated[Path, typer.Argument(help="Bundle directory, archive or file.")],
+    directory: Annotated[Path, typer.Argument(help="Directory to write the files into (created if needed).")],
+    to: Annotated[str, typer.Option("--to", help="File format: parquet, csv or ndjson.")] = "parquet",
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", help="Zone the logs were written in (e.g. Europe/Berlin); timestamps become UTC.")] = None,
+    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
+    = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Keep passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """Write every frame of the bundle (events, tasks, threads, ..., stuck, the diagnostic ones, findings,
+    coverage) to DIR, one file each, secrets redacted unless --no-redact."""
+    from analyzer.api import open_bundle
+    from analyzer.export import FORMATS as TO
+    from analyzer.export import check_zone, frames_to_write, write_frames
+    from analyzer.renderers.terminal import run_notes
+
+    if to not in TO:
+        raise _fail(f"--to takes one of {', '.join(TO)}, not {to!r}")
+    _require_paths([path])
+    _require_rule_dirs(rules or [])
+    if tz is not None:
+        try:
+            check_zone(tz)
+        except ValueError as exc:
+            raise _fail(f"--tz: {exc}") from None
+    if directory.exists() and not directory.is_dir():
+        raise _fail(f"{directory}: not a directory")
+    with _guarded(debug):
+        bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
+        report = bundle.report()
+        data = frames_to_write(bundle, redact=not no_redact)
+    with _writing(str(directory)):
+        written = write_frames(data, directory, to)
+    for p in written:
+        typer.echo(str(p))
+    for line, _ in run_notes(report):  # what could not be read, as `analyze` says it
+        typer.echo(line, err=True)
+    _exit_on_trouble(report)
+
 
 app.command("export", cls=PlainCommand)(export_command)
 

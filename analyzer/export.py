@@ -12,7 +12,7 @@ line: every string cell of every frame, with the placeholders `analyze` shows fo
 (`analyzer.redact`: the report's secrets are learnt first, so `***1***` is the same secret in
 both; secrets only the frames hold are numbered after).  `redact=False` / `--no-redact` keeps them.
 
-On the command line: `celery-postmortem export PATH DIR --to csv` (`export_command`), with
+On the command line: `celery-postmortem export PATH DIR --to csv` (`analyzer.cli.export_command`), with
 `analyze`'s handling of bad input: a usage error is one line on stderr and exit 2, members that
 could not be read are listed on stderr as the terminal report lists them, and rule errors or an
 inconclusive bundle exit 2 once the files are written.
@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import polars as pl
-import typer
 
 from analyzer.schema import FRAME_SCHEMAS
 
@@ -91,9 +90,7 @@ def coverage_frame(bundle: Bundle) -> pl.DataFrame:
 
 def frames_of(bundle: Bundle) -> dict[str, pl.DataFrame]:
     """Every exportable frame of `bundle`, by name (the order of `FRAMES`)."""
-    from analyzer.api import public_frames
-
-    return {**public_frames(bundle), "findings": bundle.findings, "coverage": coverage_frame(bundle)}
+    return {**bundle.public_frames(), "findings": bundle.findings, "coverage": coverage_frame(bundle)}
 
 
 def flatten_lists(df: pl.DataFrame, separator: str = LIST_SEPARATOR) -> pl.DataFrame:
@@ -170,47 +167,3 @@ def check_zone(tz: str) -> None:
         pl.Series([datetime(2000, 1, 1)]).dt.replace_time_zone(tz)
     except pl.exceptions.PolarsError:
         raise ValueError(f"unknown time zone {tz!r}; give an IANA name such as Europe/Berlin or UTC") from None
-
-
-def export_command(
-    path: Annotated[Path, typer.Argument(help="Bundle directory, archive or file.")],
-    directory: Annotated[Path, typer.Argument(help="Directory to write the files into (created if needed).")],
-    to: Annotated[str, typer.Option("--to", help=f"File format: {', '.join(FORMATS)}.")] = "parquet",
-    log_format: Annotated[list[str] | None, typer.Option(
-        "--log-format", help="A %-style logging format used by the worker (repeatable).")] = None,
-    tz: Annotated[str | None, typer.Option(
-        "--tz", help="Zone the logs were written in (e.g. Europe/Berlin); timestamps become UTC.")] = None,
-    rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule directory (repeatable).")]
-    = None,
-    no_redact: Annotated[bool, typer.Option(
-        "--no-redact", help="Keep passwords and tokens found in the inputs (redacted by default).")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
-) -> None:
-    """Write every frame of the bundle (events, tasks, threads, ..., stuck, the diagnostic ones, findings,
-    coverage) to DIR, one file each, secrets redacted unless --no-redact."""
-    from analyzer.api import open_bundle
-    from analyzer.cli import _exit_on_trouble, _fail, _guarded, _require_paths, _require_rule_dirs, _writing
-    from analyzer.renderers.terminal import run_notes
-
-    if to not in FORMATS:
-        raise _fail(f"--to takes one of {', '.join(FORMATS)}, not {to!r}")
-    _require_paths([path])
-    _require_rule_dirs(rules or [])
-    if tz is not None:
-        try:
-            check_zone(tz)
-        except ValueError as exc:
-            raise _fail(f"--tz: {exc}") from None
-    if directory.exists() and not directory.is_dir():
-        raise _fail(f"{directory}: not a directory")
-    with _guarded(debug):
-        bundle = open_bundle(path, rules=rules, tz=tz, log_formats=log_format or ())
-        report = bundle.report()
-        data = frames_to_write(bundle, redact=not no_redact)
-    with _writing(str(directory)):
-        written = write_frames(data, directory, to)
-    for p in written:
-        typer.echo(str(p))
-    for line, _ in run_notes(report):  # what could not be read, as `analyze` says it
-        typer.echo(line, err=True)
-    _exit_on_trouble(report)

@@ -8,15 +8,9 @@ the first such pattern.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from analyzer.engine.catalogue import pattern_hits
 from analyzer.report import Report
-
-if TYPE_CHECKING:
-    from analyzer.api import Bundle
 
 
 def hidden_counts(full: Report, ignore: Sequence[str]) -> dict[str, int]:
@@ -28,12 +22,3 @@ def hidden_counts(full: Report, ignore: Sequence[str]) -> dict[str, int]:
         if first is not None:
             counts[first] += 1
     return {p: n for p, n in counts.items() if n}
-
-
-def with_ignored(report: Report, bundle: Bundle, *, rule_dirs: Sequence[str | Path] = (),
-                 select: Sequence[str] = (), ignore: Sequence[str] = ()) -> Report:
-    """`report` (drawn with `ignore`) carrying what `ignore` hid (`Report.ignored`)."""
-    if not ignore:
-        return report
-    full = bundle.report(rule_dirs=rule_dirs, select=select)
-    return replace(report, ignored=hidden_counts(full, ignore))

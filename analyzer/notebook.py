@@ -68,7 +68,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, t
 
 
 def _bundle_parts(bundle: Bundle) -> tuple[str, list[list[object]], list[list[object]], Report | None]:
-    from analyzer.api import ATTRIBUTE_FRAMES  # api imports this module to install the reprs
+    from analyzer.schema import ATTRIBUTE_FRAMES
 
     title = ", ".join(str(p) for p in bundle.paths) or "(in-memory bundle)"
     inputs = [[c.source, c.kind, c.lines, c.parsed, c.unrecognized] for c in bundle.coverage]

@@ -293,6 +293,10 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
 }
 
 
+# Frames a `Bundle` has an attribute for; `frame_map()` has these and the diagnostic frames.
+ATTRIBUTE_FRAMES = ("events", "tasks", "threads", "frames", "waits", "cycles", "stuck")
+
+
 def empty(schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     return pl.DataFrame(schema=dict(schema))
 

@@ -76,7 +76,7 @@ def _public(module: Any, names: list[str]) -> list[str]:
 
 def render() -> str:
     import analyzer
-    from analyzer import api, export, notebook, plots
+    from analyzer import api, cli, export, notebook, plots
     from analyzer.engine import catalogue, evaluate, rule
     from analyzer.report import Report
 
@@ -98,7 +98,7 @@ def render() -> str:
                              "save_figure"])
     lines += _public(export, ["export", "findings_frame", "coverage_frame", "flatten_lists"])
     lines += ["### Command line", "", "`celery-postmortem export PATH DIR --to parquet|csv|ndjson "
-              "[--tz ZONE] [--log-format FMT] [--rules DIR] [--no-redact]`", "", _doc(export.export_command), ""]
+              "[--tz ZONE] [--log-format FMT] [--rules DIR] [--no-redact]`", "", _doc(cli.export_command), ""]
     lines += _public(notebook, ["bundle_html", "bundle_markdown", "report_html", "report_markdown",
                                 "finding_html", "finding_markdown"])
     lines += ["## Rules from Python", ""]

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from analyzer import open_bundle
 from analyzer.api import ATTRIBUTE_FRAMES, Bundle
-from analyzer.export import FRAMES, export, export_command, flatten_lists
+from analyzer.cli import export_command
+from analyzer.export import FRAMES, export, flatten_lists
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 READERS = {"parquet": pl.read_parquet, "csv": pl.read_csv, "ndjson": pl.read_ndjson}

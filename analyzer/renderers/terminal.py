@@ -19,12 +19,14 @@ from analyzer.renderers import (
     causal_tree,
     evidence_lines,
     headline,
+    ignored_text,
     incident_text,
     inconclusive,
     link_reason,
     same_remediation,
     span,
     standing_text,
+    verdict,
 )
 from analyzer.report import UNANALYSED_KINDS, Report
 
@@ -61,14 +63,13 @@ def _verdict(report: Report) -> Text:
     if report.verdict == "inconclusive":
         return Text(inconclusive(report), style="bold yellow")
     if report.healthy:
-        n = len(report.findings)
-        extra = f" ({n} informational finding{'s' if n != 1 else ''})" if n else ""
-        return Text(f"HEALTHY: no root cause found{extra}", style="bold green")
+        return Text(verdict(report), style="bold green")
     first = report.finding(report.root_causes[0])
     more = len(report.root_causes) - 1
     tail = f" (+{more} other root cause{'s' if more != 1 else ''})" if more else ""
+    hidden = f" ({ignored_text(report)})" if report.ignored else ""
     return Text.assemble(("ROOT CAUSE: ", "bold red"), (first.title, "bold"), (f" [{first.category}]", "dim"),
-                         (headline(report, first.id), "bold"), (tail, ""))
+                         (headline(report, first.id), "bold"), (tail, ""), (hidden, "dim"))
 
 
 def _root_panel(report: Report, fid: str, opts: RenderOptions) -> Panel:

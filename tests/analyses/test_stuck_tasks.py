@@ -135,12 +135,12 @@ def test_thread_rules_count_threads_not_dump_rows() -> None:
     # deadlock-lock: pool child 12466 dumped by gdb, gdb py-bt, py-spy (twice), py-spy --json and faulthandler;
     # three of its threads wait for a lock, whatever the number of dumps showing each
     [f] = [f for f in _bundle("deadlock-lock").report().findings if f.rule == "CP-H002"]
-    assert f.count == 3 and f.summary.startswith("w1@sample pid 12466: 3 thread(s) wait for a lock")
+    assert f.count == 3 and f.summary.startswith("w1@sample pid 12466: 3 threads wait for a lock")
     tids = _bundle("deadlock-lock").threads.filter(pl.col("state") == "lock_wait")["tid"]
     assert tids.len() > 3 and tids.n_unique() == 3
     # hang-db-query: one thread in a gdb and a py-spy dump
     [g] = [f for f in _bundle("hang-db-query").report().findings if f.rule == "CP-H001"]
-    assert g.count == 1 and g.summary.endswith("(1 thread(s) of this process)")
+    assert g.count == 1 and g.summary.endswith("(1 thread of this process)")
 
 
 def test_thread_rules_count_threads_when_no_dump_names_the_node(tmp_path: Path) -> None:
