@@ -19,7 +19,8 @@ input, in fresh subprocesses taken in turn (analyze, lnav, analyze, lnav ...):
 The table gives the targets of issue #14 as pass/fail columns: >= 150 MB/s, >= 1.5x faster than lnav
 (ratio = lnav s / analyze s, the aim beyond the issue is 3x), peak RSS <= 1 GiB. MB are MiB (2^20
 bytes) of the uncompressed log, as in bench_parse.py, also for the gzip'd input. `load` is the 1-minute
-load average before the row's runs: the machine is shared, compare rows of one run, not runs.
+load average before the row's runs: the machine is shared, compare rows of one run, not runs, and
+read the CPU seconds (user + system of the child) beside the wall seconds, which load inflates.
 
 `--check-equal` runs analyze once more per input in mode B (environment assignments and extra CLI
 arguments, e.g. "CPM_CHUNK_BYTES=1048576"; `--chunk-env` names the variable when B is not given) and
@@ -65,9 +66,11 @@ TARGET_MBS, TARGET_RATIO, TARGET_RSS_MIB = 150.0, 1.5, 1024.0
 
 @dataclass
 class Run:
-    """One finished child: wall seconds, peak RSS in MiB (its own, from wait4), exit code, output."""
+    """One finished child: wall and CPU (user + system) seconds, peak RSS in MiB (its own, from wait4),
+    exit code, output. CPU seconds move less than wall seconds when other work shares the machine."""
 
     wall: float
+    cpu: float
     peak_mib: float
     rc: int
     out: str
@@ -124,7 +127,7 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, timeout: float | 
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Run(wall, ru.ru_maxrss / 1024, p.returncode, out.read(), err.read())
+        return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, p.returncode, out.read(), err.read())
 
 
 def count_headers(path: Path) -> int:
@@ -216,15 +219,17 @@ def _ok(flag: bool | None) -> str:
 
 def table(rows: list[Row]) -> list[dict[str, object]]:
     """Print the table; return its rows as plain values for the JSON line."""
-    head = ["size", "input", "load", "analyze s", "MB/s", "peak MiB", "lnav s", "lnav MiB", "ratio",
+    head = ["size", "input", "load", "analyze s", "cpu s", "MB/s", "peak MiB", "lnav s", "cpu s", "lnav MiB", "ratio",
             f">={TARGET_MBS:.0f}MB/s", f">={TARGET_RATIO}x lnav", f"RSS<={TARGET_RSS_MIB / 1024:.0f}GiB"]
-    widths = [6, 6, 5, 9, 7, 8, 7, 8, 6, 10, 11, 10]
+    widths = [6, 6, 5, 9, 6, 7, 8, 7, 6, 8, 6, 10, 11, 10]
     print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
     out: list[dict[str, object]] = []
     for r in rows:
         a_ok = [] if any(e.startswith("analyze") for e in r.errors) else list(r.analyze)
         l_ok = [] if any(e.startswith("lnav") for e in r.errors) else list(r.lnav)
         a_s = statistics.median(x.wall for x in a_ok) if a_ok else None
+        a_cpu = statistics.median(x.cpu for x in a_ok) if a_ok else None
+        l_cpu = statistics.median(x.cpu for x in l_ok) if l_ok else None
         a_mib = max(x.peak_mib for x in a_ok) if a_ok else None
         l_s = statistics.median(x.wall for x in l_ok) if l_ok else None
         l_mib = max(x.peak_mib for x in l_ok) if l_ok else None
@@ -232,14 +237,15 @@ def table(rows: list[Row]) -> list[dict[str, object]]:
         # pair by pair (A B A B ...), so a drift in the machine's speed moves both sides of one ratio
         ratio = statistics.median(lv.wall / av.wall for av, lv in zip(a_ok, l_ok, strict=False)) \
             if a_ok and l_ok else None
-        cells = [r.size, r.variant, _fmt(r.load, ".1f"), _fmt(a_s, ".2f"), _fmt(mbs, ".1f"), _fmt(a_mib, ".0f"),
-                 _fmt(l_s, ".2f"), _fmt(l_mib, ".0f"), _fmt(ratio, ".2f"),
+        cells = [r.size, r.variant, _fmt(r.load, ".1f"), _fmt(a_s, ".2f"), _fmt(a_cpu, ".1f"), _fmt(mbs, ".1f"),
+                 _fmt(a_mib, ".0f"), _fmt(l_s, ".2f"), _fmt(l_cpu, ".1f"), _fmt(l_mib, ".0f"), _fmt(ratio, ".2f"),
                  _ok(None if mbs is None else mbs >= TARGET_MBS),
                  _ok(None if ratio is None else ratio >= TARGET_RATIO),
                  _ok(None if a_mib is None else a_mib <= TARGET_RSS_MIB)]
         print("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
         out.append({"size": r.size, "input": r.variant, "mib": round(r.mib, 1), "load": r.load, "analyze_s": a_s,
-                    "mb_s": mbs, "peak_mib": a_mib, "lnav_s": l_s, "lnav_mib": l_mib, "ratio": ratio,
+                    "analyze_cpu_s": a_cpu, "mb_s": mbs, "peak_mib": a_mib, "lnav_s": l_s, "lnav_cpu_s": l_cpu,
+                    "lnav_mib": l_mib, "ratio": ratio,
                     "runs": len(r.analyze), "errors": r.errors})
     return out
 
@@ -360,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                     path.unlink(missing_ok=True)
                 plain.unlink(missing_ok=True)
         print()
-        print(f"MB = MiB of the uncompressed log; ratio = lnav s / analyze s (aim beyond #14: 3x); "
-              f"medians of {args.repeat}, peaks are the largest run's; load = 1-min load average of {os.cpu_count()}"
-              " cpus before the row")
+        print(f"MB = MiB of the uncompressed log; s = wall seconds, cpu s = user + system; ratio = lnav s / analyze "
+              f"s (aim beyond #14: 3x); medians of {args.repeat}, peaks are the largest run's; load = 1-min load "
+              f"average of {os.cpu_count()} cpus before the row")
         figures = table(rows)
     summary = {"cpus": os.cpu_count(), "commit": head.stdout.strip(), "lnav": lnav_v, "rows": figures,
                "check_equal": checks}
