@@ -79,3 +79,11 @@ def test_diff_reports_ignores_only_the_given_keys(tmp_path: Path) -> None:
     c.write_text(json.dumps({"findings": [{"id": "f1", "elapsed_s": 1.0}], "duration_s": 3}))
     assert B.diff_reports(a, b, {"elapsed_s"}) == []
     assert any(line.startswith("+") and "3" in line for line in B.diff_reports(a, c, {"elapsed_s"}))
+
+
+def test_a_run_past_the_timeout_is_killed_and_said_so(tmp_path: Path) -> None:
+    base = [sys.executable, "-c", "import time; time.sleep(30)"]
+    run, err = B.run_analyze(base, tmp_path / "x.log", tmp_path / "r.json", "", 0.5)
+    assert run.rc < 0
+    assert run.wall < 10
+    assert err.startswith("analyze killed (--timeout)")
