@@ -26,8 +26,23 @@ read the CPU seconds (user + system of the child) beside the wall seconds, which
 arguments, e.g. "CPM_CHUNK_BYTES=1048576"; `--chunk-env` names the variable when B is not given) and
 diffs its JSON report, minus timing keys, against mode A's.
 
-Before figures (today's main, 2026-12-07, commit 6e1af08, before the streaming rewrite):
-    to be filled in by the first run.
+Before figures: main at 6e1af08 (before the streaming rewrite), 2026-12-07 22:23-23:19 UTC, on this
+2-core machine shared with other sessions; the 1-minute load was 4.6 to 14 throughout, so the wall
+seconds are inflated (the CPU seconds are not) and no target is near either way. lnav 0.11.1.
+
+    size  input        analyze s  cpu s  MB/s  peak MiB  lnav s  cpu s  lnav MiB  ratio  (runs, load)
+    200M  plain           113.78      -   1.8      1325    8.45      -       104   0.08  (median of 3, 4.6)
+    200M  gzip (45M)      109.25      -   1.8      1507   12.02      -       107   0.08  (median of 3, 8.9)
+    200M  plain            61.96   38.0   3.2      1318    3.98    2.0       104   0.06  (1 run, 11.8)
+    2G    plain   killed by --timeout 300 (195 s cpu): peak RSS >= 12161 MiB; lnav 29.51 s wall,
+                  19.9 s cpu, 899 MiB (1 run, load 7.2). An earlier 2G run, stopped after 24 min
+                  (>= 11.6 GiB), spent its last 20 min in diagnosis.with_lost_tasks -> _last_line:
+                  one filter of the whole events frame per lost task (py-spy dump).
+    10G   not run: 2G already needs 12 GiB and does not finish.
+    all targets (>= 150 MB/s, >= 1.5x lnav, <= 1 GiB) FAIL. An outside whole-process timer agreed on
+    200M plain (1 pair): analyze 119.3 s wall, 40.1 s cpu, 1300 MiB; lnav 8.9 s wall, 2.0 s cpu,
+    104 MiB; lnav is 13x faster by wall time, 20x by CPU time. --check-equal with
+    CPM_CHUNK_BYTES=1048576: equal on both 200M inputs, as it must be while analyzer/ ignores it.
 """
 
 from __future__ import annotations
