@@ -31,6 +31,7 @@ SERVICES = {
     "postgres": lambda: _port_open(5432),
     "mariadb": lambda: _port_open(3306),
     "gdb": lambda: shutil.which("gdb") is not None,
+    "lnav": lambda: shutil.which("lnav") is not None,
     "cc": lambda: shutil.which("cc") is not None,
     "py-spy": lambda: (Path(os.sys.executable).parent / "py-spy").exists() or shutil.which("py-spy") is not None,
     "chromium": lambda: shutil.which("chromium") is not None or shutil.which("chromium-browser") is not None,
