@@ -13,15 +13,18 @@ from analyzer.analyses import tasks
 from analyzer.diagnosis import RECOVERY_KINDS
 from analyzer.pipeline.partial import (
     ACTIVITY,
+    FOR_TASK,
     HOSTS,
     MARKS,
     NAMES,
     NODE_KEY,
     RECORDS,
     Partial,
+    drop_settled,
     merge_activity,
     merge_hosts,
     merge_marks,
+    settled,
 )
 from analyzer.schema import conform
 from analyzer.sources.celery_log import BANNER_RE
@@ -34,10 +37,7 @@ STRUCTURAL_KINDS = ("ready", "banner", "process_exited", "connected")
 STRUCTURAL_TEXT = ("Connected to", "Cannot connect to", "transport:", "Connection to broker lost",
                    "Thread 0x", "Current thread 0x", "Resource deadlock avoided", "waits for ",
                    "Exception raised outside body: ")
-# a task with a record of one of these kinds is settled, in a piece as in the whole (the kinds that
-# give a task its final state): its other lines are not needed
-SETTLING = tuple(tasks.STATE_OF_KIND)
-FOR_TASK = "_for_task"  # kept only as a line of a task not settled in its piece
+
 
 
 def structural() -> pl.Expr:
@@ -56,20 +56,15 @@ def map_records(records: pl.DataFrame, keep: pl.Expr | None) -> Partial:
     else:
         wanted = keep | structural()
         kept = records.with_columns((~wanted).alias(FOR_TASK)).filter(
-            wanted | (pl.col("task_id").is_not_null() & ~pl.col("task_id").is_in(_settled(task_part).implode())))
+            wanted | (pl.col("task_id").is_not_null() & ~pl.col("task_id").is_in(settled(task_part).implode())))
     return Partial(records=kept.sort("source", "line", "end_line", maintain_order=True), tasks=task_part,
                    hosts=_hosts(records), activity=_activity(records), names=_names(records), marks=_marks(records))
-
-
-def _settled(task_part: pl.DataFrame) -> pl.Series:
-    return task_part.filter(pl.col("_last_settling").is_in(SETTLING)).get_column("task_id")
 
 
 def needed(merged: Partial) -> pl.DataFrame:
     """The merged records the stages after it read: a task's own lines only while the whole says it
     never settled (a piece keeps them while it does not know)."""
-    drop = pl.col(FOR_TASK) & pl.col("task_id").is_in(_settled(merged.tasks).implode())
-    return merged.records.filter(~drop).drop(FOR_TASK)
+    return drop_settled(merged.records, merged.tasks).drop(FOR_TASK)
 
 
 def _hosts(records: pl.DataFrame) -> pl.DataFrame:

@@ -45,7 +45,7 @@ MARKS: Mapping[str, pl.DataType] = {"source": STR, "stream": STR, "_hostname": S
 
 @dataclass(frozen=True)
 class Partial:
-    records: pl.DataFrame  # RECORDS, and `_for_task` (`mapper.needed`)
+    records: pl.DataFrame  # RECORDS, and FOR_TASK
     tasks: pl.DataFrame  # analyzer.analyses.tasks.partial
     hosts: pl.DataFrame  # HOSTS
     activity: pl.DataFrame  # ACTIVITY
@@ -54,7 +54,7 @@ class Partial:
 
     @classmethod
     def empty(cls) -> Partial:
-        return cls(empty({**RECORDS, "_for_task": pl.Boolean()}), tasks.partial(empty(RECORDS)), empty(HOSTS),
+        return cls(empty({**RECORDS, FOR_TASK: pl.Boolean()}), tasks.partial(empty(RECORDS)), empty(HOSTS),
                    empty(ACTIVITY), empty(NAMES), empty(MARKS))
 
     @staticmethod
@@ -64,14 +64,34 @@ class Partial:
             return Partial.empty()
         if len(parts) == 1:
             return parts[0]
+        merged_tasks = tasks.merge([p.tasks for p in parts])
+        records = pl.concat([p.records for p in parts]).sort("source", "line", "end_line", maintain_order=True)
         return Partial(
-            records=pl.concat([p.records for p in parts]).sort("source", "line", "end_line", maintain_order=True),
-            tasks=tasks.merge([p.tasks for p in parts]),
+            records=drop_settled(records, merged_tasks),
+            tasks=merged_tasks,
             hosts=merge_hosts(pl.concat([p.hosts for p in parts])),
             activity=merge_activity(pl.concat([p.activity for p in parts])),
             names=pl.concat([p.names for p in parts]).sort("source", "line", maintain_order=True),
             marks=merge_marks(pl.concat([p.marks for p in parts])),
         )
+
+
+FOR_TASK = "_for_task"  # a record kept only as a line of a task its piece did not settle
+# a task with a record of one of these kinds is settled, in a piece as in the whole (the kinds that give
+# a task its final state): its other lines are not needed
+SETTLING = tuple(tasks.STATE_OF_KIND)
+
+
+def settled(task_partial: pl.DataFrame) -> pl.Series:
+    return task_partial.filter(pl.col("_last_settling").is_in(SETTLING)).get_column("task_id")
+
+
+def drop_settled(records: pl.DataFrame, task_partial: pl.DataFrame) -> pl.DataFrame:
+    """`records` without the lines kept only for a task that `task_partial` settles: settled in a
+    part is settled in the whole, so they go as soon as a merge knows it, not at the end."""
+    if FOR_TASK not in records.columns or records.is_empty():
+        return records
+    return records.filter(~(pl.col(FOR_TASK) & pl.col("task_id").is_in(settled(task_partial).implode())))
 
 
 def merge_hosts(df: pl.DataFrame) -> pl.DataFrame:

@@ -26,9 +26,6 @@ from analyzer.sources.dumps import embedded_faulthandler
 
 # Bytes of a log piece; `CPM_PIECE_BYTES` overrides it (tests cut the samples into many pieces)
 PIECE_ENV = "CPM_PIECE_BYTES"
-# Partials held before they are merged into one: merging as we go bounds the partials' memory
-MERGE_EVERY = 8
-
 Progress = Callable[[int, str], None]  # bytes of input done so far, the member being read
 
 
@@ -47,18 +44,22 @@ class Reduced:
 
 
 class _Merger:
-    """Partials merged as they come, a few at a time."""
+    """Partials merged as they come, pairwise like a binary counter: two partials of the same rank
+    (number of pieces) merge into one of the next rank. Each piece is copied about log2(pieces)
+    times, and the partials held are a few of decreasing size, never a list of all of them."""
 
     def __init__(self) -> None:
-        self.parts: list[Partial] = []
+        self.stack: list[tuple[int, Partial]] = []
 
     def add(self, part: Partial) -> None:
-        self.parts.append(part)
-        if len(self.parts) >= MERGE_EVERY:
-            self.parts = [Partial.merge(self.parts)]
+        rank = 1
+        while self.stack and self.stack[-1][0] == rank:
+            _, top = self.stack.pop()
+            part, rank = Partial.merge([top, part]), rank * 2
+        self.stack.append((rank, part))
 
     def result(self) -> Partial:
-        return Partial.merge(self.parts)
+        return Partial.merge([p for _, p in self.stack])
 
 
 def _whole_events(result: SourceResult) -> pl.DataFrame | None:

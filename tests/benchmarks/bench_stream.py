@@ -3,7 +3,7 @@
 Not part of the test run (pytest collects test_*.py only). Usage:
 
     .venv/bin/python tests/benchmarks/bench_stream.py --sizes 200M,2G [--variants plain,gzip] [--repeat 3]
-    .venv/bin/python tests/benchmarks/bench_stream.py --sizes 200M --check-equal --mode-b "CPM_CHUNK_BYTES=1048576"
+    .venv/bin/python tests/benchmarks/bench_stream.py --sizes 200M --check-equal --mode-b "CPM_PIECE_BYTES=1048576"
 
 Each size is generated (seeded, so the same bytes every time) by tests/benchmarks/bench_parse.py's
 generator — real lines of the sample bundles with fresh timestamps and ids — into a temporary
@@ -23,7 +23,7 @@ load average before the row's runs: the machine is shared, compare rows of one r
 read the CPU seconds (user + system of the child) beside the wall seconds, which load inflates.
 
 `--check-equal` runs analyze once more per input in mode B (environment assignments and extra CLI
-arguments, e.g. "CPM_CHUNK_BYTES=1048576"; `--chunk-env` names the variable when B is not given) and
+arguments, e.g. "CPM_PIECE_BYTES=1048576"; `--chunk-env` names the variable when B is not given) and
 diffs its JSON report, minus timing keys, against mode A's.
 
 Before figures: main at 6e1af08 (before the streaming rewrite), 2026-12-07 22:23-23:19 UTC, on this
@@ -290,8 +290,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, help="seconds after which one run is killed")
     ap.add_argument("--check-equal", action="store_true",
                     help="also run analyze in mode B and diff its JSON report against mode A's")
-    ap.add_argument("--chunk-env", default="CPM_CHUNK_BYTES",
-                    help="the chunk-size environment variable of the default mode B (default CPM_CHUNK_BYTES)")
+    ap.add_argument("--chunk-env", default="CPM_PIECE_BYTES",
+                    help="the chunk-size environment variable of the default mode B (default CPM_PIECE_BYTES)")
     ap.add_argument("--mode-a", default="", help="env assignments and extra analyze args of mode A (default none); "
                     "the timed runs use it too")
     ap.add_argument("--mode-b", help="the same for mode B (default: CHUNK_ENV=1048576)")
