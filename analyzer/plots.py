@@ -695,6 +695,7 @@ def _render(bundle: Any, directory: Path | None, formats: Sequence[str], label: 
         with matplotlib.rc_context(RC):
             fig.savefig(buf, format="png", metadata=METADATA["png"])
         pngs.append((TITLES.get(name, name), buf.getvalue()))
+        fig.set_layout_engine("none")  # laid out once, for the PNG: other formats keep that layout
         if directory is None:
             continue
         for fmt in formats:
