@@ -265,6 +265,20 @@ def _runs(occupied: Any) -> list[tuple[int, int]]:
     return [(int(a), int(b - a)) for a, b in zip(change[::2], change[1::2], strict=True)]
 
 
+def _covered(edges: Any, seconds: pl.Series) -> Any:
+    """Which bins between `edges` (matplotlib dates) overlap one of the `seconds` [s, s + 1 s)."""
+    import matplotlib.dates as mdates
+    import numpy as np
+
+    starts = mdates.date2num(seconds.to_list())
+    first = np.searchsorted(edges, starts, side="right") - 1
+    after = np.searchsorted(edges, starts + 1 / 86_400, side="left")
+    delta = np.zeros(len(edges), dtype=np.int64)
+    np.add.at(delta, np.clip(first, 0, len(edges) - 1), 1)
+    np.add.at(delta, np.clip(after, 0, len(edges) - 1), -1)
+    return np.cumsum(delta)[:-1] > 0
+
+
 @_styled
 def timeline(bundle: Any, *, label: Labeller | None = None) -> Figure:
     """Records per host and kind over time; findings marked, the root cause highlighted.
@@ -302,11 +316,15 @@ def timeline(bundle: Any, *, label: Labeller | None = None) -> Figure:
     height = min(10.0, 3.2 + 0.28 * len(lanes))
     fig, (top, ax) = _figure(height, rows=2, height_ratios=(1, max(1.5, len(lanes) * 0.3)))
 
-    first, last = ev.get_column("second").min(), ev.get_column("second").max()
-    lo, hi = _pad(first, last + timedelta(seconds=1))  # type: ignore[arg-type,operator]
-    ev = ev.with_columns((pl.col("second") + pl.duration(milliseconds=500)).alias("_mid"))
+    first: datetime = ev.get_column("second").min()  # type: ignore[assignment]
+    last: datetime = ev.get_column("second").max()  # type: ignore[assignment]
+    lo, hi = _pad(first, last + timedelta(seconds=1))
+    ev = ev.with_columns((pl.col("second") + pl.duration(milliseconds=500)).alias("_mid"))  # for counts
     # counts per level over time, stacked (one `stairs` artist per level: cheap to draw)
-    edges = mdates.date2num([lo + (hi - lo) * i / 60 for i in range(61)])
+    if hi - lo < timedelta(seconds=60):  # counts are per second: finer bins would only show spikes
+        edges = mdates.date2num([first + timedelta(seconds=i) for i in range(int((last - first).total_seconds()) + 2)])
+    else:
+        edges = mdates.date2num([lo + (hi - lo) * i / 60 for i in range(61)])
     base = np.zeros(len(edges) - 1)
     for lvl in (*LEVEL_ORDER, "other"):
         part = ev.filter(pl.col("_lvl") == lvl)
@@ -329,8 +347,7 @@ def timeline(bundle: Any, *, label: Labeller | None = None) -> Figure:
     width = float(lane_edges[1] - lane_edges[0])
     for y, (host, cls) in enumerate(lanes):
         part = ev.filter((pl.col("_host") == host) & (pl.col("_class") == cls))
-        counts, _ = np.histogram(mdates.date2num(part.get_column("_mid").to_list()), bins=lane_edges)
-        bars = [(float(lane_edges[a]), n * width) for a, n in _runs(counts > 0)]
+        bars = [(float(lane_edges[a]), n * width) for a, n in _runs(_covered(lane_edges, part.get_column("second")))]
         ax.broken_barh(bars, (y - 0.3, 0.6), color=colours[cls], linewidth=0, zorder=3)
     ax.set_yticks(range(len(lanes)))
     label = label or labeller()
