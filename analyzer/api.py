@@ -347,6 +347,12 @@ class Bundle:
         return self._localize(fixed("events", self._all_events))
 
     @cached_property
+    def kept_events(self) -> pl.DataFrame:
+        """The records rules and analyses read (`pipeline.keep`: what some rule can match, broker
+        connections, node names, the lines of tasks that never settled), small beside `events`."""
+        return self._localize(fixed("events", self._events))
+
+    @cached_property
     def tasks(self) -> pl.DataFrame:
         """One row per task id: lifecycle times, state, runtime, retries."""
         return self._localize(self._fixed("tasks"))

@@ -183,14 +183,16 @@ def analyze(
         use_color = color if color is not None else (not targets and _colour_wanted())
         figures: tuple[tuple[str, bytes], ...] = ()
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
-            from analyzer.plots import png_bytes
+            from analyzer.plots import png_bytes, write_plots
 
-            figures = png_bytes(bundle, report, redact=not no_redact)
-            if plots is not None:
-                from analyzer.plots import save_plots
-
+            if plots is None:
+                figures = png_bytes(bundle, report, redact=not no_redact)
+            else:
                 with _writing(f"--plots {plots}"):
-                    save_plots(bundle, plots, report=report, redact=not no_redact)
+                    written = write_plots(bundle, plots, report=report, redact=not no_redact)
+                figures = written.pngs  # drawn once, for the files and for HTML
+                for name, why in written.skipped:
+                    _echo(f"note: --plots: no {name} plot ({why})", err=True)
         from analyzer.locations import artifact_paths
 
         options = RenderOptions(color=bool(use_color), redact=not no_redact, rules=rule_infos(report.rules),

@@ -94,8 +94,8 @@ def render() -> str:
                                "findings_frame"], "Report")
     lines += ["In Jupyter, `Bundle`, `Report` and `Finding` render as HTML (`_repr_html_`) and Markdown "
               "(`_repr_markdown_`): see `analyzer.notebook`.", ""]
-    lines += _public(plots, ["timeline", "runtimes", "gantt", "reconnects", "thread_states", "save_plots",
-                             "save_figure"])
+    lines += _public(plots, ["timeline", "runtimes", "gantt", "reconnects", "thread_states", "write_plots",
+                             "save_plots", "save_figure"])
     lines += _public(export, ["export", "findings_frame", "coverage_frame", "flatten_lists"])
     lines += ["### Command line", "", "`celery-postmortem export PATH DIR --to parquet|csv|ndjson "
               "[--tz ZONE] [--log-format FMT] [--rules DIR] [--no-redact]`", "", _doc(cli.export_command), ""]
