@@ -529,7 +529,7 @@ class Bundle:
         return plots.thread_states(self)
 
     def save_plots(self, directory: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-        """Write every plot to `directory` in each format, byte-identically across runs."""
+        """Write every plot that has data to `directory` in each format, byte-identically across runs."""
         from analyzer import plots
 
         return plots.save_plots(self, directory, formats)

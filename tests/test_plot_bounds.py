@@ -95,10 +95,10 @@ def _too_thin(fig: Figure) -> Iterator[str]:
                 yield f"edge {patch.get_linewidth()} pt"
 
 
-@pytest.mark.parametrize("name", list(plots.PLOTS))
+# thread_states: a generated log holds no dump; the samples below cover it
+@pytest.mark.parametrize("name", [n for n in plots.PLOTS if n != "thread_states"])
 def test_no_plot_draws_invisible_marks(big: Bundle, name: str) -> None:
-    if plots.NOTHING[name](big):
-        pytest.skip(f"the generated log holds nothing for {name}")
+    assert plots.NOTHING[name](big) is None  # the figure has data: it is really drawn
     assert list(_too_thin(plots.PLOTS[name](big))) == []
 
 
