@@ -98,6 +98,9 @@ class _Capture:
     levels: dict[str, int] = field(default_factory=dict)
     reported: bool = False
 
+    disabled: list[logging.Logger] = field(default_factory=list)
+    direct: list[logging.Logger] = field(default_factory=list)
+
     def start(self) -> None:
         for name in LOGGERS:
             logger = logging.getLogger(name)
@@ -105,13 +108,31 @@ class _Capture:
             if logger.getEffectiveLevel() > logging.INFO:
                 logger.setLevel(logging.INFO)
             logger.addHandler(self.handler)
+        # a worker started earlier in the session may have configured logging: `dictConfig` disables
+        # the loggers it does not name, and a logger that does not propagate never reaches ours
+        for name, known in list(logging.root.manager.loggerDict.items()):
+            if not isinstance(known, logging.Logger) or not name.startswith(tuple(f"{n}." for n in LOGGERS)):
+                continue
+            logger = known
+            if logger.disabled:
+                logger.disabled = False
+                self.disabled.append(logger)
+            if not logger.propagate:
+                logger.addHandler(self.handler)
+                self.direct.append(logger)
 
     def stop(self) -> None:
         for name, level in self.levels.items():
             logger = logging.getLogger(name)
             logger.removeHandler(self.handler)
             logger.setLevel(level)
+        for logger in self.disabled:
+            logger.disabled = True
+        for logger in self.direct:
+            logger.removeHandler(self.handler)
         self.levels.clear()
+        self.disabled.clear()
+        self.direct.clear()
 
 
 CAPTURE = pytest.StashKey[_Capture]()

@@ -67,8 +67,10 @@ def quote_evidence(findings: Iterable[Finding], frame_of: Mapping[str, str], mem
     lookups = records or {}
     for m in members:
         if m.name in wanted:
-            read = lookups[m.name](m, wanted[m.name]) if m.name in lookups else _lines(m, wanted[m.name])
-            found |= {(m.name, n): clip(text, MAX_QUOTE) for n, text in read.items()}
+            if m.name in lookups:
+                found |= {(m.name, n): t for n, t in lookups[m.name](m, wanted[m.name]).items()}
+            else:
+                found |= {(m.name, n): t for n, t in _lines(m, wanted[m.name]).items()}
     for f in derived:
         f.evidence = [_quoted(e, found.get((e.source, e.line))) for e in f.evidence]
 

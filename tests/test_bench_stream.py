@@ -49,7 +49,9 @@ def test_peak_rss_is_each_childs_own() -> None:
     small = B.measure([sys.executable, "-c", "pass"])
     assert big.rc == small.rc == 0
     assert big.peak_mib > 300
-    assert small.peak_mib < 100
+    # not the largest of all children so far (RUSAGE_CHILDREN would give the big one's again); a child
+    # forked from a big test process starts with its parent's pages counted, hence no absolute bound
+    assert small.peak_mib < big.peak_mib - 200
 
 
 @pytest.mark.parametrize(("text", "mib"), [("200M", 200), ("2G", 2048), ("10G", 10240), ("64", 64), ("1.5G", 1536)])

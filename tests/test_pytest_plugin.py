@@ -109,6 +109,31 @@ def test_the_ini_option_enables_it(pytester: pytest.Pytester) -> None:
     assert "celery_postmortem.verdict" in (pytester.path / "junit.xml").read_text()
 
 
+def test_it_captures_after_logging_was_configured_elsewhere(pytester: pytest.Pytester) -> None:
+    """A worker started earlier in the session configures logging: `dictConfig` disables the loggers
+    it does not name (here `celery.app.trace`), and one that does not propagate never reaches ours."""
+    pytester.makeini("[pytest]\ncelery_postmortem = true\n")
+    pytester.makepyfile(test_configured="""
+import logging, logging.config
+
+def test_configures():
+    logging.getLogger("celery.app.trace")
+    logging.getLogger("celery.worker.consumer").propagate = False
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
+
+def test_fails():
+    logging.getLogger("celery.worker.consumer").error("consumer: Cannot connect to redis://localhost:6390//: "
+                                                       "Error 111 connecting to localhost:6390. Connection refused..")
+    logging.getLogger("celery.app.trace").error("Task shop.charge[%s] raised unexpected: %r",
+                                                "0b5e7b0c-1f0c-4a59-9a48-5d0e0c6a0f51", KeyError("sku"))
+    assert False
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert " celery-postmortem " in out and "2 worker log lines captured" in out
+
+
 def test_layout_is_celerys_default() -> None:
     from celery.app.defaults import DEFAULT_PROCESS_LOG_FMT, DEFAULT_TASK_LOG_FMT
 
