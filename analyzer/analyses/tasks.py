@@ -109,27 +109,51 @@ def merge(parts: list[pl.DataFrame]) -> pl.DataFrame:
     several = split.filter(pl.col("_n") > 1).drop("_n")
     if several.is_empty():
         return single.sort("task_id")
-    folded = several.group_by("task_id").agg(
-        *(pl.col(n).min() for n in MINS),
-        *(pl.col(n).max() for n in MAXES),
-        pl.col("retries").sum(),
-        pl.col("_started").any(),
-    )
-    for names, last in ((FIRST, False), (LAST, True)):
-        for name in names:
-            folded = folded.join(_picked(several, name, last), on="task_id", how="left")
+    # a task's rows from different pieces, folded two at a time: its first row with its second, the
+    # result with its third… (rows joined side by side and compared column-wise: no sort, no group)
+    several = several.with_columns(pl.int_range(pl.len()).over("task_id").alias("_occ"))
+    folded = several.filter(pl.col("_occ") == 0).drop("_occ")
+    k = 1
+    while (more := several.filter(pl.col("_occ") == k).drop("_occ")).height:
+        both_ids = more.get_column("task_id").implode()
+        folded = pl.concat([folded.filter(~pl.col("task_id").is_in(both_ids)),
+                            _fold(folded.filter(pl.col("task_id").is_in(both_ids)), more)])
+        k += 1
     return pl.concat([single, folded.select(single.columns)]).sort("task_id")
 
 
-def _picked(df: pl.DataFrame, name: str, last: bool) -> pl.DataFrame:
-    """Per task, the value of `name` whose key is smallest (`last`: largest), and that key: one sort
-    of the rows that have a value, then the first of each task (per-group sorts cost far more)."""
-    key = f"{name}@"
-    fields = [pl.col(key).struct.field(k).alias(f"_k{i}") for i, k in enumerate(ORDER)]
-    rows = df.select("task_id", name, key, *fields).filter(pl.col(key).is_not_null())
-    order = rows.sort([f"_k{i}" for i in range(len(ORDER))], descending=last, nulls_last=not last,
-                      maintain_order=True)
-    return order.group_by("task_id", maintain_order=True).agg(pl.col(name).first(), pl.col(key).first())
+def _before(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Whether order key `a` comes before `b` on the timeline (ts, then source, then line; a null
+    time after every other), for non-null keys."""
+    at, bt = a.struct.field("ts"), b.struct.field("ts")
+    ts_lt = (at < bt).fill_null(at.is_not_null() & bt.is_null())
+    src_a, src_b = a.struct.field("source"), b.struct.field("source")
+    same_ts = at.eq_missing(bt)
+    earlier = (src_a < src_b) | ((src_a == src_b) & (a.struct.field("line") < b.struct.field("line")))
+    return ts_lt | (same_ts & earlier.fill_null(False))
+
+
+def _fold(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
+    """Two partial rows of each task (same ids) as one: each FIRST value of the earlier key, each LAST
+    value of the later one, bounds and counts combined."""
+    j = left.join(right, on="task_id", how="inner", suffix="_r")
+    picks: list[pl.Expr] = []
+    for names, last in ((FIRST, False), (LAST, True)):
+        for name in names:
+            key, rkey = pl.col(f"{name}@"), pl.col(f"{name}@_r")
+            # the left value stays unless the right one has a key and it is strictly earlier (first)
+            # or strictly later (last) than the left's
+            beaten = _before(key, rkey) if last else _before(rkey, key)
+            take_left = key.is_not_null() & (rkey.is_null() | ~beaten)
+            picks += [pl.when(take_left).then(pl.col(name)).otherwise(pl.col(f"{name}_r")).alias(name),
+                      pl.when(take_left).then(key).otherwise(rkey).alias(f"{name}@")]
+    return j.select(
+        "task_id", *picks,
+        *(pl.min_horizontal(n, f"{n}_r").alias(n) for n in MINS),
+        *(pl.max_horizontal(n, f"{n}_r").alias(n) for n in MAXES),
+        (pl.col("retries") + pl.col("retries_r")).alias("retries"),
+        (pl.col("_started") | pl.col("_started_r")).alias("_started"),
+    ).select(left.columns)
 
 
 def build(events: pl.DataFrame) -> pl.DataFrame:
