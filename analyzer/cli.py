@@ -154,6 +154,10 @@ def analyze(
         "--path-prefix", metavar="DIR", show_default=False,
         help="SARIF and github output: put DIR/ before every file path (file paths are relative to the current "
              "directory when the bundle is under it, else to the bundle).")] = "",
+    tz: Annotated[str | None, typer.Option(
+        "--tz", metavar="ZONE", show_default=False,
+        help="Zone the logs were written in (e.g. Europe/Berlin): every time in the report keeps its value as "
+             "written and gains that zone's UTC offset; plots are drawn in UTC.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse a bundle and report root causes, findings and coverage."""
@@ -175,11 +179,14 @@ def analyze(
             _require_writable(f"--plots {plots}", plots, directory=True)
         _require_executable(core_executable)
         _check_rule_options(rules or [], select or [], ignore or [])
+        _require_zone(tz)
         with _guarded(debug):
-            bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable)
+            bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable, tz=tz)
             if sys.stderr.isatty():
                 _parse_with_progress(bundle)
             report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
+            if tz is not None:
+                report = report.in_zone(tz)
         use_color = color if color is not None else (not targets and _colour_wanted())
         figures: tuple[tuple[str, bytes], ...] = ()
         if plots is not None or "html" in {fmt, *(f for f, _ in targets)}:
@@ -357,18 +364,14 @@ def export_command(
     coverage) to DIR, one file each, secrets redacted unless --no-redact."""
     from analyzer.api import open_bundle
     from analyzer.export import FORMATS as TO
-    from analyzer.export import check_zone, frames_to_write, write_frames
+    from analyzer.export import frames_to_write, write_frames
     from analyzer.renderers.terminal import run_notes
 
     if to not in TO:
         raise _fail(f"--to takes one of {', '.join(TO)}, not {to!r}")
     _require_paths([path])
     _require_rule_dirs(rules or [])
-    if tz is not None:
-        try:
-            check_zone(tz)
-        except ValueError as exc:
-            raise _fail(f"--tz: {exc}") from None
+    _require_zone(tz)
     if directory.exists() and not directory.is_dir():
         raise _fail(f"{directory}: not a directory")
     with _guarded(debug):
@@ -403,6 +406,18 @@ def _parse_with_progress(bundle: Bundle) -> None:
             progress.update(task, completed=done, total=total, description=escape(printable(name)))
 
         bundle.parse(step)
+
+
+def _require_zone(tz: str | None) -> None:
+    """Refuse a zone before any work (exit 2, one line)."""
+    if tz is None:
+        return
+    from analyzer.export import check_zone
+
+    try:
+        check_zone(tz)
+    except ValueError as exc:
+        raise _fail(f"--tz: {exc}") from None
 
 
 def _version(value: bool) -> None:

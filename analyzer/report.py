@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -120,6 +122,21 @@ class Report:
     incidents: list[Incident] = field(default_factory=list)  # findings grouped by cause, as intervals
     # `--ignore` pattern → findings it hid (`analyzer.ignored`): a verdict says what it was not shown
     ignored: dict[str, int] = field(default_factory=dict)
+    # the zone the logs were written in (`in_zone`): every time then carries its UTC offset
+    timezone: str | None = None
+
+    def in_zone(self, tz: str) -> Report:
+        """This report with the zone the logs were written in: each time keeps its wall-clock value
+        as the logs wrote it (as finding summaries and evidence quote it) and gains that zone's UTC
+        offset at that moment (`2026-11-28T19:21:20.000+01:00`), so it names one instant."""
+        zone = ZoneInfo(tz)
+        findings = [dataclasses.replace(f, first_seen=with_offset(f.first_seen, zone),
+                                        last_seen=with_offset(f.last_seen, zone)) for f in self.findings]
+        incidents = [dataclasses.replace(i, start=with_offset(i.start, zone), end=with_offset(i.end, zone),
+                                         recovered_at=with_offset(i.recovered_at, zone)) for i in self.incidents]
+        summary = dataclasses.replace(self.summary, first_ts=with_offset(self.summary.first_ts, zone),
+                                      last_ts=with_offset(self.summary.last_ts, zone))
+        return dataclasses.replace(self, findings=findings, incidents=incidents, summary=summary, timezone=tz)
 
     @property
     def healthy(self) -> bool:
@@ -256,6 +273,8 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "advice": {fid: a.to_dict() for fid, a in self.advice.items()},
         }
+        if self.timezone is not None:  # only with --tz: reports stay as they were otherwise
+            out["timezone"] = self.timezone
         if self.ignored:  # only when --ignore hid something: reports stay as they were otherwise
             out["ignored"] = [{"pattern": p, "findings": n} for p, n in self.ignored.items()]
         return out
@@ -275,6 +294,21 @@ class Report:
                                         "severity": pl.String, "confidence": pl.Float64, "title": pl.String,
                                         "count": pl.Int64})
         return pl.DataFrame(rows)
+
+
+def with_offset(value: str | None, zone: ZoneInfo) -> str | None:
+    """A naive ISO time as written, with `zone`'s UTC offset at that moment (the earlier one when a
+    clock change makes it ambiguous); unchanged when it already has one or is no time."""
+    if value is None:
+        return None
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if naive.tzinfo is not None:
+        return value
+    spec = "milliseconds" if "." in value else "seconds"
+    return naive.replace(tzinfo=zone, fold=0).isoformat(timespec=spec)
 
 
 def iso(value: object) -> str | None:

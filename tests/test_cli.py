@@ -600,3 +600,47 @@ def test_a_bad_regex_in_a_user_rule_is_its_error_at_its_file_and_line(tmp_path: 
     assert f"rule error: {path}:9:9: in 'when': invalid regex 'proj.(step': unclosed group" in report
     for internal in ("str.contains", "This error occurred", "regex parse error"):
         assert internal not in r.stdout + r.stderr
+
+
+# --- analyze --tz: times keep their value as written and gain the zone's offset -----------------------
+
+
+def _times(doc: dict) -> list[str | None]:
+    return [doc["summary"]["first_seen"], doc["summary"]["last_seen"],
+            *(t for f in doc["findings"] for t in (f["first_seen"], f["last_seen"])),
+            *(t for i in doc["incidents"] for t in (i["start"], i["end"], i["recovered_at"]))]
+
+
+@pytest.mark.parametrize(("zone", "offset"), [("Europe/Berlin", "+01:00"), ("America/New_York", "-05:00")])
+def test_tz_gives_every_report_time_its_offset_and_keeps_its_value(zone: str, offset: str) -> None:
+    from tests.renderers.test_json_schema import errors  # against the report's own schema
+
+    plain = json.loads(runner.invoke(app, ["analyze", str(SAMPLES / "broker-blip-recovered"), "-f", "json"]).stdout)
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-blip-recovered"), "-f", "json", "--tz", zone])
+    assert r.exit_code == 0, r.output
+    zoned = json.loads(r.stdout)
+    assert errors(zoned) == []
+    assert zoned["timezone"] == zone and "timezone" not in plain
+    before, after = _times(plain), _times(zoned)
+    assert any(t is not None for t in before) and len(before) == len(after)
+    for a, b in zip(before, after, strict=True):  # December: standard time in both zones
+        assert (a is None and b is None) or b == a + offset
+    assert zoned["findings"][0]["summary"] == plain["findings"][0]["summary"]  # quoted as the logs wrote it
+
+
+def test_tz_in_summer_and_on_the_ambiguous_hour() -> None:
+    from zoneinfo import ZoneInfo
+
+    from analyzer.report import with_offset
+
+    berlin = ZoneInfo("Europe/Berlin")
+    assert with_offset("2026-07-01T12:00:00", berlin) == "2026-07-01T12:00:00+02:00"
+    assert with_offset("2026-01-01T12:00:00.250", berlin) == "2026-01-01T12:00:00.250+01:00"
+    assert with_offset("2026-10-25T02:30:00", berlin) == "2026-10-25T02:30:00+02:00"  # the earlier of the two
+    assert with_offset("2026-01-01T12:00:00+00:00", berlin) == "2026-01-01T12:00:00+00:00"
+    assert with_offset(None, berlin) is None
+
+
+def test_tz_names_an_unknown_zone_before_any_work() -> None:
+    r = runner.invoke(app, ["analyze", str(SAMPLES / "broker-refused"), "--tz", "Mars/Olympus"])
+    assert r.exit_code == 2 and "--tz: unknown time zone 'Mars/Olympus'" in r.stderr
