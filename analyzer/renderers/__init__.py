@@ -43,6 +43,20 @@ class RuleInfo:
         return self.category.split(".", 1)[0]
 
 
+# A URL in a rule's reference: what `with_links` turns into a link
+URL_RE = re.compile(r"https?://[^\s<>\"'`]+")
+
+
+def with_links(text: str, escape: Callable[[str], str], link: Callable[[str], str]) -> str:
+    """`text` escaped for a format, its `http(s)` URLs (without trailing punctuation) as that format's links."""
+    out, at = [], 0
+    for m in URL_RE.finditer(text):
+        url = m.group(0).rstrip(".,;)")
+        out += [escape(text[at:m.start()]), link(url)]
+        at = m.start() + len(url)
+    return "".join([*out, escape(text[at:])])
+
+
 def rule_infos(rules: Sequence[Rule]) -> tuple[RuleInfo, ...]:
     return tuple(RuleInfo.from_rule(r) for r in rules)
 

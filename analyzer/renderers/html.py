@@ -23,6 +23,7 @@ from analyzer.renderers import (
     span,
     standing_text,
     verdict,
+    with_links,
 )
 from analyzer.report import Report
 
@@ -76,17 +77,9 @@ def _prose(text: str) -> str:
     return "".join([*out, _e(text[at:])])
 
 
-_URL = re.compile(r"https?://[^\s<>\"']+")
-
-
 def _reference(ref: str) -> str:
     """A rule's reference with its URLs as links (escaped; `https:` and `http:` only)."""
-    out, at = [], 0
-    for m in _URL.finditer(ref):
-        url = m.group(0).rstrip(".,;)")
-        out += [_e(ref[at:m.start()]), f'<a href="{_e(url)}">{_e(url)}</a>']
-        at = m.start() + len(url)
-    return "".join([*out, _e(ref[at:])])
+    return with_links(ref, _e, lambda url: f'<a href="{_e(url)}">{_e(url)}</a>')
 
 
 def _sev(severity: str) -> str:

@@ -22,6 +22,7 @@ from analyzer.renderers import (
     span,
     standing_text,
     verdict,
+    with_links,
 )
 from analyzer.report import Report
 
@@ -76,17 +77,9 @@ def fence(text: str, info: str = "text") -> str:
     return f"{ticks}{info}\n{text.rstrip(chr(10))}\n{ticks}"
 
 
-_URL = re.compile(r"https?://[^\s<>\"'`]+")
-
-
 def _reference(ref: str) -> str:
     """A rule's reference, escaped, with its URLs as autolinks (`<https://…>`)."""
-    out, at = [], 0
-    for m in _URL.finditer(ref):
-        url = m.group(0).rstrip(".,;)")
-        out += [escape(ref[at:m.start()]), f"<{url}>"]
-        at = m.start() + len(url)
-    return "".join([*out, escape(ref[at:])])
+    return with_links(ref, escape, lambda url: f"<{url}>")
 
 
 def _plural(n: int, word: str) -> str:
