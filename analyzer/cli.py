@@ -181,10 +181,12 @@ def analyze(
         _check_rule_options(rules or [], select or [], ignore or [])
         _require_zone(tz)
         with _guarded(debug):
-            bundle = open_bundle(paths, log_formats=log_format or (), core_executable=core_executable, tz=tz)
+            # the user's rules go to the bundle, so the records its pieces keep serve them too
+            bundle = open_bundle(paths, rules=rules or None, log_formats=log_format or (),
+                                 core_executable=core_executable, tz=tz)
             if sys.stderr.isatty():
                 _parse_with_progress(bundle)
-            report = bundle.report(rule_dirs=rules or (), select=select or (), ignore=ignore or ())
+            report = bundle.report(select=select or (), ignore=ignore or ())
             if tz is not None:
                 report = report.in_zone(tz)
         use_color = color if color is not None else (not targets and _colour_wanted())

@@ -124,3 +124,37 @@ def test_generated_log_tasks_and_activity_equal_in_pieces(generated, monkeypatch
     assert cut.events.equals(whole.events)  # the public frame still holds every record
     assert whole.activity.get_column("records").sum() == whole.events.height
     assert cut.tasks.filter(pl.col("state") == "SUCCESS").height > 1000
+
+
+USER_RULE = '''
+id = "CP-U777"
+category = "task.exception"
+severity = "warning"
+confidence = 0.5
+title = "proj.add ran"
+what = "A worker logged a line of proj.add."
+why = "To show a user's rule served by the records the pipeline keeps."
+on = "events"
+when = """
+message contains "Task proj.add["
+"""
+message = "{count} proj.add lines"
+remediation = ["none"]
+'''
+
+
+def test_the_users_rules_are_served_by_the_kept_records(tmp_path, monkeypatch):
+    """A rule the shipped ones do not cover: given to the bundle, the pieces keep its records; given
+    to one report only, that report reads every record again. Both find the same."""
+    monkeypatch.setenv(PIECE_ENV, str(PIECE))
+    (tmp_path / "CP-U777.toml").write_text(USER_RULE)
+    sample = Path(__file__).resolve().parents[1] / "samples" / "retry-then-success"
+    kept = analyzer.open_bundle(sample, rules=[tmp_path])
+    [mine] = [f for f in kept.report().findings if f.rule == "CP-U777"]
+    assert "_all_events" not in kept.__dict__  # no second reading of the logs
+    late = analyzer.open_bundle(sample)
+    [theirs] = [f for f in late.report(rule_dirs=[tmp_path]).findings if f.rule == "CP-U777"]
+    assert "_all_events" in late.__dict__
+    assert (mine.count, mine.first_seen, mine.evidence) == (theirs.count, theirs.first_seen, theirs.evidence)
+    assert mine.count == analyzer.open_bundle(sample).events.filter(
+        pl.col("message").str.contains("Task proj.add[", literal=True)).height
