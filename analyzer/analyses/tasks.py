@@ -34,9 +34,11 @@ ORDER = ("ts", "source", "line")  # `analyzer.order.TIMELINE`: the order "first"
 # aggregates ("first task_name", "last settling kind") carry the order key of the row they came
 # from in a `<name>@` struct (ts, source, line): merging keeps the value of the smallest or largest
 # key, exactly what a sort of the whole would give.
-# first non-null in timeline order; `_stream` ("" for none) with `source` names the first record's node key,
-# for pieces whose node is settled after the merge (`analyzer.pipeline.settle`)
-FIRST = ("task_name", "host", "source", "line", "_stream")
+FIRST = ("task_name", "host")  # first non-null in timeline order
+# the first record's own columns, never null, so one order key (`_first@`) serves them all; `_stream`
+# ("" for none) with `source` names its node key, for pieces whose node is settled after the merge
+# (`analyzer.pipeline.settle`)
+FIRST_RECORD = ("source", "line", "_stream")
 LAST = ("_last_settling", "runtime_s", "exc_type", "_proc")  # last non-null in timeline order
 MINS = ("received_at", "_first_child")
 MAXES = ("finished_at", "_last")
@@ -89,6 +91,7 @@ def partial(events: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
 
     return rows.group_by("task_id").agg(
         *(e for n in FIRST for e in keyed(n, last=False)),
+        *(pl.col(n).first() for n in FIRST_RECORD), pl.col("_at").first().alias("_first@"),
         *(e for n in LAST for e in keyed(n, last=True)),
         *(pl.col(n).min() for n in MINS),
         *(pl.col(n).max() for n in MAXES),
@@ -137,7 +140,9 @@ def _fold(left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
     """Two partial rows of each task (same ids) as one: each FIRST value of the earlier key, each LAST
     value of the later one, bounds and counts combined."""
     j = left.join(right, on="task_id", how="inner", suffix="_r")
-    picks: list[pl.Expr] = []
+    first_left = ~_before(pl.col("_first@_r"), pl.col("_first@"))  # both keys are there: every row has them
+    picks: list[pl.Expr] = [pl.when(first_left).then(pl.col(n)).otherwise(pl.col(f"{n}_r")).alias(n)
+                            for n in (*FIRST_RECORD, "_first@")]
     for names, last in ((FIRST, False), (LAST, True)):
         for name in names:
             key, rkey = pl.col(f"{name}@"), pl.col(f"{name}@_r")
@@ -163,7 +168,7 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
 def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """The `tasks` frame from the merged partial of all records and the records rules keep (the
     `outside body` warnings and `exited with` lines `_mark_outside_body`/`_mark_lost` read)."""
-    out = merged.lazy().drop(*(f"{n}@" for n in FIRST + LAST))
+    out = merged.lazy().drop(*(f"{n}@" for n in FIRST + LAST), "_first@")
     state = (
         pl.when(pl.col("_last_settling").is_not_null())
         .then(pl.col("_last_settling").replace_strict(STATE_OF_KIND, default=None))
