@@ -365,8 +365,14 @@ def test_deeply_nested_directories_are_walked_without_recursion(tmp_path: Path) 
         deep.mkdir()
     (deep / "worker.log").write_bytes(LOG)
     (d / "top.log").write_bytes(HEALTHY)
-    got = read_bundle([d])
-    assert [m.name for m in got.members] == ["/".join(["n"] * 1100) + "/worker.log", "top.log"]
+    try:
+        got = read_bundle([d])
+        assert [m.name for m in got.members] == ["/".join(["n"] * 1100) + "/worker.log", "top.log"]
+    finally:  # bottom up: shutil.rmtree recurses once per level, and pytest removes old temp dirs with it
+        (deep / "worker.log").unlink()
+        while deep != d:
+            deep.rmdir()
+            deep = deep.parent
 
 
 def _unreadable(monkeypatch: pytest.MonkeyPatch, blocked: Path) -> None:
