@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from analyzer import causal
+from analyzer.analyses.threads import host_spans
 from analyzer.categories import SEVERITY_RANK
 from analyzer.clip import clip
 from analyzer.findings import Baseline, Evidence, Finding, Incident
@@ -125,8 +126,9 @@ class Context:
     # the text of a record at (source, line), for marks given without it (`of(marks=…)`)
     text_of: Callable[[str, int], str] | None = None
     _times: dict[str, list[datetime]] = field(default_factory=dict)  # per host, its recoveries' times
-    # per host, marks as columns (times, sources, lines, messages) from `of`
-    _marks: dict[str, tuple[list[datetime], list[str], list[int], list[str | None]]] = field(default_factory=dict)
+    # per host, its marks from `of` as a frame sorted by time (ts, source, line, message): a long log has
+    # a mark per succeeded task, searched in place rather than held as Python objects
+    _marks: dict[str, pl.DataFrame] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: pl.DataFrame | None = None, threads: pl.DataFrame | None = None,
@@ -138,10 +140,8 @@ class Context:
         host, ts, source, line; their text from `text_of(source, line)` when they have no `message`)."""
         ctx = cls(text_of=text_of)
         if events is not None and events.height and {"host", "ts", "kind"} <= set(events.columns):
-            timed = events.filter(pl.col("host").is_not_null() & pl.col("ts").is_not_null())
-            spans = timed.group_by("host").agg(pl.col("ts").min().alias("first_ts"),
-                                               pl.col("ts").max().alias("last_ts"))
-            marks = timed.filter(pl.col("kind").is_in(RECOVERY_KINDS))
+            spans = host_spans(events)
+            marks = events.filter(pl.col("kind").is_in(RECOVERY_KINDS))
         if spans is not None and spans.height:
             timed_spans = spans.filter(pl.col("host").is_not_null() & pl.col("first_ts").is_not_null())
             for host, first, last in timed_spans.group_by("host").agg(pl.col("first_ts").min(),
@@ -151,10 +151,9 @@ class Context:
             marks = marks.filter(pl.col("host").is_not_null() & pl.col("ts").is_not_null()).sort("ts", "source", "line")
             if "message" not in marks.columns:
                 marks = marks.with_columns(pl.lit(None, dtype=pl.String).alias("message"))
-            # columns, not Recovery objects: a long log has a mark per succeeded task
-            for (host,), part in marks.partition_by("host", as_dict=True, maintain_order=True).items():
-                ctx._marks[str(host)] = (part.get_column("ts").to_list(), part.get_column("source").to_list(),
-                                         part.get_column("line").to_list(), part.get_column("message").to_list())
+            parts = marks.select("host", "ts", "source", "line", "message").partition_by(
+                "host", as_dict=True, maintain_order=True, include_key=False)
+            ctx._marks = {str(host): part for (host,), part in parts.items()}
         ctx.consumer_threads = _consumer_threads(threads, frames)
         ctx.idle_queues = _idle_queues(queues)
         return ctx
@@ -164,11 +163,11 @@ class Context:
         best: Recovery | None = None
         for h in hosts:
             if h in self._marks:
-                times, sources, lines, messages = self._marks[h]
-                i = bisect.bisect_right(times, after)
-                if i < len(times) and (best is None or times[i] < best.at):
-                    best = Recovery(times[i], Evidence(str(sources[i]), int(lines[i] or 0),
-                                                       clip(str(messages[i] or ""), 300)))
+                part = self._marks[h]
+                i = int(part.get_column("ts").search_sorted(after, side="right"))
+                if i < part.height and (best is None or part.item(i, "ts") < best.at):
+                    ts, source, line, message = part.row(i)
+                    best = Recovery(ts, Evidence(str(source), int(line or 0), clip(str(message or ""), 300)))
                 continue
             marks = self.recoveries.get(h, [])
             if h not in self._times:
