@@ -501,7 +501,7 @@ def rules_test(
     for e in errors:
         _echo(f"error {e}", lines=True)
     for r in loaded:
-        for res in check_examples(r, parse_example):
+        for res in check_examples(r, parse_example, loaded):
             where = f"{r.path}:{res.example.line}" if r.path else r.id
             if TEMPLATE_PLACEHOLDER in res.example.text:
                 # the template's lines would pass as a no_match and prove nothing

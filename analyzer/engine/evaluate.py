@@ -113,11 +113,14 @@ def evaluate(
     max_tasks: int = MAX_TASKS,
     schemas: Mapping[str, Schema] | None = None,
     errors: list[EngineError] | None = None,
+    claim_only: Sequence[Rule] = (),
 ) -> list[Finding]:
     """Findings of `rules` on `frames`, ordered by rule id then group key.
 
     Rules whose frame is absent or empty are skipped.  If `errors` is given, a rule that polars
     cannot evaluate is appended there as an `EvaluationError` and skipped; otherwise it raises.
+    `claim_only` rules (those a user's `--ignore` or `--select` left out) report nothing, but what
+    they match is still classified: `fallback` rules do not see it.
     """
     schemas = frame_schemas() if schemas is None else schemas
     by_frame: dict[str, list[Rule]] = {}
@@ -128,8 +131,45 @@ def evaluate(
         df = frames.get(name)
         if df is None or df.height == 0:
             continue
-        frame_rules = by_frame[name]
-        frame = sort_frame(_conform(df, frame_rules, schemas.get(name)))
+        frame_rules = [r for r in by_frame[name] if not r.fallback]
+        fallbacks = [r for r in by_frame[name] if r.fallback]
+        silent = [r for r in claim_only if r.on == name and not r.fallback] if fallbacks else []
+        frame = sort_frame(_conform(df, [*by_frame[name], *silent], schemas.get(name)))
+        claimed: list[pl.DataFrame] = []
+        findings.extend(_evaluate_frame(name, frame, frame_rules, errors, max_evidence, max_tasks,
+                                        claimed if fallbacks else None))
+        if silent:
+            _evaluate_frame(name, frame, silent, errors, 1, 1, claimed)
+        if fallbacks:
+            rest = _unclaimed(frame, claimed, row_key(name))
+            findings.extend(_evaluate_frame(name, rest, fallbacks, errors, max_evidence, max_tasks, None))
+    findings.sort(key=lambda f: f.rule)  # stable: groups stay in key order within a rule
+    return findings
+
+
+def _unclaimed(frame: pl.DataFrame, claimed: list[pl.DataFrame], key: tuple[str, str]) -> pl.DataFrame:
+    """Rows no claim names, nor written by the same source at the same instant as a claimed row: servers
+    such as RabbitMQ write one record as several lines with a header each."""
+    if not claimed:
+        return frame
+    rows = pl.concat(claimed).unique()
+    rest = frame.join(rows.select(*key), on=list(key), how="anti", maintain_order="left", nulls_equal=True)
+    if "ts" in frame.columns and "ts" in rows.columns:
+        instants = rows.select("source", "ts").drop_nulls().unique()
+        rest = rest.join(instants, on=["source", "ts"], how="anti", maintain_order="left")
+    return rest
+
+
+def row_key(frame: str) -> tuple[str, str]:
+    """The columns naming a row of `frame` where it was read: what `fallback` rules tell apart."""
+    return "source", EVIDENCE_LINE.get(frame, "line")
+
+
+def _evaluate_frame(name: str, frame: pl.DataFrame, frame_rules: Sequence[Rule], errors: list[EngineError] | None,
+                    max_evidence: int, max_tasks: int, claimed: list[pl.DataFrame] | None) -> list[Finding]:
+    """Findings of `frame_rules` on one (sorted) frame; the rows they match go to `claimed`."""
+    findings: list[Finding] = []
+    if frame_rules and frame.height:
         # Rules with a cheap condition covering every row they can match and every row their
         # temporal forms read (`prefilter`) run on the (few) rows passing the OR of those
         # conditions; the filter keeps row order and times, so their hits are the same rows in
@@ -155,7 +195,8 @@ def evaluate(
                 hits = part.filter(masks[rule.id])
                 if hits.height:
                     findings.extend(_findings(rule, hits, max_evidence=max_evidence, max_tasks=max_tasks))
-    findings.sort(key=lambda f: f.rule)  # stable: groups stay in key order within a rule
+                    if claimed is not None:
+                        claimed.append(hits.select(*row_key(name), *(["ts"] if "ts" in hits.columns else [])))
     return findings
 
 
@@ -384,15 +425,28 @@ class ExampleResult:
         return self.passed if self.example.xfail is None else not self.passed
 
 
-def check_examples(rule: Rule, parse_example: ParseExample) -> list[ExampleResult]:
-    """Feed each example through `parse_example(rule.on, text)` and check the rule fires or not."""
+def check_examples(rule: Rule, parse_example: ParseExample, others: Sequence[Rule] = ()) -> list[ExampleResult]:
+    """Feed each example through `parse_example(rule.on, text)` and check the rule fires or not.
+
+    A `fallback` rule's examples are checked against `others` (the catalogue it ships in): it fires on
+    what none of them claims."""
     results = []
     for index, example in enumerate(rule.examples):
-        results.append(_check(rule, index, example, parse_example))
+        results.append(_check(rule, index, example, parse_example, others))
     return results
 
 
-def _check(rule: Rule, index: int, example: Example, parse_example: ParseExample) -> ExampleResult:
+def fallback_matches(rule: Rule, others: Sequence[Rule], df: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `df` fallback `rule` matches once `others` (on its frame) have claimed theirs."""
+    frame = sort_frame(_conform(df, [rule, *others], frame_schemas().get(rule.on)))
+    claimed: list[pl.DataFrame] = []
+    mine = [r for r in others if r.on == rule.on and not r.fallback and r.id != rule.id]
+    _evaluate_frame(rule.on, frame, mine, None, 1, 1, claimed)
+    return matches(rule, _unclaimed(frame, claimed, row_key(rule.on)))
+
+
+def _check(rule: Rule, index: int, example: Example, parse_example: ParseExample,
+           others: Sequence[Rule] = ()) -> ExampleResult:
     def result(passed: bool, reason: str) -> ExampleResult:
         return ExampleResult(rule.id, index, example, passed, reason)
 
@@ -401,7 +455,12 @@ def _check(rule: Rule, index: int, example: Example, parse_example: ParseExample
     except Exception as exc:  # the parser is someone else's code: report, don't crash the run
         return result(False, f"parsing the example raised {type(exc).__name__}: {exc}")
     try:
-        hits = matches(rule, df) if df.height else df
+        if not df.height:
+            hits = df
+        elif rule.fallback:
+            hits = fallback_matches(rule, others, df)
+        else:
+            hits = matches(rule, df)
     except EngineError as exc:
         return result(False, str(exc))
     if example.expect == "match":

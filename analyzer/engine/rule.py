@@ -17,6 +17,7 @@ Fields (top level, in the order rule files should use):
 | `distinct`    | list[str] | no ([])   | columns naming one occurrence: rows equal on all (none null) count once |
 | `message`     | str       | yes       | summary template, see below |
 | `explains`    | list[str] | no ([])   | categories this one causes (causal precedence for ranking) |
+| `fallback`    | bool      | no (false)| match only rows no other rule on the frame matched (what nothing classifies) |
 | `remediation` | list[str] | yes (>=1) | what to do |
 | `references`  | list[str] | no ([])   | URLs or sources |
 | `status`      | str       | no        | `experimental` (default) or `stable` |
@@ -69,7 +70,8 @@ AGGREGATE_FIELDS = ("count", "hosts", "tasks", "first_seen", "last_seen", "group
 DEFAULT_CONFIDENCE = 0.8
 
 REQUIRED = ("id", "category", "severity", "title", "what", "why", "on", "when", "message", "remediation")
-OPTIONAL = ("confidence", "group_by", "distinct", "explains", "references", "status", "samples", "example")
+OPTIONAL = ("confidence", "group_by", "distinct", "explains", "fallback", "references", "status", "samples",
+            "example")
 EXAMPLE_KEYS = ("match", "no_match", "xfail")
 ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
@@ -101,6 +103,7 @@ class Rule:
     group_by: tuple[str, ...] = ()
     distinct: tuple[str, ...] = ()  # one occurrence per distinct value: what `count` and evidence count
     explains: tuple[str, ...] = ()
+    fallback: bool = False  # sees only the rows no other rule on its frame matched
     remediation: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     status: str = "experimental"
@@ -290,6 +293,10 @@ def rule_from_dict(
     for cat in explains:
         if cat not in CATEGORIES:
             errs.add(f"'explains' names unknown category {cat!r}", "explains")
+    fallback = data.get("fallback", False)
+    if not isinstance(fallback, bool):
+        errs.add("'fallback' must be true or false", "fallback")
+        fallback = False
     remediation = _str_list(data, "remediation", errs, required="remediation" in data)
     references = _str_list(data, "references", errs)
     samples = _str_list(data, "samples", errs)
@@ -301,6 +308,9 @@ def rule_from_dict(
     schema = schemas.get(on) if on else None
     if on and schema is None:
         errs.add(f"unknown frame {on!r} (frames: {', '.join(schemas)})", "on")
+    if fallback and schema is not None and "source" not in schema:
+        errs.add(f"'fallback' needs a frame whose rows say where they were read (source, line); {on!r} has none",
+                 "fallback")
     for key, cols in (("group_by", group_by), ("distinct", distinct)):
         for col in cols:
             if schema is not None and col not in schema:
@@ -335,7 +345,7 @@ def rule_from_dict(
         id=rid, category=category, severity=severity, confidence=float(confidence),
         title=text_field("title"), what=text_field("what"), why=text_field("why"), on=on, when=when,
         message=message, condition=condition, expr=expr, group_by=group_by, distinct=distinct,
-        explains=explains,
+        explains=explains, fallback=fallback,
         remediation=remediation, references=references, status=status, samples=samples,
         examples=examples, path=path,
     )

@@ -315,3 +315,74 @@ def test_thread_evidence_names_the_thread_and_its_application_frame_not_its_colu
            "state": "io_wait", "top": "recv (socket.py:1)", "code": "fetch (proj.py:12)",
            "signature": "recv@socket.py < " * 26}
     assert _evidence_text(row) == 'thread "MainThread" (tid 9, pid 9 on w1) io_wait in fetch (proj.py:12)'
+
+
+# -- fallback rules: what no other rule matched ------------------------------------------------------
+
+
+def fallback(when: str, rid: str = "F1") -> Rule:
+    text = f'''
+id = "{rid}"
+category = "error.unclassified"
+severity = "error"
+title = "t"
+what = "w"
+why = "y"
+on = "events"
+fallback = true
+when = {when!r}
+message = "{{count}} unclaimed"
+remediation = ["fix it"]
+references = ["https://example.org/doc"]
+'''
+    r, errors = parse_rule(text, require_examples=False)
+    assert r is not None, errors
+    return r
+
+
+def test_a_fallback_rule_sees_only_what_no_other_rule_matched() -> None:
+    errors_at_w1 = rule('message == "boom" and host == "w1"')
+    any_error = fallback('level ~ "^ERROR$"')
+    by_rule = {f.rule: f for f in evaluate([errors_at_w1, any_error], {"events": FRAME})}
+    assert by_rule["R1"].count == 2
+    assert by_rule["F1"].count == 1 and by_rule["F1"].hosts == ["w2"]  # only w2's error was left
+    [alone] = evaluate([any_error], {"events": FRAME})  # no other rule ran: every error is unclaimed
+    assert alone.count == 3
+
+
+def test_rules_left_out_by_the_user_still_claim_what_they_match() -> None:
+    errors_at_w1 = rule('message == "boom" and host == "w1"')
+    [f] = evaluate([fallback('level ~ "^ERROR$"')], {"events": FRAME}, claim_only=[errors_at_w1])
+    assert f.rule == "F1" and f.count == 1  # the ignored rule reports nothing, yet its rows are not unclassified
+
+
+def test_a_record_written_at_the_same_instant_as_a_claimed_one_is_claimed_with_it() -> None:
+    frame = events([
+        {"t": 5, "source": "rabbit.log", "level": "ERROR", "message": "closing AMQP connection <0.1.0>:"},
+        {"t": 5, "source": "rabbit.log", "level": "ERROR", "message": "missed heartbeats from client"},
+        {"t": 6, "source": "rabbit.log", "level": "ERROR", "message": "something else"},
+    ])
+    found = evaluate([rule('message contains "missed heartbeats"'), fallback('level ~ "^ERROR$"')], {"events": frame})
+    [left] = [f for f in found if f.rule == "F1"]
+    assert left.count == 1 and left.evidence[0].line == 3
+
+
+def test_fallback_needs_a_frame_whose_rows_say_where_they_were_read() -> None:
+    text = '''
+id = "F2"
+category = "error.unclassified"
+severity = "error"
+title = "t"
+what = "w"
+why = "y"
+on = "gauges"
+fallback = true
+when = 'value > 3'
+message = "m"
+remediation = ["r"]
+'''
+    r, errs = parse_rule(text, require_examples=False, schemas={"gauges": {"value": pl.Int64}})
+    assert r is None and any("'fallback' needs a frame whose rows say where they were read" in str(e) for e in errs)
+    bad, errs = parse_rule(text.replace("fallback = true", 'fallback = "yes"').replace("gauges", "events")
+                           .replace("value > 3", "line > 3"), require_examples=False)
+    assert bad is None and any("'fallback' must be true or false" in str(e) for e in errs)
