@@ -32,6 +32,9 @@ EVENTS: Mapping[str, pl.DataType] = {
     "exc_type": STR,  # last exception class of a folded traceback
     "kind": STR,  # lifecycle kind, see analyses.lifecycle.KINDS
     "runtime_s": FLOAT,  # for succeeded records
+    # set on records with an exception or at ERROR / CRITICAL (`sources.exceptions.classify`):
+    "exc_category": STR,  # the category the exception-class table gives it (infrastructure), else null
+    "template": STR,  # the message with ids, addresses and numbers masked (groups unclassified errors)
 }
 
 TASKS: Mapping[str, pl.DataType] = {

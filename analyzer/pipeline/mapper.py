@@ -28,11 +28,13 @@ from analyzer.pipeline.partial import (
 )
 from analyzer.schema import conform
 from analyzer.sources.celery_log import BANNER_RE
+from analyzer.sources.exceptions import may_err
 from analyzer.sources.lifecycle_messages import READY_RE
 
 # Records the analyses after the rules read, whatever the rules: node names, pool exits (lost tasks),
 # broker connections (advice, the reconnects figure), faulthandler dumps inside a log, lock and
-# deadlock lines (waits), a task's bookkeeping failing after its body (tasks), client exceptions.
+# deadlock lines (waits), a task's bookkeeping failing after its body (tasks), and every record that may
+# carry an error (the exception table classifies them; what no rule claims is `error.unclassified`).
 STRUCTURAL_KINDS = ("ready", "banner", "process_exited", "connected")
 STRUCTURAL_TEXT = ("Connected to", "Cannot connect to", "transport:", "Connection to broker lost",
                    "Thread 0x", "Current thread 0x", "Resource deadlock avoided", "waits for ",
@@ -43,7 +45,7 @@ STRUCTURAL_TEXT = ("Connected to", "Cannot connect to", "transport:", "Connectio
 def structural() -> pl.Expr:
     return (pl.col("kind").is_in(STRUCTURAL_KINDS).fill_null(False)
             | pl.col("text").str.contains_any(list(STRUCTURAL_TEXT)).fill_null(False)
-            | pl.col("exc_type").str.contains(".exceptions.", literal=True).fill_null(False))
+            | may_err())
 
 
 def map_records(records: pl.DataFrame, keep: pl.Expr | None) -> Partial:

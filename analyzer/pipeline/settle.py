@@ -17,6 +17,7 @@ from analyzer.analyses import activity
 from analyzer.pipeline.mapper import needed
 from analyzer.pipeline.partial import NODE_KEY, Partial
 from analyzer.schema import EVENTS, conform
+from analyzer.sources.exceptions import classify
 
 _KEY = "_node_key"
 
@@ -47,6 +48,7 @@ def fill_for(pairs: Iterable[tuple[str, str | None]]) -> dict[str, str]:
 
 def settle_hosts(events: pl.DataFrame) -> pl.DataFrame:
     """Records (each input's own naming already applied, `host` null where none) with every host filled."""
+    events = classify(events)
     if events.is_empty() or events.get_column("host").null_count() == 0:
         return events
     fill = fill_for(events.select("source", "host").unique().rows())
@@ -86,7 +88,7 @@ class Nodes:
 
 def events(merged: Partial, nodes: Nodes) -> pl.DataFrame:
     """The kept records as `events` rows, hosts settled."""
-    return conform(nodes.settle(needed(merged)), EVENTS).select(list(EVENTS))
+    return classify(conform(nodes.settle(needed(merged)), EVENTS)).select(list(EVENTS))
 
 
 def task_partial(merged: Partial, nodes: Nodes) -> pl.DataFrame:
