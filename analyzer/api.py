@@ -423,7 +423,9 @@ class Bundle:
         frames = self.frame_map()
         if not covers(self._keep[0], rules):  # rules the kept records may not serve: all records
             frames["events"] = fixed("events", self._all_events)
-        findings = evaluate(rules, frames, errors=eval_errors)
+        chosen = {r.id for r in rules}
+        unchosen = [] if default else [r for r in self._load_rules((), (), (), True)[0] if r.id not in chosen]
+        findings = evaluate(rules, frames, errors=eval_errors, claim_only=unchosen)
         quote_evidence(findings, {r.id: r.on for r in rules}, self.contents.members, self._events,
                        documents=[i.name for i in self.inputs if i.kind in JSON_DOCUMENTS],
                        records={i.name: self._record_lookup(i.kind) for i in self.inputs if i.kind in LOG_KINDS})

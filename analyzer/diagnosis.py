@@ -40,11 +40,13 @@ from analyzer.findings import Baseline, Evidence, Finding, Incident
 from analyzer.sources.server_logs import SERVER_HOSTS
 
 APPLICATION = ("task.exception",)
+UNCLASSIFIED = ("error.unclassified",)  # what no rule names: after everything a rule classified
 
 
 def _key(f: Finding) -> tuple[object, ...]:
     return (
         f.baseline is not None and f.baseline.kind == "standing",
+        f.category in UNCLASSIFIED,
         f.category in APPLICATION,
         -SEVERITY_RANK.get(f.severity, 0),
         -f.confidence,
@@ -474,6 +476,8 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
     roots = [f for f in ordered if not f.explained_by and SEVERITY_RANK.get(f.severity, 0) >= 1]
     if any(not _standing(f) for f in roots):
         roots = [f for f in roots if not _standing(f)]  # background noise beside a real incident
+    if any(f.category not in UNCLASSIFIED for f in roots):
+        roots = [f for f in roots if f.category not in UNCLASSIFIED]  # a cause only when nothing else is
     return ordered, [f.id for f in roots]
 
 

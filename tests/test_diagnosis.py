@@ -126,3 +126,14 @@ def test_a_redis_info_snapshot_alone_is_a_root_cause_and_beside_the_logs_their_e
     assert full.root_causes[0] == log.id and info.explained_by == [log.id] and info.id not in full.root_causes
     # the snapshot's evidence is its values, not its first line (`# Server`)
     assert info.evidence[0].text.startswith("redis_version=7.0.15") and not info.evidence[0].detail
+
+
+def test_an_error_no_rule_names_is_not_the_root_cause_beside_one_a_rule_names() -> None:
+    # samples/broker-blip-recovered: Celery logs "Error on restarting Gossip: AttributeError(...)" as the
+    # connection drops; no rule names it, and the outage explains it
+    report = open_bundle(SAMPLES / "broker-blip-recovered").report()
+    [unclassified] = [f for f in report.findings if f.category == "error.unclassified"]
+    assert "Error on restarting Gossip" in unclassified.summary
+    assert unclassified.id not in report.root_causes
+    assert [report.finding(c).category for c in unclassified.explained_by] == ["broker.connection_lost"]
+    assert report.finding(report.root_causes[0]).category == "broker.connection_lost"

@@ -241,6 +241,40 @@ def celery_colour(ctx: Ctx) -> None:
     ctx.keep("worker.console")
 
 
+# --- errors no rule names -------------------------------------------------------------------------
+def unclassified_errors(ctx: Ctx) -> None:
+    port = ctx.redis()
+    _app(ctx, port, body="""
+        import json
+
+        @app.task
+        def sync_inventory(sku):
+            try:
+                return json.loads('{"sku": "%s", "count": }' % sku)["count"]
+            except ValueError:
+                log.exception("inventory sync failed for sku %s", sku)
+                return None
+
+        @app.task
+        def reconcile_ledger(day):
+            expected, booked = 1200, 1187
+            if expected != booked:
+                log.critical("ledger for %s does not balance: expected %d, booked %d", day, expected, booked)
+            return booked
+    """)
+    w = ctx.worker()
+    ctx.wait_ready()
+    ctx.python("""
+        from proj import add, sync_inventory, reconcile_ledger
+        print(add.delay(1, 2).get(timeout=20))
+        print([sync_inventory.delay(s).get(timeout=20) for s in ("A-100", "B-200", "C-300")])
+        print(reconcile_ledger.delay("2026-12-07").get(timeout=20))
+    """)
+    ctx.wait_for("worker.log", r"reconcile_ledger\[\S+\] succeeded")
+    ctx.stop(w)
+    ctx.keep("worker.log")
+
+
 SCENARIOS = [
     Scenario("unregistered-task", "A client sends `proj.not_registered`, which the worker does not know; it "
              "discards the message. A normal task succeeds.", unregistered_task, needs=("redis",)),
@@ -255,4 +289,8 @@ SCENARIOS = [
              "raises ZeroDivisionError.", custom_log_format, needs=("redis",)),
     Scenario("celery-colour", "A worker on a pseudo-terminal without -f: coloured console output with ANSI codes; "
              "tasks succeed, one prints, one raises ZeroDivisionError.", celery_colour, needs=("redis",)),
+    Scenario("unclassified-errors", "Tasks log errors that no rule names and succeed: an inventory sync logs a "
+             "JSONDecodeError with logger.exception three times, a ledger check logs CRITICAL. Nothing failed as "
+             "Celery sees it, yet the log holds ERROR and CRITICAL records.",
+             unclassified_errors, needs=("redis",)),
 ]
