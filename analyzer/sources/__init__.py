@@ -180,6 +180,11 @@ def _rabbitmq_log(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
+def _redis_log(member: Member, opts: Options) -> SourceResult:
+    parsed = server_logs.parse_redis_file(_data(member), source=member.name)
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
 def _postgres_log(member: Member, opts: Options) -> SourceResult:
     parsed = server_logs.parse_postgres_file(_data(member), source=member.name)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
@@ -205,6 +210,7 @@ PARSERS: dict[str, Parser] = {
     "json_log": _json_log,
     "rabbitmq_log": _rabbitmq_log,
     "postgres_log": _postgres_log,
+    "redis_log": _redis_log,
     "redis_info": from_lines(redis_info.parse_lines, "redis_info"),
     "ulimit": from_lines(ulimit.parse_lines, "limits"),
     "mysql_innodb_status": innodb_status.adapter,
