@@ -254,6 +254,13 @@ def _text(member: Member, opts: Options) -> SourceResult:
     layout unknown, so rules still read them (`text_log`). Documents (Markdown, JSON) stay unparsed:
     a README quoting a log line in prose is no evidence of this incident."""
     if text_log.is_document(member.head()):  # unless the users' formats find records in it (a stdout)
+        pretty = (json_log.pretty_lines(member.read()) if member.head().lstrip()[:1] == b"{"
+                  and member.size <= json_log.PRETTY_MAX_BYTES else None)
+        if pretty is not None:  # a JSON log pasted pretty-printed: one record per object
+            parsed = json_log.parse_lines(pretty, source=member.name)
+            parsed.coverage.lines = parsed.coverage.parsed = _count_lines(member)
+            parsed.coverage.notes.append(f"a pretty-printed JSON log: {pretty.frame.height} object(s), one record each")
+            return SourceResult({"events": parsed.events}, [parsed.coverage])
         if opts.log_formats:
             parsed = celery_log.parse_lines(read_lines(_data(member)), source=member.name,
                                             log_formats=list(opts.log_formats))
