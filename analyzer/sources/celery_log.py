@@ -237,9 +237,12 @@ def _uncaught_tracebacks(others: pl.DataFrame, heads: pl.DataFrame, row: str) ->
     tbs = others.filter(text.str.starts_with(TRACEBACK))
     if not tbs.height or not heads.height or "level" not in heads.columns:
         return tbs.clear()
-    by = [c for c in ("_src",) if c in tbs.columns]
-    prev = tbs.select(row, *by).sort(row).join_asof(
-        heads.select(row, *by, pl.col("level").alias("_prev")).sort(row), on=row, strategy="backward",
+    # the record before, in the same file and container stream (streams interleave)
+    keys = [pl.col(c).cast(pl.String).fill_null("") for c in ("_src", "stream")
+            if c in tbs.columns and c in heads.columns]
+    by = [k.meta.output_name() for k in keys]
+    prev = tbs.select(row, *keys).sort(row).join_asof(
+        heads.select(row, *keys, pl.col("level").alias("_prev")).sort(row), on=row, strategy="backward",
         by=by or None)
     low = prev.filter(pl.col("_prev").is_in(["DEBUG", "INFO"])).get_column(row)
     return tbs.filter(pl.col(row).is_in(low.implode())).with_columns(
