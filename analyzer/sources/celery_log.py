@@ -243,7 +243,7 @@ def _uncaught_tracebacks(others: pl.DataFrame, heads: pl.DataFrame, row: str) ->
     by = [k.meta.output_name() for k in keys]
     prev = tbs.select(row, *keys).sort(row).join_asof(
         heads.select(row, *keys, pl.col("level").alias("_prev")).sort(row), on=row, strategy="backward",
-        by=by or None)
+        by=by or None, check_sortedness=False)  # sorted by `row` above, the check cannot see it per group
     low = prev.filter(pl.col("_prev").is_in(["DEBUG", "INFO"])).get_column(row)
     return tbs.filter(pl.col(row).is_in(low.implode())).with_columns(
         text.alias("message"), pl.lit(True).alias("_pseudo"), pl.lit(None, dtype=pl.String).alias("kind"),
