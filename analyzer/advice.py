@@ -103,7 +103,8 @@ BROKER_URL = r"(?:Connected to|Cannot connect to|transport:)\s+([A-Za-z][A-Za-z0
 CLIENT_EXCEPTION = r"\b(amqp|redis)\.exceptions\.[A-Z]"  # py-amqp / redis-py (the backend may use redis-py too)
 SCHEMES = {"amqp": "amqp", "amqps": "amqp", "pyamqp": "amqp", "librabbitmq": "amqp",
            "redis": "redis", "rediss": "redis", "sentinel": "redis", "redis+socket": "redis"}
-KIND_TRANSPORT = {"redis_info": "redis", "rabbitmq_log": "amqp", "rabbitmq_cli": "amqp", "rabbitmq_queues": "amqp"}
+KIND_TRANSPORT = {"redis_info": "redis", "redis_log": "redis", "rabbitmq_log": "amqp", "rabbitmq_cli": "amqp",
+                  "rabbitmq_queues": "amqp"}
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def fixed(name: str, df: pl.DataFrame) -> pl.DataFrame:
 PIECES_CACHED = 2
 
 # Kinds whose parsers give `events` records
-LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "text"})
+LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "redis_log", "text"})
 
 
 

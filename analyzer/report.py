@@ -28,7 +28,7 @@ VERDICTS = ("healthy", "unhealthy", "inconclusive")  # `Report.verdict`, the JSO
 UNANALYSED_KINDS = ("text", "binary")
 # Kinds whose only product is `events` records: they yielded something exactly when the bundle has
 # events (their parsed lines alone may be blank lines before the first record).
-RECORD_KINDS = frozenset({"celery_log", "json_log", "postgres_log", "rabbitmq_log"})
+RECORD_KINDS = frozenset({"celery_log", "json_log", "postgres_log", "rabbitmq_log", "redis_log"})
 LOG_FORMAT_HINT = ("if it is a worker log in a custom layout, give that layout with "
                    "--log-format '<worker_log_format>'")
 # `str(EngineError)`: `path[:line[:column]]: message` (`<rule>` for a rule without a file).

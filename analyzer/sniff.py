@@ -50,6 +50,11 @@ POSTGRES_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[\d+\
 # `2026-11-28 19:01:04.607256+00:00 [error] <0.6755.0> PLAIN login refused: user 'guest' - …`
 RABBITMQ_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+(?:[+-]\d\d:\d\d|Z)? "
                           r"\[(?:info|error|warning|debug|notice|critical)\] <\d+\.\d+\.\d+> ", re.M)
+# RabbitMQ <= 3.7 (Erlang/OTP reports): `=ERROR REPORT==== 15-Aug-2018::10:05:42 ===` (maybe in Markdown bold)
+ERLANG_REPORT = re.compile(r"^(?:\*\*)?=(?:INFO|ERROR|WARNING|CRASH|SUPERVISOR|PROGRESS) REPORT==== "
+                           r"\d{1,2}-[A-Z][a-z]{2}-\d{4}::\d\d:\d\d:\d\d(?:\.\d+)? ===", re.M)
+# Redis server (src/server.c serverLogRaw): `1:S 05 Jan 2023 08:40:47.159 * Connecting to MASTER …`
+REDIS_LOG = re.compile(r"^\d{1,10}:[XCSM] \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d\.\d{3} [.*#-] ", re.M)
 # `=====================================\n2026-11-28 ... INNODB MONITOR OUTPUT`
 INNODB_STATUS = re.compile(r"INNODB MONITOR OUTPUT|LATEST DETECTED DEADLOCK")
 # `# Server` / `redis_version:7.0.15` / `# Replication` `role:slave` (one section is enough)
@@ -122,7 +127,8 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("gdb", lambda h: bool(GDB.search(h))),
     ("mysql_innodb_status", lambda h: bool(INNODB_STATUS.search(h))),
     ("postgres_log", lambda h: bool(POSTGRES_LOG.search(h))),
-    ("rabbitmq_log", lambda h: bool(RABBITMQ_LOG.search(h))),
+    ("rabbitmq_log", lambda h: bool(RABBITMQ_LOG.search(h) or ERLANG_REPORT.search(h))),
+    ("redis_log", lambda h: bool(REDIS_LOG.search(h))),
     ("redis_info", lambda h: bool(REDIS_INFO_SECTION.search(h)) and len(REDIS_INFO_FIELD.findall(h)) >= 2),
     ("rabbitmq_queues", lambda h: bool(RABBITMQ_QUEUES.search(h))),
     ("rabbitmq_cli", lambda h: bool(RABBITMQ_CLI.search(h))),

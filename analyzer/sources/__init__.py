@@ -180,6 +180,11 @@ def _rabbitmq_log(member: Member, opts: Options) -> SourceResult:
     return SourceResult({"events": parsed.events}, [parsed.coverage])
 
 
+def _redis_log(member: Member, opts: Options) -> SourceResult:
+    parsed = server_logs.parse_redis_file(_data(member), source=member.name)
+    return SourceResult({"events": parsed.events}, [parsed.coverage])
+
+
 def _postgres_log(member: Member, opts: Options) -> SourceResult:
     parsed = server_logs.parse_postgres_file(_data(member), source=member.name)
     return SourceResult({"events": parsed.events}, [parsed.coverage])
@@ -205,6 +210,7 @@ PARSERS: dict[str, Parser] = {
     "json_log": _json_log,
     "rabbitmq_log": _rabbitmq_log,
     "postgres_log": _postgres_log,
+    "redis_log": _redis_log,
     "redis_info": from_lines(redis_info.parse_lines, "redis_info"),
     "ulimit": from_lines(ulimit.parse_lines, "limits"),
     "mysql_innodb_status": innodb_status.adapter,
@@ -248,6 +254,13 @@ def _text(member: Member, opts: Options) -> SourceResult:
     layout unknown, so rules still read them (`text_log`). Documents (Markdown, JSON) stay unparsed:
     a README quoting a log line in prose is no evidence of this incident."""
     if text_log.is_document(member.head()):  # unless the users' formats find records in it (a stdout)
+        pretty = (json_log.pretty_lines(member.read()) if member.head().lstrip()[:1] == b"{"
+                  and member.size <= json_log.PRETTY_MAX_BYTES else None)
+        if pretty is not None:  # a JSON log pasted pretty-printed: one record per object
+            parsed = json_log.parse_lines(pretty, source=member.name)
+            parsed.coverage.lines = parsed.coverage.parsed = _count_lines(member)
+            parsed.coverage.notes.append(f"a pretty-printed JSON log: {pretty.frame.height} object(s), one record each")
+            return SourceResult({"events": parsed.events}, [parsed.coverage])
         if opts.log_formats:
             parsed = celery_log.parse_lines(read_lines(_data(member)), source=member.name,
                                             log_formats=list(opts.log_formats))

@@ -35,7 +35,7 @@ from analyzer.sources.folding import fold
 from analyzer.sources.lifecycle_messages import READY_RE, classify
 from analyzer.sources.lines import Lines, nul_note, read_joined, read_lines, record_spans
 from analyzer.sources.log_format import LogFormat
-from analyzer.sources.unknown import unknown_records
+from analyzer.sources.unknown import TRACEBACK, unknown_records
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S,%3f"
 
@@ -228,6 +228,28 @@ def _pseudo() -> pl.Expr:
     )
 
 
+def _uncaught_tracebacks(others: pl.DataFrame, heads: pl.DataFrame, row: str) -> pl.DataFrame:
+    """Pseudo-headers for tracebacks that follow a record below WARNING: no logger printed them with
+    that record (`logger.exception` logs at ERROR), Python printed an uncaught exception to stderr
+    between log records (Airflow's task log, a command that crashed). Each is a record of its own,
+    level unknown, so its exception is not hidden in an INFO record."""
+    text = pl.col("text")
+    tbs = others.filter(text.str.starts_with(TRACEBACK))
+    if not tbs.height or not heads.height or "level" not in heads.columns:
+        return tbs.clear()
+    # the record before, in the same file and container stream (streams interleave)
+    keys = [pl.col(c).cast(pl.String).fill_null("") for c in ("_src", "stream")
+            if c in tbs.columns and c in heads.columns]
+    by = [k.meta.output_name() for k in keys]
+    prev = tbs.select(row, *keys).sort(row).join_asof(
+        heads.select(row, *keys, pl.col("level").alias("_prev")).sort(row), on=row, strategy="backward",
+        by=by or None, check_sortedness=False)  # sorted by `row` above, the check cannot see it per group
+    low = prev.filter(pl.col("_prev").is_in(["DEBUG", "INFO"])).get_column(row)
+    return tbs.filter(pl.col(row).is_in(low.implode())).with_columns(
+        text.alias("message"), pl.lit(True).alias("_pseudo"), pl.lit(None, dtype=pl.String).alias("kind"),
+        pl.lit(None, dtype=pl.String).alias("level"))
+
+
 def parse_lines(lines: Lines, *, source: str, log_formats: list[LogFormat] | None = None,
                 kind: str = "celery_log") -> Parsed:
     records, unrec = _records(lines, log_formats=log_formats)
@@ -260,8 +282,9 @@ def _records(lines: Lines, *, log_formats: list[LogFormat] | None = None) -> tup
         .otherwise(pl.lit(None, dtype=pl.String)).alias("kind"),
         pl.when(text.str.starts_with("/")).then(pl.lit("WARNING")).otherwise(
             pl.col("level") if "level" in others.columns else pl.lit(None, dtype=pl.String)).alias("level"))
-    start = pl.col("_hdr")
     row = "_row" if batch else "line"
+    pseudo = pl.concat([pseudo, _uncaught_tracebacks(others, heads, row)], how="diagonal_relaxed")
+    start = pl.col("_hdr")
     if pseudo.height:
         start = start | pl.col(row).is_in(pseudo.get_column(row).implode())
     df = df.with_columns(start.alias("_start"))
@@ -303,6 +326,7 @@ def _coverage(lines: Lines | int, unrec: pl.DataFrame, *, source: str, kind: str
                          "each header and traceback")
     if lines.had_prefix:
         cov.notes.append("log prefixes removed (docker compose / kubectl / journald / syslog)")
+    cov.notes.extend(lines.debris)
     if lines.nul_bytes:
         cov.nul_bytes = lines.nul_bytes
         cov.notes.append(nul_note(lines.nul_bytes))

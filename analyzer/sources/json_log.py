@@ -7,10 +7,17 @@ A real line (FORMATS.md A.5, python-json-logger 4.2 via Celery's `after_setup_lo
 The exception text is in `exc_info` (a string). Fields are pulled with `json_path_match`,
 one vectorised pass per field; lines that are not JSON objects are continuation text of the
 record before them (stderr interleaved) or, before the first record, unrecognised.
+
+structlog's `dict_tracebacks` write the exception as a list of dicts (`"exception": [{"exc_type":
+"WorkerLostError", "exc_value": …, "frames": […]}]`): the class is read from the first. A log pasted
+pretty-printed (`json.dumps(indent=2)`, one object over many lines) is read by `pretty_lines`, which
+gives each object back as one line, numbered by the line it starts on.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +36,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "logger": ("$.name", "$.logger", "$.logger_name"),
     "message": ("$.message", "$.msg", "$.event"),  # structlog's JSONRenderer writes `event`
     "_exc": ("$.exc_info", "$.exc_text", "$.exception"),
+    "_exc_type": ("$.exception[0].exc_type",),  # structlog dict_tracebacks
     "task_id": ("$.data.id", "$.task_id"),
     "task_name": ("$.data.name", "$.task_name"),
     "_runtime": ("$.data.runtime", "$.runtime"),
@@ -81,9 +89,9 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
         pl.col("level").str.to_uppercase().replace({"WARN": "WARNING", "FATAL": "CRITICAL", "EXCEPTION": "ERROR"}),
         _parse_time(pl.col("_time")).alias("ts"),
         pl.col("_runtime").cast(pl.Float64, strict=False).alias("runtime_s"),
-        pl.col("_exc").str.split("\n").list.eval(
+        pl.coalesce(pl.col("_exc_type"), pl.col("_exc").str.split("\n").list.eval(
             pl.element().filter(~pl.element().str.starts_with(" ") & (pl.element() != ""))
-        ).list.last().str.extract(EXC_LINE_RE, 1).alias("exc_type"),
+        ).list.last().str.extract(EXC_LINE_RE, 1)).alias("exc_type"),
     )
     cont = df.filter(~pl.col("_start") & (pl.col("_rec") > 0)).group_by("_rec").agg(
         pl.col("text").sort_by("line").str.join("\n").alias("_cont"), pl.col("line").max().alias("end_line"))
@@ -105,6 +113,40 @@ def parse_lines(lines: Lines, *, source: str) -> Parsed:
     events = conform(ev, EVENTS).select(EVENTS.keys())
     unrec = df.filter((pl.col("_rec") == 0) & (pl.col("text").str.strip_chars() != ""))
     return Parsed(events, Coverage.of(source, "json_log", df, unrec, lines.invalid_utf8))
+
+
+# A pretty-printed log is read whole; bigger documents stay unread (no log is pasted that large)
+PRETTY_MAX_BYTES = 16 << 20
+_LEVEL_KEYS = ("levelname", "level", "levelno", "severity")
+_MESSAGE_KEYS = ("message", "msg", "event")
+
+
+def pretty_lines(data: bytes) -> Lines | None:
+    """The JSON objects of a pretty-printed log, one compact line each (numbered by the line each
+    starts on), when the whole text is a sequence of objects that all have a level and a message;
+    else None (a document that is not a log)."""
+    if len(data) > PRETTY_MAX_BYTES:
+        return None
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    decoder = json.JSONDecoder()
+    rows: list[tuple[int, str]] = []
+    pos = 0
+    ws = re.compile(r"\s*")
+    while (pos := ws.match(text, pos).end()) < len(text):  # type: ignore[union-attr]
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            return None
+        if not isinstance(obj, dict) or not any(k in obj for k in _LEVEL_KEYS) or not any(
+                k in obj for k in _MESSAGE_KEYS):
+            return None
+        rows.append((text.count("\n", 0, pos) + 1, json.dumps(obj, ensure_ascii=False)))
+        pos = end
+    if not rows:
+        return None
+    frame = pl.DataFrame(rows, schema={"line": pl.Int64, "text": pl.String}, orient="row").with_columns(
+        pl.lit(None, dtype=pl.String).alias("stream"))
+    return Lines(frame, 0, False, False)
 
 
 def parse(data: bytes | Path, *, source: str) -> Parsed:

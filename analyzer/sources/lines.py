@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import polars as pl
 
+from analyzer.sources import debris
+
 # Separator candidates, all control bytes that text logs practically never contain. The first
 # one absent from the data is used, so no line is ever split in two.
 _SEPARATORS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c", b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06")
@@ -59,6 +61,7 @@ class Lines:
     # physical lines split where records had been joined (`JOINED_RE`): several rows share a `line`,
     # and the frame has `_row`, unique per row
     joined: int = 0
+    debris: tuple[str, ...] = ()  # copy debris removed (`analyzer.sources.debris`), one note per shape
 
 
 def nul_note(n: int) -> str:
@@ -244,6 +247,7 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
         df = df.with_columns(pl.col("text").str.replace_all(ANSI_RE, ""))
     if scan.has_caret:
         df = df.with_columns(pl.col("text").str.replace_all(CARET_ANSI_RE, ""))
+    df, debris_notes = debris.clean(df)
     # Prefixes only count when most lines carry them (a log line may contain " | " by chance).
     head = df.head(200).filter(pl.col("text") != "")
     prefixed = head.select(pl.col("text").str.contains(PREFIX_RE).mean()).item() if head.height else 0.0
@@ -258,7 +262,7 @@ def read_lines(source: bytes | Path, *, span: tuple[int, int] | None = None, fir
     else:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("stream"))
     df, joined = split_joined(df)
-    return Lines(df, invalid, had_ansi or scan.has_caret, had_prefix, nul_bytes, joined)
+    return Lines(df, invalid, had_ansi or scan.has_caret, had_prefix, nul_bytes, joined, tuple(debris_notes))
 
 
 def split_joined(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:

@@ -29,6 +29,11 @@ LAID_OUT = "celery_log"
 # The layout of lines read behind a known prefix (journald, syslog, docker compose, kubectl) whose own text
 # is in no known layout
 PREFIXED = "prefixed"
+# The layout of text in no known layout that holds Celery's start-up banner: the worker started
+BANNER = "celery_banner"
+# a config line of the banner behind its art (celery/apps/worker.py BANNER and ARTLINES):
+# `- ** ---------- .> transport:   redis://:**@10.65.59.15:6379/4`
+BANNER_CONFIG_RE = r"^[-*/\\ ]{4,}\.> (?:app|transport|results|concurrency):\s"
 # A Markdown heading or fence on a line of its own (`# worker-sigkill`, ```` ``` ````)
 _MARKDOWN = ("# ", "## ", "```")
 
@@ -81,6 +86,10 @@ def parse_unknown(lines: Lines, *, source: str, kind: str = "text") -> Parsed:
     if lines.had_prefix:  # the shipper's layout is known (host, stream, often time): read, not unknown
         cov.layout = PREFIXED
         cov.notes.append(f"layout: log prefixes, the text behind them in no known layout ({events.height} records)")
+    elif events.select(pl.col("text").str.contains(BANNER_CONFIG_RE).any()).item():
+        # Celery's own start-up banner: what was read is a worker that started (it says nothing more)
+        cov.layout = BANNER
+        cov.notes.append(f"layout: Celery's start-up banner, the rest in no known layout ({events.height} records)")
     else:
         cov.layout = layouts.UNKNOWN
         cov.notes.append(f"{layouts.Layout(layouts.UNKNOWN).describe()} ({events.height} records)")
