@@ -566,7 +566,8 @@ class Bundle:
         (`ulimit -a`), `queues` (`rabbitmqctl list_queues`, a row per queue per listing with
         its growth since the previous listing, `messages_delta`) and `containers` (`kubectl
         describe pod`, `kubectl get pod -o json`, `docker inspect`: a row per container state,
-        times in UTC); `schema.FRAME_SCHEMAS` has their columns.
+        times in UTC) and `kernel` (the OOM kills and segfaults of kernel logs); `oom_kills` joins
+        those kills with the pool children billiard saw die; `schema.FRAME_SCHEMAS` has their columns.
         """
         return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
 

@@ -3,7 +3,7 @@
 `export(bundle, directory, to="parquet")` writes one file per public frame — every frame of
 `analyzer.schema.FRAME_SCHEMAS` (`events`, `tasks`, `threads`, `frames`, `waits`, `cycles`,
 `stuck`, `fork_waits` and the diagnostic `inspect`, `workers`, `redis_info`, `limits`,
-`queues`, `containers`) — plus `findings` and `coverage` (`<name>.parquet`, `.csv` or `.ndjson`).  Parquet
+`queues`, `containers`, `kernel`, `oom_kills`) — plus `findings` and `coverage` (`<name>.parquet`, `.csv` or `.ndjson`).  Parquet
 and NDJSON keep list columns and timestamps as they are; CSV cannot hold lists, so their items
 are joined with `;`.
 
