@@ -283,7 +283,8 @@ KERNEL: Mapping[str, pl.DataType] = {
     "ts": TS,  # wall clock when the file anchors it (dmesg -T, a journald time), else null
     "uptime_s": FLOAT,  # printk time, seconds since boot (plain dmesg, kern.log), when written
     "host": STR,  # the machine, from a syslog / journald prefix; null for dmesg
-    "event": STR,  # oom_kill / oom_summary / oom_reaped / segfault
+    "event": STR,  # oom_kill / oom_select (older kernels' `Kill process … or sacrifice child`) / oom_summary /
+    # oom_reaped / segfault
     "pid": INT,  # the killed / crashed process
     "comm": STR,  # its name as the kernel knows it (`celery`, `python3`)
     "anon_rss_kb": INT,  # oom_kill: its anonymous memory when killed
@@ -294,15 +295,16 @@ KERNEL: Mapping[str, pl.DataType] = {
     "text": STR,  # the line as written
 }
 
-# A kernel OOM kill joined with the pool child billiard saw die (`analyses.oom`): two rows per kill, the
-# kernel's line and the worker log's `Process 'ForkPoolWorker-N' pid:P exited with 'signal 9 (SIGKILL)'`.
+# A kernel OOM kill joined with the pool child billiard saw die (`analyses.oom`): per death, the worker log's
+# `Process 'ForkPoolWorker-N' pid:P exited with 'signal 9 (SIGKILL)'` and each kernel line killing that pid
+# (one per kernel log of the bundle: dmesg and dmesg -T of one machine are two).
 OOM_KILLS: Mapping[str, pl.DataType] = {
     "source": STR,
     "line": INT,
     "ts": TS,  # the worker log's time (the kernel line's when it has one)
     "host": STR,  # the Celery node of the worker log
-    "side": STR,  # kernel / worker: which of the two lines this row is
-    "kill": STR,  # "source:line" of the kernel's line: the key of the pair
+    "side": STR,  # kernel / worker: which line this row is
+    "kill": STR,  # "source:line" of billiard's line: the key of the death
     "pid": INT,  # the pid both name
     "process": STR,  # the pool child (`ForkPoolWorker-1`)
     "comm": STR,

@@ -1,4 +1,4 @@
-"""The kernel's OOM kill joined with the pool child billiard saw die: `oom_kills` (two rows per kill).
+"""The kernel's OOM kill joined with the pool child billiard saw die: `oom_kills` (a row per line of it).
 
 The kernel names the pid it killed (`Killed process 8572 (celery)`, `sources.kernel_log`); billiard names
 the pid of the pool child that died (`Process 'ForkPoolWorker-1' pid:8572 exited with 'signal 9
@@ -68,7 +68,7 @@ def build(kernel: pl.DataFrame, events: pl.DataFrame, tasks: pl.DataFrame) -> pl
         pl.format(" while it ran {}[{}]", pl.col("task_name").fill_null("?"), pl.col("task_id"))).otherwise(
         pl.lit(" (no task of it in the logs)"))
     pairs = pairs.with_columns(
-        pl.format("{}:{}", "k_source", "k_line").alias("kill"),
+        pl.format("{}:{}", "source", "line").alias("kill"),
         pl.concat_str(pl.format("the kernel's OOM killer killed {} (pid {}, {})", "process", "pid", "comm"), where,
                       rss, task).alias("summary"))
     shared = ["kill", "host", "pid", "process", "comm", "anon_rss_kb", "constraint", "memcg", "task_id", "task_name",
@@ -77,5 +77,6 @@ def build(kernel: pl.DataFrame, events: pl.DataFrame, tasks: pl.DataFrame) -> pl
     kernel_side = pairs.select(pl.col("k_source").alias("source"), pl.col("k_line").alias("line"),
                                pl.coalesce("k_ts", "ts").alias("ts"), pl.col("k_text").alias("text"), *shared,
                                pl.lit("kernel").alias("side"))
-    out = pl.concat([kernel_side, worker], how="diagonal_relaxed")
+    out = pl.concat([kernel_side, worker.unique(["source", "line"], keep="first", maintain_order=True)],
+                    how="diagonal_relaxed")
     return conform(out, OOM_KILLS).select(OOM_KILLS.keys()).sort("kill", "side", "source", "line")

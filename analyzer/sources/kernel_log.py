@@ -9,7 +9,8 @@ The texts come from the kernel's own format strings (observed on 6.18, `samples/
 
 - mm/oom_kill.c `__oom_kill_process`: `Memory cgroup out of memory: Killed process 8572 (celery)
   total-vm:259256kB, anon-rss:238672kB, file-rss:5172kB, …` (`Out of memory: Killed process …` when the
-  host ran out); before 5.x also `Out of memory: Kill process N (comm) score S or sacrifice child`.
+  host ran out); before 5.x it first chose the victim, `Out of memory: Kill process N (comm) score S or
+  sacrifice child` (event `oom_select`), then logged `Killed process N (comm) total-vm:…` (`oom_kill`).
 - mm/oom_kill.c `dump_oom_summary` (4.19+): `oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),…,
   oom_memcg=/cpm-oom-x,task_memcg=/cpm-oom-x,task=celery,pid=8572,uid=0`.
 - mm/oom_kill.c `oom_reap_task_mm`: `oom_reaper: reaped process N (comm), now anon-rss:0kB, …`.
@@ -68,7 +69,8 @@ def kernel_rows(records: pl.DataFrame, source: str) -> pl.DataFrame:
     is_kill, is_sum = msg.str.contains(KILLED_RE), msg.str.contains(SUMMARY_RE)
     is_reap, is_seg = msg.str.contains(REAPED_RE), msg.str.contains(SEGFAULT_RE)
     rows = records.filter(is_kill | is_sum | is_reap | is_seg).with_columns(
-        pl.when(is_kill).then(pl.lit("oom_kill")).when(is_sum).then(pl.lit("oom_summary"))
+        pl.when(is_kill & msg.str.contains("Killed process ", literal=True)).then(pl.lit("oom_kill"))
+        .when(is_kill).then(pl.lit("oom_select")).when(is_sum).then(pl.lit("oom_summary"))
         .when(is_reap).then(pl.lit("oom_reaped")).otherwise(pl.lit("segfault")).alias("event"),
         pl.coalesce(killed.struct.field("2"), summary.struct.field("4"), reaped.struct.field("1"),
                     seg.struct.field("2")).cast(pl.Int64, strict=False).alias("pid"),

@@ -65,3 +65,12 @@ def test_a_kernel_log_in_the_bundle_is_not_asked_for_again() -> None:
     report, root = _root([SAMPLE / "dmesg.txt", DATA / "oom2-worker.log"])  # no join: worker.oom unproven
     assert root is not None and root.rule == "CP-W020"
     assert not any("dmesg" in a.command for a in report.advice[root.id].missing)
+
+
+def test_two_kernel_logs_of_one_machine_are_one_death() -> None:
+    report, root = _root([DATA / "oom2-dmesg.txt", DATA / "oom2-dmesg-T.txt", DATA / "oom2-worker.log"])
+    assert root is not None and root.rule == "CP-W025"
+    assert sorted((Path(e.source).name, e.line) for e in root.evidence) == [
+        ("oom2-dmesg-T.txt", 79), ("oom2-dmesg.txt", 79), ("oom2-worker.log", 10)]
+    assert [f.rule for f in report.findings].count("CP-W025") == 1
+    assert all(root.id in f.explained_by for f in report.findings if f.rule == "CP-W020")

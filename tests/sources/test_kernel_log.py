@@ -86,3 +86,13 @@ def test_kernel_rows_of_a_bundle_and_the_shipped_rules_on_its_lines() -> None:
     bundle = open_bundle([DATA / "oom2-journalctl-k-short.txt"])
     assert bundle.frame_map()["kernel"].height == 2
     assert "CP-W020" in {f.rule for f in bundle.report().findings}
+
+
+def test_an_older_kernel_chooses_then_kills() -> None:
+    """A 4.x kernel's lines as a user pasted them (tests/corpus/excerpts, its URL in the .toml beside it): the victim
+    chosen (`Kill process … or sacrifice child`), killed, reaped; then a segfault."""
+    path = Path(__file__).parent.parent / "corpus" / "excerpts" / "vgmdb-18-dmesg-segfault.log"
+    frames, _ = kernel_log.parse(path.read_bytes(), source=path.name)
+    rows = frames["kernel"].select("event", "pid", "comm").rows()
+    assert rows == [("oom_select", 4958, "celery"), ("oom_kill", 4958, "celery"), ("oom_reaped", 4958, "celery"),
+                    ("segfault", 4960, "celery")]
