@@ -16,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from analyzer.schema import OOM_KILLS, conform, empty
+from analyzer.sources.kernel_log import folded_rows
 
 # billiard/pool.py `_join_exited_workers`: 'Process %r pid:%r exited with %r', status by common.human_status
 EXITED_RE = r"Process '([^']+)' pid:(\d+) exited with 'signal 9 \(SIGKILL\)'"
@@ -45,8 +46,9 @@ def _running(events: pl.DataFrame, tasks: pl.DataFrame, exits: pl.DataFrame) -> 
 def build(kernel: pl.DataFrame, events: pl.DataFrame, tasks: pl.DataFrame) -> pl.DataFrame:
     """`oom_kills`: for each kernel OOM kill whose pid billiard saw die of SIGKILL, its line and
     billiard's, with the child, the task it ran and what the kernel said of its memory."""
-    if kernel.is_empty() or events.is_empty():
+    if events.is_empty():
         return empty(OOM_KILLS)
+    kernel = pl.concat([kernel, folded_rows(events)], how="diagonal_relaxed")
     kills = kernel.filter(pl.col("event") == "oom_kill").select(
         pl.col("source").alias("k_source"), pl.col("line").alias("k_line"), pl.col("ts").alias("k_ts"),
         pl.col("text").alias("k_text"), "pid", "comm", "anon_rss_kb", "constraint", "memcg")

@@ -58,7 +58,7 @@ def _prefix_time() -> pl.Expr:
         pl.Datetime("ms"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
 
 
-def kernel_rows(records: pl.DataFrame, source: str) -> pl.DataFrame:
+def kernel_rows(records: pl.DataFrame, source: str | None = None) -> pl.DataFrame:
     """`kernel` rows of the records (`line`, `text`, `message`, `ts`, `uptime_s`, `stream`) that name a
     killed or crashed process; the memcg and constraint of an OOM summary go onto its kill."""
     msg = pl.col("message")
@@ -93,10 +93,33 @@ def kernel_rows(records: pl.DataFrame, source: str) -> pl.DataFrame:
                     .when(pl.col("_scope").str.starts_with("Out of memory")).then(pl.lit("CONSTRAINT_NONE")))
         .alias("constraint"),
         pl.coalesce("memcg", "_m").alias("memcg"),
-        pl.lit(source).alias("source"),
+        (pl.lit(source) if source is not None else pl.col("source")).alias("source"),
         pl.col("stream").alias("host"),
     ).sort("line")
     return conform(rows, KERNEL).select(KERNEL.keys())
+
+
+# a line of a record that may be the kernel's (`folded_rows`)
+KERNEL_WORDS = r"Kill(?:ed)? process \d+ \(|\]: segfault at |oom-kill:constraint=|oom_reaper: reaped process"
+
+
+def folded_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """`kernel` rows of kernel lines inside other inputs' records: a machine's whole journal (`journalctl
+    --since …`) puts the kernel's lines between the worker's, where they read as continuation lines of a
+    worker record, and a pasted text file holds them as records of layout unknown. Each line of such a
+    record is its own line of the file (`line` + its index in `text`); its time is the one it writes (dmesg
+    -T), else the record's: when the rules saw it, a lower bound of when the kernel wrote it."""
+    found = events.filter((pl.col("logger").fill_null("") != HOST) & pl.col("text").str.contains(KERNEL_WORDS))
+    if found.is_empty():
+        return conform(pl.DataFrame(), KERNEL).select(KERNEL.keys())
+    lines = found.select("source", pl.col("line").alias("_first"), "end_line", pl.col("ts").alias("_record_ts"),
+                         pl.col("text").str.split("\n").alias("text")).with_columns(
+        pl.int_ranges(0, pl.col("text").list.len()).alias("_i")).explode("text", "_i").with_columns(
+        (pl.col("_first") + pl.col("_i")).alias("line")).filter(
+        pl.col("text").str.contains(KERNEL_WORDS) & (pl.col("line") <= pl.col("end_line").fill_null(pl.col("line"))))
+    lines = lines.with_columns(_fields()).with_columns(pl.coalesce("_wall", "_record_ts").alias("ts"),
+                                                       pl.lit(None, dtype=pl.String).alias("stream"))
+    return kernel_rows(lines)
 
 
 def parse_lines(lines: Lines, *, source: str) -> tuple[dict[str, pl.DataFrame], Coverage]:

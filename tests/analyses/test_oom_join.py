@@ -74,3 +74,21 @@ def test_two_kernel_logs_of_one_machine_are_one_death() -> None:
         ("oom2-dmesg-T.txt", 79), ("oom2-dmesg.txt", 79), ("oom2-worker.log", 10)]
     assert [f.rule for f in report.findings].count("CP-W025") == 1
     assert all(root.id in f.explained_by for f in report.findings if f.rule == "CP-W020")
+
+
+def test_a_whole_journal_joins_the_kernel_lines_read_inside_worker_records() -> None:
+    """samples/journald-worker-oom: the machine's journal, kernel and worker lines interleaved; the kernel's
+    lines sit inside a worker record (continuation lines), and each is still a kernel row of its own line."""
+    from analyzer.sources.kernel_log import folded_rows
+
+    bundle = open_bundle(ROOT / "samples" / "journald-worker-oom")
+    rows = folded_rows(bundle.kept_events)
+    kill = rows.filter(rows.get_column("event") == "oom_kill").row(0, named=True)
+    assert (kill["source"], kill["line"], kill["pid"], kill["constraint"]) == (
+        "journal.txt", 111, 27940, "CONSTRAINT_MEMCG")
+    assert (ROOT / "samples" / "journald-worker-oom" / "journal.txt").read_text().splitlines()[110].endswith(
+        kill["text"])
+    report = bundle.report()
+    root = report.finding(report.root_causes[0])
+    assert root.rule == "CP-W025" and [(e.source, e.line) for e in root.evidence] == [
+        ("journal.txt", 111), ("journal.txt", 112)]
