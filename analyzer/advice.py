@@ -207,7 +207,7 @@ class Artifact:
 EVIDENCE: dict[str, tuple[Artifact, ...]] = {
     "worker.lost": (
         Artifact("kernel log: was the child killed by the OOM killer?",
-                 "dmesg -T | grep -i -E 'killed process|out of memory'"),
+                 "dmesg -T | grep -i -E 'killed process|out of memory'", ("kernel_log",)),
         Artifact("the worker's memory limit", "systemctl show -p MemoryMax celery-worker  # or the container limit"),
     ),
     "worker.crash": (
@@ -217,7 +217,7 @@ EVIDENCE: dict[str, tuple[Artifact, ...]] = {
                  "'Fatal Python error'", ("faulthandler",)),
     ),
     "worker.oom": (
-        Artifact("kernel log", "dmesg -T | grep -i -E 'killed process|out of memory'"),
+        Artifact("kernel log", "dmesg -T | grep -i -E 'killed process|out of memory'", ("kernel_log",)),
     ),
     "task.stuck": (
         Artifact("a thread dump of the pool child running the task",

@@ -14,6 +14,7 @@ so findings' `first_seen` in `report()` stay as the logs wrote them, while `.fin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -24,7 +25,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.advice import LogFacts, advise
-from analyzer.analyses import fork_locks
+from analyzer.analyses import fork_locks, oom
 from analyzer.analyses import tasks as task_analysis
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import (
@@ -73,7 +74,7 @@ def fixed(name: str, df: pl.DataFrame) -> pl.DataFrame:
 PIECES_CACHED = 2
 
 # Kinds whose parsers give `events` records
-LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "redis_log", "text"})
+LOG_KINDS = frozenset({"celery_log", "json_log", "rabbitmq_log", "postgres_log", "redis_log", "kernel_log", "text"})
 
 
 
@@ -122,8 +123,13 @@ class Bundle:
     @classmethod
     def from_text(cls, text: str, *, name: str = "input.log") -> Bundle:
         """A bundle of one in-memory artifact (rule examples, notebook experiments)."""
+        return cls.from_texts([(name, text)])
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[tuple[str, str]]) -> Bundle:
+        """A bundle of in-memory artifacts, (name, text) each."""
         b = cls([])
-        b.__dict__["contents"] = Contents(members=[Member(name, data=text.encode())])
+        b.__dict__["contents"] = Contents(members=[Member(name, data=text.encode()) for name, text in texts])
         return b
 
     @cached_property
@@ -330,6 +336,7 @@ class Bundle:
             "frames": lambda: self._frames, "waits": lambda: self._waits, "cycles": lambda: self._cycles,
             "stuck": lambda: self._stuck,
             "fork_waits": lambda: fork_locks.build(self._threads, self._frames, self._frame("workers")),
+            "oom_kills": lambda: oom.build(self._frame("kernel"), self._events, self._tasks),
         }
         return derived[name]() if name in derived else self._frame(name)
 
@@ -561,15 +568,30 @@ class Bundle:
         (`ulimit -a`), `queues` (`rabbitmqctl list_queues`, a row per queue per listing with
         its growth since the previous listing, `messages_delta`) and `containers` (`kubectl
         describe pod`, `kubectl get pod -o json`, `docker inspect`: a row per container state,
-        times in UTC); `schema.FRAME_SCHEMAS` has their columns.
+        times in UTC) and `kernel` (the OOM kills and segfaults of kernel logs); `oom_kills` joins
+        those kills with the pool children billiard saw die; `schema.FRAME_SCHEMAS` has their columns.
         """
         return {name: self._fixed(name) for name in schema.FRAME_SCHEMAS}
+
+
+# `tail -n +1 worker.log dmesg.txt` heads each file with `==> NAME <==` (GNU coreutils tail.c / head.c
+# write_header): an example holding such headers is that many files, e.g. a kernel log beside a worker log
+FILE_HEADER = re.compile(r"^==> (.+) <==$", re.M)
+
+
+def example_files(text: str) -> list[tuple[str, str]]:
+    """The files of a rule example's text: one named `example`, or those its `==> NAME <==` headers open."""
+    heads = list(FILE_HEADER.finditer(text))
+    if not heads or text[:heads[0].start()].strip():
+        return [("example", text.strip("\n") + "\n")]
+    ends = [m.start() for m in heads[1:]] + [len(text)]
+    return [(m.group(1), text[m.end():end].strip("\n") + "\n") for m, end in zip(heads, ends, strict=True)]
 
 
 def parse_example(on: str, text: str) -> pl.DataFrame:
     """The frame `on` of a rule example's text, built by the same parsers a bundle goes through
     (`events`: every record, whatever the shipped rules keep)."""
-    bundle = Bundle.from_text(text.strip("\n") + "\n", name="example")
+    bundle = Bundle.from_texts(example_files(text))
     if on == "events":
         return bundle.events
     frames = bundle.frame_map()

@@ -293,11 +293,16 @@ def _same_incident(a: Finding, b: Finding, rank: dict[str, int]) -> bool:
     a0, b0 = _at(a.first_seen), _at(b.first_seen)
     if a0 is None or b0 is None:
         # a snapshot of a shared server, with no time and no node (`redis-cli INFO`), shows the
-        # state a timed finding reports happening: the timed one is the incident's first side
-        return a0 is not None and b0 is None and not b.hosts
+        # state a timed finding reports happening: the timed one is the incident's first side; so is
+        # an untimed finding citing a line the timed one cites (a kernel line, joined with the worker's)
+        return a0 is not None and b0 is None and (not b.hosts or _cite_same_line(a, b))
     if abs(b0 - a0) > SAME_INCIDENT:
         return False
     return (a0, not _server_side(a), rank[a.id]) < (b0, not _server_side(b), rank[b.id])
+
+
+def _cite_same_line(a: Finding, b: Finding) -> bool:
+    return bool({(e.source, e.line) for e in a.evidence} & {(e.source, e.line) for e in b.evidence})
 
 
 def _same_reason(a: Finding, b: Finding) -> str:
@@ -456,6 +461,7 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
         f.id = f"f{i}"
         f.explains, f.explained_by, f.because = [], [], {}
     rank = {f.id: i for i, f in enumerate(ordered)}
+    sides: list[tuple[Finding, Finding]] = []  # (first side, other side) of one event
     for a in ordered:
         if _standing(a):
             continue  # background all along: it explains nothing that happened
@@ -464,6 +470,7 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
                 continue
             if _same_incident(a, b, rank):
                 _tie(a, b, _same_reason(a, b))
+                sides.append((a, b))
                 continue
             reason = _link(a, b, ctx)
             if reason is None:
@@ -471,6 +478,7 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
             if _link(b, a, ctx) is not None and _order(b, rank) < _order(a, rank) and not _standing(b):
                 continue  # b came first (at the same moment: ranks first): it is the cause
             _tie(a, b, reason)
+    _untie_sides(sides, ordered)
     _break_cycles(ordered, rank)
     _reduce(ordered)
     roots = [f for f in ordered if not f.explained_by and SEVERITY_RANK.get(f.severity, 0) >= 1]
@@ -479,6 +487,18 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
     if any(f.category not in UNCLASSIFIED for f in roots):
         roots = [f for f in roots if f.category not in UNCLASSIFIED]  # a cause only when nothing else is
     return ordered, [f.id for f in roots]
+
+
+def _untie_sides(sides: list[tuple[Finding, Finding]], ordered: list[Finding]) -> None:
+    """An effect both sides of one event explain is explained by the first side alone (the kernel's kill
+    joined with the worker's line, rather than the kernel's line the join cites), which the chain
+    first side → other side → effect would otherwise hide (`_reduce`)."""
+    by_id = {f.id: f for f in ordered}
+    for a, b in sides:
+        for c in [c for c in b.explains if c in a.explains]:
+            b.explains.remove(c)
+            by_id[c].explained_by.remove(b.id)
+            by_id[c].because.pop(b.id, None)
 
 
 def _reduce(ordered: list[Finding]) -> None:

@@ -3,9 +3,9 @@
 `export(bundle, directory, to="parquet")` writes one file per public frame — every frame of
 `analyzer.schema.FRAME_SCHEMAS` (`events`, `tasks`, `threads`, `frames`, `waits`, `cycles`,
 `stuck`, `fork_waits` and the diagnostic `inspect`, `workers`, `redis_info`, `limits`,
-`queues`, `containers`) — plus `findings` and `coverage` (`<name>.parquet`, `.csv` or `.ndjson`).  Parquet
-and NDJSON keep list columns and timestamps as they are; CSV cannot hold lists, so their items
-are joined with `;`.
+`queues`, `containers`, `kernel`, `oom_kills`) — plus `findings` and `coverage` (`<name>.parquet`,
+`.csv` or `.ndjson`).  Parquet and NDJSON keep list columns and timestamps as they are; CSV cannot
+hold lists, so their items are joined with `;`.
 
 Secrets are redacted by default, in the API (`export(...)`, `Bundle.export`) as on the command
 line: every string cell of every frame, with the placeholders `analyze` shows for the same bundle

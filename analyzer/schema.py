@@ -278,6 +278,48 @@ FORK_WAITS: Mapping[str, pl.DataType] = {
     "text": STR,  # the evidence: the waiting thread as its dump shows it (tool, wait call, address)
 }
 
+# Kernel log records that name a process (`sources.kernel_log`): OOM kills, their summary and reaper
+# lines, segfaults. One row per such line.
+KERNEL: Mapping[str, pl.DataType] = {
+    "source": STR,
+    "line": INT,
+    "ts": TS,  # wall clock when the file anchors it (dmesg -T, a journald time), else null
+    "uptime_s": FLOAT,  # printk time, seconds since boot (plain dmesg, kern.log), when written
+    "host": STR,  # the machine, from a syslog / journald prefix; null for dmesg
+    "event": STR,  # oom_kill / oom_select (older kernels' `Kill process … or sacrifice child`) / oom_summary /
+    # oom_reaped / segfault
+    "pid": INT,  # the killed / crashed process
+    "comm": STR,  # its name as the kernel knows it (`celery`, `python3`)
+    "anon_rss_kb": INT,  # oom_kill: its anonymous memory when killed
+    "total_vm_kb": INT,
+    "constraint": STR,  # CONSTRAINT_MEMCG (a cgroup limit ran out) / CONSTRAINT_NONE (the host) / …
+    "memcg": STR,  # the killed task's memory cgroup (oom-kill summary `task_memcg=`)
+    "library": STR,  # segfault: the mapping the faulting instruction was in (`libc.so.6`)
+    "text": STR,  # the line as written
+}
+
+# A kernel OOM kill joined with the pool child billiard saw die (`analyses.oom`): per death, the worker log's
+# `Process 'ForkPoolWorker-N' pid:P exited with 'signal 9 (SIGKILL)'` and each kernel line killing that pid
+# (one per kernel log of the bundle: dmesg and dmesg -T of one machine are two).
+OOM_KILLS: Mapping[str, pl.DataType] = {
+    "source": STR,
+    "line": INT,
+    "ts": TS,  # the worker log's time (the kernel line's when it has one)
+    "host": STR,  # the Celery node of the worker log
+    "side": STR,  # kernel / worker: which line this row is
+    "kill": STR,  # "source:line" of billiard's line: the key of the death
+    "pid": INT,  # the pid both name
+    "process": STR,  # the pool child (`ForkPoolWorker-1`)
+    "comm": STR,
+    "anon_rss_kb": INT,
+    "constraint": STR,
+    "memcg": STR,
+    "task_id": STR,  # the task that was running in that child, when the logs show it
+    "task_name": STR,
+    "summary": STR,  # the pair in words, for finding messages
+    "text": STR,
+}
+
 FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "events": EVENTS,
     "tasks": TASKS,
@@ -293,6 +335,8 @@ FRAME_SCHEMAS: Mapping[str, Mapping[str, pl.DataType]] = {
     "limits": LIMITS,
     "queues": QUEUES,
     "containers": CONTAINERS,
+    "kernel": KERNEL,
+    "oom_kills": OOM_KILLS,
 }
 
 

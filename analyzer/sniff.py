@@ -94,6 +94,23 @@ TIMESTAMPED_LOG = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d{3}\S* "
 # The banner alone (a worker.stdout without -f log lines): ` -------------- w1@sample v5.7.0 (collider)`
 CELERY_BANNER = re.compile(r"^ -{5,} \S+@\S+ v\d[\w.]* \(", re.M)
 
+# Kernel logs: printk time `[  327.364661] ` (dmesg, kern.log after its syslog prefix) or `dmesg -T`'s
+# `[Tue Dec  8 01:13:52 2026] ` at the start of most lines (`KERNEL_SHARE`); or syslog / journald lines whose
+# identifier is `kernel` (journalctl -k: `Dec 08 01:14:05 vm kernel: python3[8741]: segfault at 0 …`),
+# searched in the head before prefixes are removed
+KERNEL_STAMP = re.compile(r"^\[\s*\d{1,10}\.\d{6}\] |^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}\] ",
+                          re.M)
+SYSLOG_KERNEL = re.compile(r"^(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
+                           r"(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) [\w.-]+ kernel: ", re.M)
+KERNEL_SHARE = 0.5
+
+
+def kernel_head(head: str, pattern: re.Pattern[str]) -> bool:
+    """Whether at least `KERNEL_SHARE` of the head's non-blank lines (its first 200) match `pattern`."""
+    lines = [ln for ln in head.splitlines()[:200] if ln.strip()]
+    return bool(lines) and sum(bool(pattern.match(ln)) for ln in lines) >= KERNEL_SHARE * len(lines)
+
+
 # `kubectl describe pod`: `Name:         celeryworker-944bc665b-qjb9k` then `Namespace:    kubechat`; or a
 # pasted fragment of it, a container state and its first detail: `    Last State:     Terminated` /
 # `      Reason:       OOMKilled`
@@ -138,6 +155,7 @@ DETECTORS: list[tuple[str, Detector]] = [
     ("ps", lambda h: bool(PS.search(h))),
     ("inspect_text", lambda h: bool(INSPECT_TEXT.search(h))),
     ("json_log", lambda h: bool(JSON_LOG.search(h))),
+    ("kernel_log", lambda h: kernel_head(h, KERNEL_STAMP)),
     ("celery_log", lambda h: bool(CELERY_LOG.search(h) or CELERY_BANNER.search(h) or TIMESTAMPED_LOG.search(h))),
     # container status (after the logs: a worker log quoting a describe fragment stays a log)
     ("kubectl_describe", lambda h: bool(KUBECTL_DESCRIBE.search(h))),
@@ -178,6 +196,8 @@ def sniff(head: bytes) -> str:
         return "text"
     if _is_binary(head):
         return "binary"
+    if kernel_head(ANSI.sub("", head.decode("utf-8", errors="replace")), SYSLOG_KERNEL):
+        return "kernel_log"
     text = clean_head(head)
     for kind, detect in DETECTORS:
         if detect(text):

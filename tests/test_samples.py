@@ -38,8 +38,8 @@ def _expected(sample: Path) -> dict[str, Any]:
 
 def check_ids(exp: dict[str, Any]) -> list[str]:
     """Every check an `expected.json` asks for, one id each."""
-    ids = [key for key in ("healthy", "root_cause", "inputs", "hosts", "events", "tasks", "threads", "cycles",
-                           "incidents", "standing")
+    ids = [key for key in ("healthy", "root_cause", "root_rule", "layout", "inputs", "hosts", "events", "tasks",
+                           "threads", "cycles", "incidents", "standing")
            if key in exp]
     ids += [f"category:{cat}" for cat in exp.get("categories", [])]
     ids += [f"absent:{cat}" for cat in exp.get("absent", [])]
@@ -83,6 +83,18 @@ def run_check(sample: Path, check_id: str) -> None:
         want = exp["root_cause"]
         got = report.finding(report.root_causes[0]).category if report.root_causes else None
         assert got == want, f"root causes: {[report.finding(r).category for r in report.root_causes]}"
+    elif check_id == "root_rule":
+        assert report.root_causes, "no root cause"
+        root = report.finding(report.root_causes[0])
+        cited = {f"{e.source}:{e.line}" for e in root.evidence}
+        assert root.rule == exp["root_rule"]["rule"], root.rule
+        assert set(exp["root_rule"]["evidence"]) <= cited, sorted(cited)
+    elif check_id == "layout":
+        covs = {c.source: c for c in bundle.coverage}
+        for path, layout in exp["layout"].items():
+            assert covs[path].layout == layout, (path, covs[path].layout)
+            if layout == "logging" and not exp.get("log_format"):
+                assert any(n.startswith("layout inferred: ") for n in covs[path].notes), covs[path].notes
     elif check_id == "inputs":
         for pattern, kind in exp["inputs"].items():  # a name, or a glob for names holding a pid
             paths = sorted(sample.glob(pattern))

@@ -20,6 +20,7 @@ from analyzer.sources import (
     celery_log,
     innodb_status,
     json_log,
+    kernel_log,
     layouts,
     proc_locks,
     procfs,
@@ -218,6 +219,7 @@ PARSERS: dict[str, Parser] = {
     "procfs": from_lines(procfs.parse_lines),
     "ps": from_lines(ps.parse_lines, "processes"),
     "rabbitmq_queues": from_lines(rabbitmq_queues.parse_lines, "queues"),
+    "kernel_log": from_lines(kernel_log.parse_lines),
 }
 
 
