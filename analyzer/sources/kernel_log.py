@@ -130,6 +130,7 @@ def parse_lines(lines: Lines, *, source: str) -> tuple[dict[str, pl.DataFrame], 
     recs = df.filter(pl.col("text").str.strip_chars() != "").with_columns(_fields()).with_columns(
         pl.coalesce("_wall", _prefix_time()).alias("ts"))
     events = recs.with_columns(
+        pl.col("message").alias("text"),  # like every source's records: the message, its prefix removed
         pl.col("line").alias("end_line"),
         pl.lit(source).alias("source"),
         pl.lit(HOST).alias("logger"),

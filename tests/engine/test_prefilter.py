@@ -113,6 +113,6 @@ def test_message_literals_are_looked_for_in_message_when_the_frame_has_no_text(
     ev = open_bundle(SAMPLES / "broker-lost").events
     ev = ev.with_columns(pl.lit(None, dtype=pl.String).alias("text")) if text == "null" else ev.drop("text")
     fast = evaluate(rules, {"events": ev})
-    assert {f.rule for f in fast} >= {"CP-B001", "CP-B007"}  # refused while reconnecting, then recovered
+    assert "CP-B007" in {f.rule for f in fast}  # lost, then recovered (CP-B001 reads `text`: not among them)
     _whole_frame(monkeypatch)
     assert _dicts(fast) == _dicts(evaluate(rules, {"events": ev}))
