@@ -27,12 +27,16 @@ from analyzer import schema
 from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks, oom
 from analyzer.analyses import tasks as task_analysis
+from analyzer.analyses.clocks import describe as describe_clock
+from analyzer.analyses.clocks import offsets as clock_offsets
+from analyzer.analyses.clocks import on_workers_clock, one_offset_per_server
 from analyzer.bundle import Contents, Limits, Member, Problem, read_bundle
 from analyzer.diagnosis import (
     Context,
     diagnose,
     incidents,
     merge_fingerprints,
+    node_schemes,
     with_baselines,
     with_cycles,
     with_lost_tasks,
@@ -440,7 +444,12 @@ class Bundle:
                                    self._frame("inspect"))
         context = Context.of(None, self._threads, self._frames, self._frame("queues"), spans=self._spans,
                              marks=self._marks, text_of=self._record_text)
-        findings = with_baselines(merge_fingerprints(findings), context)
+        found_clocks = clock_offsets(self._events)
+        shifts = one_offset_per_server(found_clocks)
+        clocks = [describe_clock(r) + (f"; {r['reference']}'s findings are timed on the workers' clock"
+                                       if r["reference"] in shifts else "; workers disagree, times left as written")
+                  for r in found_clocks.to_dicts()]
+        findings = with_baselines(merge_fingerprints(on_workers_clock(findings, shifts)), context)
         ordered, roots = diagnose(findings, context)
         found, roots = incidents(ordered, roots, context)
         facts = LogFacts.of(self._events) if roots else None  # once: every root cause asks the same of the logs
@@ -456,6 +465,7 @@ class Bundle:
             rules=list(rules),
             advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},
             incidents=found,
+            clocks=clocks,
         ))
         if default:
             self._report = report

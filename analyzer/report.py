@@ -124,6 +124,8 @@ class Report:
     ignored: dict[str, int] = field(default_factory=dict)
     # the zone the logs were written in (`in_zone`): every time then carries its UTC offset
     timezone: str | None = None
+    # workers whose clock is off from a server's (`analyses.clocks`): why server times were moved
+    clocks: list[str] = field(default_factory=list)
 
     def in_zone(self, tz: str) -> Report:
         """This report with the zone the logs were written in: each time keeps its wall-clock value
@@ -275,6 +277,8 @@ class Report:
         }
         if self.timezone is not None:  # only with --tz: reports stay as they were otherwise
             out["timezone"] = self.timezone
+        if self.clocks:  # only when some worker's clock is off: reports stay as they were otherwise
+            out["clocks"] = list(self.clocks)
         if self.ignored:  # only when --ignore hid something: reports stay as they were otherwise
             out["ignored"] = [{"pattern": p, "findings": n} for p, n in self.ignored.items()]
         return out

@@ -32,13 +32,14 @@ from analyzer.sources.exceptions import may_err
 from analyzer.sources.lifecycle_messages import READY_RE
 
 # Records the analyses after the rules read, whatever the rules: node names, pool exits (lost tasks),
-# broker connections (advice, the reconnects figure), faulthandler dumps inside a log, lock and
-# deadlock lines (waits), a task's bookkeeping failing after its body (tasks), and every record that may
-# carry an error (the exception table classifies them; what no rule claims is `error.unclassified`).
+# broker connections (advice, the reconnects figure, clock offsets: both sides of each connection),
+# faulthandler dumps inside a log, lock and deadlock lines (waits), a task's bookkeeping failing after
+# its body (tasks), and every record that may carry an error (the exception table classifies them;
+# what no rule claims is `error.unclassified`).
 STRUCTURAL_KINDS = ("ready", "banner", "process_exited", "connected")
 STRUCTURAL_TEXT = ("Connected to", "Cannot connect to", "transport:", "Connection to broker lost",
                    "Thread 0x", "Current thread 0x", "Resource deadlock avoided", "waits for ",
-                   "Exception raised outside body: ")
+                   "Exception raised outside body: ", "authenticated and granted access to vhost")
 
 
 

@@ -246,6 +246,10 @@ def render(report: Report, options: RenderOptions) -> str:
     if notes:
         out.append("<ul class=\"muted\">" + "".join(f"<li><code>{_e(src)}</code>: {_e(n)}</li>" for src, n in notes)
                    + "</ul>")
+    if report.clocks:
+        out.append("<h2>Clocks</h2><ul>")
+        out.extend(f"<li>{_e(c)}</li>" for c in report.clocks)
+        out.append("</ul>")
     if report.problems:
         out.append("<h2>Problems</h2><ul>")
         out.extend(f"<li><code>{_e(p.source)}</code>: {_e(p.message)}</li>" for p in report.problems)

@@ -210,6 +210,8 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.findings:
         out += _findings_table(report)
     out += _coverage(report)
+    if report.clocks:
+        out += ["## Clocks", ""] + [f"- {escape(c)}" for c in report.clocks] + [""]
     if report.problems:
         out += ["## Problems", ""] + [f"- {cell(p.source)}: {escape(p.message)}" for p in report.problems] + [""]
     if report.rule_errors:

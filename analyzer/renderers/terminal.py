@@ -210,6 +210,7 @@ def run_notes(report: Report) -> list[tuple[str, str]]:
     """(line, style) for what went wrong around the analysis: bundle problems (refused or unreadable
     members), rule errors, user rules replacing shipped ones. The report ends with them; `export`
     prints them on stderr."""
-    return [*((f"problem: {p.source}: {p.message}", "yellow") for p in report.problems),
+    return [*((f"clock: {c}", "yellow") for c in report.clocks),
+            *((f"problem: {p.source}: {p.message}", "yellow") for p in report.problems),
             *((f"rule error: {e}", "yellow") for e in report.rule_errors),
             *((f"rule override: {o}", "dim") for o in report.rule_overrides())]

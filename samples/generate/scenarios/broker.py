@@ -533,6 +533,18 @@ def wait_rabbit_log(mark: int, pattern: str, timeout: float) -> None:
 
 
 def heartbeat_missed(ctx: Ctx) -> None:
+    _heartbeat_missed(ctx, None)
+
+
+def heartbeat_missed_clock_offset(ctx: Ctx) -> None:
+    """heartbeat-missed with the worker in another zone than RabbitMQ: Celery writes local time without a
+    zone, so its log is an hour ahead of the broker's (UTC) for the same moments."""
+    _heartbeat_missed(ctx, "Etc/GMT-1")
+    ctx.note("The worker ran with `TZ=Etc/GMT-1` (UTC+1) while RabbitMQ logs UTC: the two logs' clocks are an "
+             "hour apart for the same moments, as when a worker host and the broker host differ in zone.")
+
+
+def _heartbeat_missed(ctx: Ctx, worker_tz: str | None) -> None:
     subprocess.run(["rabbitmqctl", "delete_vhost", VHOST], capture_output=True, check=False)  # an aborted run's
     ctx.run(["rabbitmqctl", "add_vhost", VHOST])
     try:
@@ -540,7 +552,9 @@ def heartbeat_missed(ctx: Ctx) -> None:
         mark = rabbit_mark()
         port = ctx.redis()
         app(ctx, f"amqp://guest:guest@127.0.0.1:5672/{VHOST}", f"redis://127.0.0.1:{port}/0", broker_heartbeat=2)
-        w = ctx.worker()
+        w = ctx.worker(env=ctx.env(TZ=worker_tz) if worker_tz else None)
+        if worker_tz:
+            ctx.commands.append(f"# the worker above ran with TZ={worker_tz}")
         ctx.wait_ready()
         ctx.python(SEND.format(n=3, k=100))
         ctx.wait_for("worker.log", r"succeeded in", count=3)
@@ -689,6 +703,9 @@ SCENARIOS += [
              "(`broker_heartbeat=2`, the worker frozen with SIGSTOP); on SIGCONT the worker finds the connection "
              "gone and reconnects. Three tasks succeed before and three after.", heartbeat_missed,
              needs=("rabbitmq", "redis")),
+    Scenario("heartbeat-missed-clock-offset", "heartbeat-missed with the worker's clock zone an hour ahead of "
+             "RabbitMQ's (TZ=Etc/GMT-1 for the worker, RabbitMQ logs UTC): one incident, two logs an hour apart.",
+             heartbeat_missed_clock_offset, needs=("rabbitmq", "redis")),
     Scenario("heartbeat-stall-hang", "A stalled network path to RabbitMQ (a loopback proxy that stops "
              "forwarding without closing): the worker raises `Too many heartbeats missed`, RabbitMQ logs missed "
              "heartbeats from the client, the worker reconnects but then hangs for good closing its old event "
