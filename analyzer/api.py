@@ -444,6 +444,7 @@ class Bundle:
                                    self._frame("inspect"))
         context = Context.of(None, self._threads, self._frames, self._frame("queues"), spans=self._spans,
                              marks=self._marks, text_of=self._record_text)
+        context.schemes = node_schemes(self._events)
         found_clocks = clock_offsets(self._events)
         shifts = one_offset_per_server(found_clocks)
         clocks = [describe_clock(r) + (f"; {r['reference']}'s findings are timed on the workers' clock"

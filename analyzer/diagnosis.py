@@ -64,10 +64,56 @@ def _server_side(f: Finding) -> bool:
     return bool(f.hosts) and all(h in SERVER_HOSTS for h in f.hosts)
 
 
-def _hosts_meet(a: Finding, b: Finding) -> bool:
-    if not a.hosts or not b.hosts or _server_side(a) or _server_side(b):
+# The URL schemes a server's clients use: a RabbitMQ log speaks of amqp clients, not of redis ones
+SERVER_SCHEMES: dict[str, frozenset[str]] = {
+    "rabbitmq": frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"}),
+    "redis": frozenset({"redis", "rediss", "sentinel", "redis+socket"}),
+}
+SCHEME_RE = r"(?:Connected to|Cannot connect to|transport:)\s+([a-z][a-z0-9+.-]*)://"
+
+
+def node_schemes(events: pl.DataFrame) -> dict[str, frozenset[str]]:
+    """Per node, the broker URL schemes its log names (`Connected to amqp://…`, the banner's transport)."""
+    if events.is_empty() or not {"host", "text"} <= set(events.columns):
+        return {}
+    found = events.select("host", pl.col("text").str.extract_all(SCHEME_RE).alias("_s")).explode("_s").drop_nulls()
+    found = found.with_columns(pl.col("_s").str.extract(SCHEME_RE, 1)).drop_nulls()
+    out: dict[str, set[str]] = {}
+    for host, scheme in found.unique().rows():
+        out.setdefault(host, set()).add(scheme)
+    return {h: frozenset(v) for h, v in out.items()}
+
+
+def _hosts_meet(a: Finding, b: Finding, ctx: Context | None = None) -> bool:
+    if not a.hosts or not b.hosts:
         return True
+    if _server_side(a) or _server_side(b):
+        return _serves(a, b, ctx) and _serves(b, a, ctx)
     return bool(set(a.hosts) & set(b.hosts))
+
+
+def _serves(server: Finding, node: Finding, ctx: Context | None) -> bool:
+    """False only when `server` is a broker's log and every node of `node` is known to use another broker."""
+    if ctx is None or not _server_side(server) or _server_side(node):
+        return True
+    wanted = frozenset().union(*(SERVER_SCHEMES.get(h, frozenset()) for h in server.hosts))
+    if not wanted:
+        return True
+    named = _evidence_schemes(node)  # the finding's own lines say which broker failed (`redis://…`)
+    if named:
+        return bool(named & wanted)
+    known = [ctx.schemes.get(h) for h in node.hosts]
+    if any(k is None for k in known):
+        return True
+    return any(k & wanted for k in known if k is not None)
+
+
+BROKER_SCHEMES = frozenset().union(*SERVER_SCHEMES.values())
+
+
+def _evidence_schemes(f: Finding) -> frozenset[str]:
+    return frozenset(m.group(1) for e in f.evidence for m in re.finditer(r"\b([a-z][a-z0-9+]*)://", e.text)
+                     if m.group(1) in BROKER_SCHEMES)
 
 
 def _at(value: str | None) -> datetime | None:
@@ -127,6 +173,7 @@ class Context:
     idle_queues: list[Evidence] = field(default_factory=list)
     # the text of a record at (source, line), for marks given without it (`of(marks=…)`)
     text_of: Callable[[str, int], str] | None = None
+    schemes: dict[str, frozenset[str]] = field(default_factory=dict)  # per node, its brokers' URL schemes
     _times: dict[str, list[datetime]] = field(default_factory=dict)  # per host, its recoveries' times
     # per host, its marks from `of` as a frame sorted by time (ts, source, line, message): a long log has
     # a mark per succeeded task, searched in place rather than held as Python objects
@@ -158,6 +205,8 @@ class Context:
             ctx._marks = {str(host): part for (host,), part in parts.items()}
         ctx.consumer_threads = _consumer_threads(threads, frames)
         ctx.idle_queues = _idle_queues(queues)
+        if events is not None:
+            ctx.schemes = node_schemes(events)
         return ctx
 
     def recovery_after(self, hosts: Iterable[str], after: datetime) -> Recovery | None:
@@ -216,10 +265,10 @@ def _place(link: causal.Link, a: Finding, b: Finding, ctx: Context) -> str | Non
             return None
         if _server_side(b):
             return f"{_hosts(b)}'s log names no node, and the blocked thread runs {_hosts(a)}'s consumer loop"
-        if not _hosts_meet(a, b):
+        if not _hosts_meet(a, b, ctx):
             return None
         return f"the blocked thread runs the consumer loop of {_hosts(a)}"
-    if not _hosts_meet(a, b):
+    if not _hosts_meet(a, b, ctx):
         return None
     if _server_side(a) and not _server_side(b):
         return f"{_hosts(a)} serves {_hosts(b)}"
@@ -279,14 +328,14 @@ def _link(a: Finding, b: Finding, ctx: Context) -> str | None:
     return None
 
 
-def _same_incident(a: Finding, b: Finding, rank: dict[str, int]) -> bool:
+def _same_incident(a: Finding, b: Finding, rank: dict[str, int], ctx: Context | None = None) -> bool:
     """`a` is the first side of the incident `b` shows too: same category, hosts meet, both start
     within `SAME_INCIDENT` of each other, `b` not before `a` (at the same moment: the server's
     side first, then rank order) — or `b` has no time at all and `a` has —, and they are two
     views of it: two rules (the broker's log and the client's error), or one rule on a server and
     on a worker. One rule's findings on one side are different groups by design (two exception
     types, two hosts): never one incident."""
-    if a.category != b.category or not _hosts_meet(a, b):
+    if a.category != b.category or not _hosts_meet(a, b, ctx):
         return False
     if a.rule == b.rule and _server_side(a) == _server_side(b):
         return False
@@ -468,7 +517,7 @@ def diagnose(findings: list[Finding], context: Context | None = None) -> tuple[l
         for b in ordered:
             if a is b:
                 continue
-            if _same_incident(a, b, rank):
+            if _same_incident(a, b, rank, ctx):
                 _tie(a, b, _same_reason(a, b))
                 sides.append((a, b))
                 continue

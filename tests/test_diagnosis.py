@@ -39,8 +39,12 @@ def test_same_category_on_other_hosts_stays_apart() -> None:
     two incidents, two root causes."""
     report = open_bundle([SAMPLES / "redis-wrong-password", SAMPLES / "rabbitmq-access-refused"]).report()
     auth = [f for f in report.findings if f.category == "broker.auth"]
-    assert sorted(h for f in auth for h in f.hosts) == ["w1@sample", "worker"]
-    assert all(f.id in report.root_causes and not f.explained_by for f in auth)
+    assert sorted(h for f in auth for h in f.hosts) == ["rabbitmq", "w1@sample", "worker"]
+    roots = [f for f in auth if f.id in report.root_causes]
+    assert sorted(h for f in roots for h in f.hosts) == ["rabbitmq", "w1@sample"]  # RabbitMQ's log is no Redis
+    [worker] = [f for f in auth if f.hosts == ["worker"]]  # RabbitMQ refusing `worker`: one event, two sides
+    assert [report.finding(c).hosts for c in worker.explained_by] == [["rabbitmq"]]
+    assert len({f.incident for f in roots}) == 2
 
 
 def _finding(rule: str, first: str, last: str, hosts: list[str]) -> Finding:
@@ -137,3 +141,21 @@ def test_an_error_no_rule_names_is_not_the_root_cause_beside_one_a_rule_names() 
     assert unclassified.id not in report.root_causes
     assert [report.finding(c).category for c in unclassified.explained_by] == ["broker.connection_lost"]
     assert report.finding(report.root_causes[0]).category == "broker.connection_lost"
+
+
+def test_a_worker_an_hour_ahead_of_the_broker_is_named_and_its_incident_timed_on_one_clock() -> None:
+    # samples/heartbeat-missed-clock-offset: the worker ran with TZ=Etc/GMT-1, RabbitMQ logs UTC
+    report = open_bundle(SAMPLES / "heartbeat-missed-clock-offset").report()
+    [clock] = report.clocks
+    assert clock.startswith("w1@sample's clock is 1 h ahead of rabbitmq's (a zone difference")
+    assert report.to_dict()["clocks"] == [clock]
+    [incident] = report.incidents
+    assert incident.state == "recovered" and incident.duration_s is not None and incident.duration_s < 10
+    heartbeat = report.finding(report.root_causes[0])
+    assert heartbeat.category == "broker.heartbeat" and heartbeat.first_seen is not None
+    assert heartbeat.first_seen.startswith("2026-12-08T02:55")  # RabbitMQ wrote 01:55 UTC: shown on the worker's clock
+
+
+def test_clocks_that_agree_raise_no_warning() -> None:
+    report = open_bundle(SAMPLES / "heartbeat-missed").report()
+    assert report.clocks == [] and "clocks" not in report.to_dict()
