@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -390,6 +390,119 @@ def export_command(
 
 
 app.command("export", cls=PlainCommand)(export_command)
+
+
+REPORT_EXTENSIONS = {"json": "json", "markdown": "md", "html": "html", "terminal": "txt", "sarif": "sarif",
+                     "junit": "xml", "github": "github.txt"}  # a bundle's report under --out-dir
+
+
+@app.command("analyze-many", cls=PlainCommand)
+def analyze_many_command(
+    sources: Annotated[list[str], typer.Argument(
+        metavar="SOURCE...", help="Directories of bundles, manifests (one bundle path or URL a line), quoted globs, "
+        "URLs (s3://, http(s)://, file://) or bundles.", show_default=False)],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", metavar="DIR", help="Write each bundle's report here, as BUNDLE.EXT (created if needed).")]
+    = None,
+    format: Annotated[list[str] | None, typer.Option(
+        "--format", "-f", metavar="FORMAT", show_default="json",
+        help=f"Format of each bundle's report under --out-dir (repeatable): {', '.join(FORMATS)}.")] = None,
+    summary: Annotated[str, typer.Option(
+        "--summary", metavar="FORMAT", help="Format of the summary on stdout: terminal, json, markdown, html.")]
+    = "terminal",
+    output: Annotated[list[str] | None, typer.Option(
+        "--output", "-o", metavar="[FORMAT=]PATH",
+        help="Also write the summary here (repeatable); format: FORMAT= or the extension (.json .md .html .txt).")]
+    = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", metavar="N", show_default="the cores", help="Bundles analysed at once (processes).")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", metavar="ADDRESS", help="Run on a Dask scheduler at ADDRESS (tcp://host:8786), or `local` for a "
+        "LocalCluster of --jobs workers.")] = None,
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the workers (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")] = None,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="RULE", help="Only these rule ids, id prefixes or categories (repeatable).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", metavar="RULE", help="Skip these rule ids, id prefixes or categories (repeatable).")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a finding of any bundle is at or above: "
+        f"{', '.join(FAIL_ON)}.")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", metavar="ZONE", show_default=False, help="Zone the logs were written in (as analyze --tz).")] = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """Analyse many bundles: one report each (--out-dir) and a summary of verdicts, root causes and the
+    finding signatures across them. Exit codes as analyze, over all bundles."""
+    from analyzer.fleet.many import outcomes
+    from analyzer.fleet.one import Settings
+    from analyzer.fleet.remote import RemoteError
+    from analyzer.fleet.sources import SourceError
+    from analyzer.fleet.summary import bundles_frame
+    from analyzer.fleet.summary_render import FORMATS as SUMMARY_FORMATS
+    from analyzer.fleet.summary_render import registry as summary_registry
+
+    fmts = [_choice("--format", f, list(FORMATS), "format") for f in format or ["json"]]
+    shown = _choice("--summary", summary, list(SUMMARY_FORMATS), "format")
+    targets = [_target(o, None, list(SUMMARY_FORMATS)) for o in output or []]
+    if fail_on is not None:
+        fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
+    if jobs is not None and jobs < 1:
+        raise _fail("--jobs: must be at least 1")
+    for _, path in targets:
+        _require_writable(f"-o {path}", path)
+    if out_dir is not None:
+        _require_writable(f"--out-dir {out_dir}", out_dir, directory=True)
+    _check_rule_options(rules or [], select or [], ignore or [])
+    _require_zone(tz)
+    settings = Settings(formats=tuple(dict.fromkeys(fmts)) if out_dir is not None else (),
+                        rules=tuple(str(r) for r in rules or ()), select=tuple(select or ()),
+                        ignore=tuple(ignore or ()), log_formats=tuple(log_format or ()), tz=tz,
+                        redact=not no_redact, fail_on=fail_on)
+    with _guarded(debug):
+        try:
+            done = outcomes(sources, settings, jobs=jobs, cluster=cluster,
+                            progress=_many_progress() if sys.stderr.isatty() else None)
+        except (SourceError, RemoteError) as exc:
+            raise _fail(str(exc)) from None
+    if out_dir is not None:
+        with _writing(f"--out-dir {out_dir}"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for o in done:
+                for fmt, text in o.reports:
+                    (out_dir / f"{o.name}.{REPORT_EXTENSIONS[fmt]}").write_text(text, encoding="utf-8")
+    frame = bundles_frame(done)
+    render = summary_registry()
+    sys.stdout.write(render[shown](frame))
+    sys.stdout.flush()
+    for fmt, path in targets:
+        with _writing(f"-o {path}"):
+            path.write_text(render[fmt](frame), encoding="utf-8")
+    bad = [o for o in done if o.trouble]
+    if bad:
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise _fail(f"{len(bad)} of {len(done)} bundles could not be fully analysed, first: {bad[0].name}: "
+                    f"{bad[0].trouble}{more}")
+    if fail_on is not None:
+        worst = [SEVERITY_RANK[o.worst] for o in done if o.worst is not None]
+        raise typer.Exit(1 if worst and max(worst) >= SEVERITY_RANK[fail_on] else 0)
+
+
+def _many_progress() -> Callable[[int, int, int, int, str], None]:
+    """A progress line on stderr (a terminal): bundles and bytes done."""
+    from analyzer.printable import printable
+
+    def step(done: int, total: int, done_bytes: int, total_bytes: int, name: str) -> None:
+        mb = 1024 * 1024
+        sys.stderr.write(f"\r\x1b[K{done}/{total} bundles, {done_bytes / mb:.1f}/{total_bytes / mb:.1f} MB "
+                         f"(last: {printable(name)[:40]})" + ("\n" if done == total else ""))
+        sys.stderr.flush()
+
+    return step
 
 
 def _parse_with_progress(bundle: Bundle) -> None:
