@@ -80,6 +80,25 @@ def _streams_to_files(paths: list[Path], stack: ExitStack) -> list[Path]:
     return out
 
 
+def _fetch_urls(sources: list[str], stack: ExitStack) -> list[Path]:
+    """Each source as a path: a URL (`fleet.remote`) copied to a private folder that lives as long as
+    `stack`, anything else as given."""
+    from analyzer.fleet.sources import is_url
+
+    out = []
+    for s in sources:
+        if not is_url(s):
+            out.append(Path(s))
+            continue
+        from analyzer.fleet.remote import RemoteError, fetched
+
+        try:
+            out.append(stack.enter_context(fetched(s)))
+        except RemoteError as exc:
+            raise _fail(str(exc)) from None
+    return out
+
+
 def _require_paths(paths: list[Path]) -> None:
     for p in paths:
         if not p.exists():
@@ -116,9 +135,9 @@ def _writing(what: str) -> Iterator[None]:
 
 @app.command(cls=PlainCommand)
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(
-        metavar="PATH...", help="Bundle directories, archives or files; - (or a named pipe) reads standard input.",
-        show_default=False)],
+    sources: Annotated[list[str], typer.Argument(
+        metavar="PATH...", help="Bundle directories, archives or files, or URLs (s3://, gs://, http(s)://, file://: "
+        "credentials from the environment); - (or a named pipe) reads standard input.", show_default=False)],
     format: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="FORMAT", show_default="terminal",
         help=f"Output format: {', '.join(FORMATS)} (any case).")] = None,
@@ -170,9 +189,6 @@ def analyze(
         targets = [_target(o, fmt, list(renderers)) for o in output or []]
         if fail_on is not None:
             fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
-        given, paths = paths, _streams_to_files(paths, stack)
-        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
-        _require_paths(paths)
         for _, path in targets:
             _require_writable(f"-o {path}", path)
         if plots is not None:
@@ -180,6 +196,10 @@ def analyze(
         _require_executable(core_executable)
         _check_rule_options(rules or [], select or [], ignore or [])
         _require_zone(tz)
+        given = _fetch_urls(sources, stack)  # after the checks: a URL may be a long download
+        paths = _streams_to_files(given, stack)
+        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
+        _require_paths(paths)
         with _guarded(debug):
             # the user's rules go to the bundle, so the records its pieces keep serve them too
             bundle = open_bundle(paths, rules=rules or None, log_formats=log_format or (),

@@ -38,7 +38,11 @@ def shown_location(location: str) -> str:
             host = f"{host}:{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", lambda m: cut(m.group(0)), location)
+    def whole(m: re.Match[str]) -> str:
+        url = m.group(0).rstrip(".,;:)")
+        return cut(url) + m.group(0)[len(url):]
+
+    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+", whole, location)
 
 
 def _fs(url: str) -> tuple[Any, str]:
@@ -103,11 +107,22 @@ def expand_url(url: str) -> list[str]:
 
 
 def url_size(url: str) -> int:
+    """Bytes under `url` (0 when the server does not say: an HTTP listing gives no sizes, so each
+    file is asked for its length)."""
     fs, path = _fs(url)
+
+    def size(name: str, known: object) -> int:
+        if known is not None:
+            return int(known)  # type: ignore[call-overload]
+        try:
+            return int(fs.size(name) or 0)
+        except Exception:
+            return 0
+
     try:
         if _isdir(fs, path):
-            return int(sum(int(info.get("size") or 0) for info in fs.find(path, detail=True).values()))
-        return int(fs.size(path) or 0)
+            return sum(size(name, info.get("size")) for name, info in sorted(fs.find(path, detail=True).items()))
+        return size(path, None)
     except Exception:
         return 0
 
