@@ -512,6 +512,54 @@ def analyze_many_command(
         raise typer.Exit(1 if worst and max(worst) >= SEVERITY_RANK[fail_on] else 0)
 
 
+@app.command("diff", cls=PlainCommand)
+def diff_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE", help="The failed bundle (path or URL).",
+                                          show_default=False)],
+    baseline: Annotated[str, typer.Option(
+        "--baseline", metavar="BUNDLE", help="A healthy bundle of the same deployment (path or URL).",
+        show_default=False)],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", metavar="FORMAT", help="terminal, json or markdown.")] = "terminal",
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the workers (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a new finding is at or above: {', '.join(FAIL_ON)}.")]
+    = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """What is new in BUNDLE beside a healthy --baseline: findings, log message templates, and the
+    rates per hour of templates that moved."""
+    from analyzer.fleet.diff import diff_bundles
+    from analyzer.fleet.diff_render import FORMATS as DIFF_FORMATS
+    from analyzer.fleet.diff_render import registry as diff_registry
+    from analyzer.fleet.one import Settings
+    from analyzer.fleet.remote import RemoteError
+    from analyzer.fleet.sources import is_url
+
+    fmt = _choice("--format", format, list(DIFF_FORMATS), "format")
+    if fail_on is not None:
+        fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
+    _require_paths([Path(p) for p in (bundle, baseline) if not is_url(p)])
+    _require_rule_dirs(rules or [])
+    settings = Settings(rules=tuple(str(r) for r in rules or ()), log_formats=tuple(log_format or ()),
+                        redact=not no_redact)
+    with _guarded(debug):
+        try:
+            result = diff_bundles(bundle, baseline, settings)
+        except RemoteError as exc:
+            raise _fail(str(exc)) from None
+    sys.stdout.write(diff_registry()[fmt](result))
+    sys.stdout.flush()
+    if fail_on is not None:
+        worst = [SEVERITY_RANK[str(f["severity"])] for f in result.new_findings]
+        raise typer.Exit(1 if worst and max(worst) >= SEVERITY_RANK[fail_on] else 0)
+
+
 def _many_progress() -> Callable[[int, int, int, int, str], None]:
     """A progress line on stderr (a terminal): bundles and bytes done."""
     from analyzer.printable import printable
