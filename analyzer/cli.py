@@ -458,6 +458,7 @@ def analyze_many_command(
 ) -> None:
     """Analyse many bundles: one report each (--out-dir) and a summary of verdicts, root causes and the
     finding signatures across them. Exit codes as analyze, over all bundles."""
+    from analyzer.fleet.cluster import ClusterError
     from analyzer.fleet.many import outcomes
     from analyzer.fleet.one import Settings
     from analyzer.fleet.remote import RemoteError
@@ -487,7 +488,7 @@ def analyze_many_command(
         try:
             done = outcomes(sources, settings, jobs=jobs, cluster=cluster,
                             progress=_many_progress() if sys.stderr.isatty() else None)
-        except (SourceError, RemoteError) as exc:
+        except (SourceError, RemoteError, ClusterError) as exc:
             raise _fail(str(exc)) from None
     if out_dir is not None:
         with _writing(f"--out-dir {out_dir}"):
