@@ -47,7 +47,12 @@ def run(targets: Sequence[Target], settings: Settings, *, jobs: int | None = Non
 
         # spawn, not fork: polars' thread pool does not survive a fork
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs or default_jobs(), len(targets)), mp_context=ctx) as pool:
+        workers = min(jobs or default_jobs(), len(targets))
+        # polars sizes its thread pool by the cores: N processes share them instead of each taking all
+        # (os.putenv: the child's C environment, read when polars starts, before any task is unpickled)
+        threads = str(max(1, default_jobs() // workers))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=os.putenv,
+                                 initargs=("POLARS_MAX_THREADS", threads)) as pool:
             futures = [pool.submit(analyze_one, t, settings) for t in targets]
             for f in as_completed(futures):
                 finished(f.result())
