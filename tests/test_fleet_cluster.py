@@ -118,3 +118,22 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_two(fleet: Path) -> None:
     r = runner.invoke(app, ["analyze-many", str(fleet), "--cluster", f"tcp://127.0.0.1:{_free_port()}"])
     assert r.exit_code == 2
     assert "cannot reach the scheduler" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_big_bundles_are_mapped_piece_by_piece_on_the_workers(fleet: Path, local: tuple[Path, str],
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every bundle counts as big and its logs are cut into pieces of 400 bytes: the pieces' map_records run
+    on the cluster's workers, the partials come back and merge here into the same reports."""
+    _need_dask()
+    from dask.distributed import Client, LocalCluster, get_task_stream
+
+    monkeypatch.setenv("CPM_CLUSTER_CHUNKED_BYTES", "1")
+    monkeypatch.setenv("CPM_PIECE_BYTES", "400")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            summary = _run(fleet, tmp_path, "--cluster", cluster.scheduler_address)
+        mapped = [t for t in stream.data if str(t["key"]).startswith("map_records")]
+    _same(local, tmp_path, summary)
+    assert len(mapped) > len(CHOSEN)  # pieces, not bundles
+    assert {t["worker"] for t in mapped} and all(t["status"] == "OK" for t in mapped)

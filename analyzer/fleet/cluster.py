@@ -1,5 +1,9 @@
 """`analyze-many --cluster`: the same `analyze_one` on Dask distributed workers, one task per bundle.
 
+A bundle of `chunked_bytes()` or more is read here instead, its big logs in pieces, each piece
+mapped on a worker by the same `map_records` (`pipeline.stream.Submit`); the partials come back
+pickled (polars frames travel as Arrow IPC) and merge here exactly as in one process.
+
 `local` starts a `LocalCluster` of worker processes on loopback (no dashboard) for this run; any
 other value is the address of a running scheduler (`tcp://host:8786`), whose workers must see the
 bundles' paths (or reach their URLs) and run the same version of celery-postmortem. Outcomes come
@@ -8,10 +12,21 @@ back pickled (their frames as Arrow) and are sorted by the caller, so the output
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from analyzer.fleet.one import Outcome, Settings, analyze_one
 from analyzer.fleet.sources import Target
+
+CHUNKED_BYTES = 256 << 20
+CHUNKED_ENV = "CPM_CLUSTER_CHUNKED_BYTES"  # tests cut the samples
+
+
+def chunked_bytes() -> int:
+    """Bundles this big or bigger are mapped piece by piece on the cluster (`CPM_CLUSTER_CHUNKED_BYTES`)."""
+    raw = os.environ.get(CHUNKED_ENV, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else CHUNKED_BYTES
 
 
 class ClusterError(RuntimeError):
@@ -37,7 +52,10 @@ def run_on_cluster(targets: Sequence[Target], settings: Settings, address: str, 
             cluster.close()
         raise ClusterError(f"--cluster {address}: cannot reach the scheduler: {exc}") from None
     try:
-        futures = client.map(analyze_one, list(targets), settings=settings, pure=False)
+        big = [t for t in targets if t.size >= chunked_bytes()]
+        futures = client.map(analyze_one, [t for t in targets if t not in big], settings=settings, pure=False)
+        for t in big:  # while the small ones run on the workers
+            finished(analyze_one(t, settings, submit=partial(client.submit, pure=False)))
         for future in as_completed(futures):
             finished(future.result())
     finally:

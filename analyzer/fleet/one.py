@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from analyzer.fleet.sources import Target, is_url
+
+if TYPE_CHECKING:
+    from analyzer.pipeline.stream import Submit
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,10 @@ def local_bundle(location: str) -> Iterator[str]:
         yield str(path)
 
 
-def analyze_one(target: Target, settings: Settings) -> Outcome:
+def analyze_one(target: Target, settings: Settings, submit: Submit | None = None) -> Outcome:
     """`analyze` of one bundle; a bundle that cannot be read is an `error` outcome, not an exception
-    (one bad bundle of hundreds stops nothing)."""
+    (one bad bundle of hundreds stops nothing). `submit`: where the pieces of its big logs are
+    mapped (`pipeline.stream.Submit`; default this process)."""
     from analyzer.bundle import BundleError
     from analyzer.fleet.remote import shown_location
     from analyzer.sources.log_format import LogFormatError
@@ -84,18 +89,20 @@ def analyze_one(target: Target, settings: Settings) -> Outcome:
     source = shown_location(target.location)
     try:
         with local_bundle(target.location) as path:
-            return _analyzed(target, source, path, settings)
+            return _analyzed(target, source, path, settings, submit)
     except (BundleError, LogFormatError, OSError) as exc:
         return Outcome(target.name, source, target.size, "error", trouble=shown_location(str(exc)))
 
 
-def _analyzed(target: Target, source: str, path: str, settings: Settings) -> Outcome:
+def _analyzed(target: Target, source: str, path: str, settings: Settings, submit: Submit | None) -> Outcome:
     from analyzer.api import open_bundle
     from analyzer.locations import artifact_paths
     from analyzer.redact import redact_report
     from analyzer.renderers import RenderOptions, registry, rule_infos
 
     bundle = open_bundle(path, rules=list(settings.rules) or None, log_formats=settings.log_formats, tz=settings.tz)
+    if submit is not None:
+        bundle.parse(submit=submit)
     report = bundle.report(select=settings.select, ignore=settings.ignore)
     if settings.tz is not None:
         report = report.in_zone(settings.tz)
