@@ -460,7 +460,7 @@ def analyze_many_command(
     finding signatures across them. Exit codes as analyze, over all bundles."""
     from analyzer.fleet.cluster import ClusterError
     from analyzer.fleet.many import outcomes
-    from analyzer.fleet.one import Settings
+    from analyzer.fleet.one import Outcome, Settings
     from analyzer.fleet.remote import RemoteError
     from analyzer.fleet.sources import SourceError
     from analyzer.fleet.summary import bundles_frame
@@ -484,18 +484,22 @@ def analyze_many_command(
                         rules=tuple(str(r) for r in rules or ()), select=tuple(select or ()),
                         ignore=tuple(ignore or ()), log_formats=tuple(log_format or ()), tz=tz,
                         redact=not no_redact, fail_on=fail_on)
+    def write_reports(o: Outcome) -> Outcome:
+        """A bundle's reports written as soon as they come; the outcome kept without them."""
+        if out_dir is None:
+            return o
+        with _writing(f"--out-dir {out_dir}"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for fmt, text in o.reports:
+                (out_dir / f"{o.name}.{REPORT_EXTENSIONS[fmt]}").write_text(text, encoding="utf-8")
+        return replace(o, reports=())
+
     with _guarded(debug):
         try:
-            done = outcomes(sources, settings, jobs=jobs, cluster=cluster,
+            done = outcomes(sources, settings, jobs=jobs, cluster=cluster, on_outcome=write_reports,
                             progress=_many_progress() if sys.stderr.isatty() else None)
         except (SourceError, RemoteError, ClusterError) as exc:
             raise _fail(str(exc)) from None
-    if out_dir is not None:
-        with _writing(f"--out-dir {out_dir}"):
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for o in done:
-                for fmt, text in o.reports:
-                    (out_dir / f"{o.name}.{REPORT_EXTENSIONS[fmt]}").write_text(text, encoding="utf-8")
     frame = bundles_frame(done)
     render = summary_registry()
     sys.stdout.write(render[shown](frame))

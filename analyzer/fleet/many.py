@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -14,9 +14,11 @@ from analyzer.fleet.summary import bundles_frame
 
 
 def outcomes(sources: Sequence[str | Path], settings: Settings, *, jobs: int | None = None,
-             cluster: str | None = None, progress: Progress | None = None) -> list[Outcome]:
-    """Every bundle the sources name, analysed (sorted by bundle name)."""
-    return run(expand([str(s) for s in sources]), settings, jobs=jobs, cluster=cluster, progress=progress)
+             cluster: str | None = None, progress: Progress | None = None,
+             on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
+    """Every bundle the sources name, analysed (sorted by bundle name; `run` for the options)."""
+    return run(expand([str(s) for s in sources]), settings, jobs=jobs, cluster=cluster, progress=progress,
+               on_outcome=on_outcome)
 
 
 def analyze_many(sources: str | Path | Sequence[str | Path], *, jobs: int | None = None, cluster: str | None = None,

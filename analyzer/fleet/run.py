@@ -24,14 +24,16 @@ def default_jobs() -> int:
 
 
 def run(targets: Sequence[Target], settings: Settings, *, jobs: int | None = None, cluster: str | None = None,
-        progress: Progress | None = None) -> list[Outcome]:
+        progress: Progress | None = None, on_outcome: Callable[[Outcome], Outcome] | None = None) -> list[Outcome]:
     """Every target analysed by `analyze_one`, sorted by name. `cluster`: a Dask scheduler address,
-    or `local` for a `LocalCluster` of `jobs` workers; else `jobs` processes (1: this one)."""
+    or `local` for a `LocalCluster` of `jobs` workers; else `jobs` processes (1: this one).
+    `on_outcome` sees each outcome as it arrives and returns what to keep of it (the CLI writes the
+    reports and keeps the rest, so hundreds of HTML reports are never held at once)."""
     total_bytes = sum(t.size for t in targets)
     done: list[Outcome] = []
 
     def finished(outcome: Outcome) -> None:
-        done.append(outcome)
+        done.append(outcome if on_outcome is None else on_outcome(outcome))
         if progress is not None:
             progress(len(done), len(targets), sum(o.size for o in done), total_bytes, outcome.name)
 
