@@ -163,3 +163,9 @@ def test_shown_locations_lose_user_password_and_query() -> None:
     url = "https://ci:hunter2@artifacts.example/run/17.tgz?X-Amz-Signature=abc&token=t"
     assert shown_location(url) == "https://artifacts.example/run/17.tgz"
     assert shown_location(f"cannot read {url}: 403") == "cannot read https://artifacts.example/run/17.tgz: 403"
+
+
+def test_file_urls_read_as_paths(fleet: Path, local: Path, tmp_path: Path) -> None:
+    _need("fsspec")
+    summary = _same_reports(fleet.as_uri() + "/", local, tmp_path)
+    assert f'"source": "{fleet.as_uri()}/healthy/"' in summary
