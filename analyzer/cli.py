@@ -467,6 +467,8 @@ def analyze_many_command(
     from analyzer.fleet.summary_render import FORMATS as SUMMARY_FORMATS
     from analyzer.fleet.summary_render import registry as summary_registry
 
+    if format and out_dir is None:
+        raise _fail("--format: each bundle's report goes to --out-dir DIR; give it (the summary's format is --summary)")
     fmts = [_choice("--format", f, list(FORMATS), "format") for f in format or ["json"]]
     shown = _choice("--summary", summary, list(SUMMARY_FORMATS), "format")
     targets = [_target(o, None, list(SUMMARY_FORMATS)) for o in output or []]

@@ -138,3 +138,12 @@ def test_python_api_returns_the_summary_frame(fleet: Path) -> None:
     assert df.filter(df["bundle"] == "broker-refused")["root_category"].item() == "broker.connection_refused"
     sigs = signatures_frame(df)
     assert sigs["root_cause_in"].sum() == df.filter(df["verdict"] == "unhealthy").height
+
+
+def test_usage_errors_exit_two_before_any_work(fleet: Path, tmp_path: Path) -> None:
+    for args, said in ((["-f", "json"], "--out-dir"), (["--summary", "sarif"], "unknown format"),
+                       (["--jobs", "0"], "at least 1"), (["--fail-on", "fatal"], "unknown severity")):
+        r = runner.invoke(app, ["analyze-many", str(fleet), *args])
+        assert r.exit_code == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    r = runner.invoke(app, ["analyze-many", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no such file or directory" in r.stderr
