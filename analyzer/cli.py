@@ -472,6 +472,9 @@ def analyze_many_command(
     fmts = [_choice("--format", f, list(FORMATS), "format") for f in format or ["json"]]
     shown = _choice("--summary", summary, list(SUMMARY_FORMATS), "format")
     targets = [_target(o, None, list(SUMMARY_FORMATS)) for o in output or []]
+    for fmt_, path_ in targets:
+        if fmt_ not in SUMMARY_FORMATS:  # by its extension (.sarif, .xml): not a summary format
+            raise _fail(f"-o {path_}: the summary is written as {', '.join(SUMMARY_FORMATS)}, not {fmt_}")
     if fail_on is not None:
         fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
     if jobs is not None and jobs < 1:

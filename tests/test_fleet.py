@@ -142,7 +142,8 @@ def test_python_api_returns_the_summary_frame(fleet: Path) -> None:
 
 def test_usage_errors_exit_two_before_any_work(fleet: Path, tmp_path: Path) -> None:
     for args, said in ((["-f", "json"], "--out-dir"), (["--summary", "sarif"], "unknown format"),
-                       (["--jobs", "0"], "at least 1"), (["--fail-on", "fatal"], "unknown severity")):
+                       (["--jobs", "0"], "at least 1"),
+                       (["-o", str(tmp_path / "s.sarif")], "not sarif"), (["--fail-on", "fatal"], "unknown severity")):
         r = runner.invoke(app, ["analyze-many", str(fleet), *args])
         assert r.exit_code == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     r = runner.invoke(app, ["analyze-many", str(tmp_path / "nothing")])
