@@ -4,7 +4,19 @@
 CLI renders.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from analyzer.api import Bundle, open_bundle
 
-__all__ = ["Bundle", "open_bundle"]
+if TYPE_CHECKING:
+    import polars as pl
+
+__all__ = ["Bundle", "analyze_many", "open_bundle"]
 __version__ = "0.1.0"
+
+
+def analyze_many(sources: Any, **options: Any) -> "pl.DataFrame":
+    """Many bundles at once, one summary row each (`analyzer.fleet.many.analyze_many`)."""
+    from analyzer.fleet.many import analyze_many as run
+
+    return run(sources, **options)

@@ -46,7 +46,7 @@ from analyzer.ignored import hidden_counts
 from analyzer.order import timeline
 from analyzer.pipeline import settle
 from analyzer.pipeline.settle import settle_hosts
-from analyzer.pipeline.stream import Reduced, piece_of, records_at, reduce_members
+from analyzer.pipeline.stream import Reduced, Submit, piece_of, records_at, reduce_members
 from analyzer.printable import printable_report
 from analyzer.quotes import JSON_DOCUMENTS, quote_evidence
 from analyzer.report import Report, summarize
@@ -160,9 +160,11 @@ class Bundle:
     def _parsed(self) -> list[SourceResult]:
         return self._reduced.results
 
-    def parse(self, on_bytes: Callable[[int, int, str], None] | None = None) -> Reduced:
+    def parse(self, on_bytes: Callable[[int, int, str], None] | None = None, *,
+              submit: Submit | None = None) -> Reduced:
         """Read every member now (frames are otherwise built on first use); `on_bytes(done, total,
-        member)` is called as input bytes are read, for a progress bar over a large bundle."""
+        member)` is called as input bytes are read, for a progress bar over a large bundle;
+        `submit` maps the pieces of big logs elsewhere (a Dask client's, `pipeline.stream.Submit`)."""
         if "_reduced" in self.__dict__:
             return self.__dict__["_reduced"]  # type: ignore[no-any-return]
         inputs = self.inputs
@@ -171,7 +173,7 @@ class Bundle:
         step = None if on_bytes is None else (lambda done, name: on_bytes(done, total, name))
         opts = replace(self.options, siblings={m.name: m for m in members})
         reduced = reduce_members([(m, inp.kind) for m, inp in zip(members, inputs, strict=True)], opts,
-                                 self._keep[1], progress=step)
+                                 self._keep[1], progress=step, submit=submit)
         self.__dict__["_reduced"] = reduced
         return reduced
 

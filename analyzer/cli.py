@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -80,6 +80,25 @@ def _streams_to_files(paths: list[Path], stack: ExitStack) -> list[Path]:
     return out
 
 
+def _fetch_urls(sources: list[str], stack: ExitStack) -> list[Path]:
+    """Each source as a path: a URL (`fleet.remote`) copied to a private folder that lives as long as
+    `stack`, anything else as given."""
+    from analyzer.fleet.sources import is_url
+
+    out = []
+    for s in sources:
+        if not is_url(s):
+            out.append(Path(s))
+            continue
+        from analyzer.fleet.remote import RemoteError, fetched
+
+        try:
+            out.append(stack.enter_context(fetched(s)))
+        except RemoteError as exc:
+            raise _fail(str(exc)) from None
+    return out
+
+
 def _require_paths(paths: list[Path]) -> None:
     for p in paths:
         if not p.exists():
@@ -116,9 +135,9 @@ def _writing(what: str) -> Iterator[None]:
 
 @app.command(cls=PlainCommand)
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(
-        metavar="PATH...", help="Bundle directories, archives or files; - (or a named pipe) reads standard input.",
-        show_default=False)],
+    sources: Annotated[list[str], typer.Argument(
+        metavar="PATH...", help="Bundle directories, archives or files, or URLs (s3://, gs://, http(s)://, file://: "
+        "credentials from the environment); - (or a named pipe) reads standard input.", show_default=False)],
     format: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="FORMAT", show_default="terminal",
         help=f"Output format: {', '.join(FORMATS)} (any case).")] = None,
@@ -170,9 +189,6 @@ def analyze(
         targets = [_target(o, fmt, list(renderers)) for o in output or []]
         if fail_on is not None:
             fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
-        given, paths = paths, _streams_to_files(paths, stack)
-        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
-        _require_paths(paths)
         for _, path in targets:
             _require_writable(f"-o {path}", path)
         if plots is not None:
@@ -180,6 +196,10 @@ def analyze(
         _require_executable(core_executable)
         _check_rule_options(rules or [], select or [], ignore or [])
         _require_zone(tz)
+        given = _fetch_urls(sources, stack)  # after the checks: a URL may be a long download
+        paths = _streams_to_files(given, stack)
+        copies = {str(p) for p in paths} - {str(p) for p in given}  # standard input: no file to point at
+        _require_paths(paths)
         with _guarded(debug):
             # the user's rules go to the bundle, so the records its pieces keep serve them too
             bundle = open_bundle(paths, rules=rules or None, log_formats=log_format or (),
@@ -390,6 +410,177 @@ def export_command(
 
 
 app.command("export", cls=PlainCommand)(export_command)
+
+
+REPORT_EXTENSIONS = {"json": "json", "markdown": "md", "html": "html", "terminal": "txt", "sarif": "sarif",
+                     "junit": "xml", "github": "github.txt"}  # a bundle's report under --out-dir
+
+
+@app.command("analyze-many", cls=PlainCommand)
+def analyze_many_command(
+    sources: Annotated[list[str], typer.Argument(
+        metavar="SOURCE...", help="Directories of bundles, manifests (one bundle path or URL a line), quoted globs, "
+        "URLs (s3://, http(s)://, file://) or bundles.", show_default=False)],
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", metavar="DIR", help="Write each bundle's report here, as BUNDLE.EXT (created if needed).")]
+    = None,
+    format: Annotated[list[str] | None, typer.Option(
+        "--format", "-f", metavar="FORMAT", show_default="json",
+        help=f"Format of each bundle's report under --out-dir (repeatable): {', '.join(FORMATS)}.")] = None,
+    summary: Annotated[str, typer.Option(
+        "--summary", metavar="FORMAT", help="Format of the summary on stdout: terminal, json, markdown, html.")]
+    = "terminal",
+    output: Annotated[list[str] | None, typer.Option(
+        "--output", "-o", metavar="[FORMAT=]PATH",
+        help="Also write the summary here (repeatable); format: FORMAT= or the extension (.json .md .html .txt).")]
+    = None,
+    jobs: Annotated[int | None, typer.Option(
+        "--jobs", "-j", metavar="N", show_default="the cores", help="Bundles analysed at once (processes).")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", metavar="ADDRESS", help="Run on a Dask scheduler at ADDRESS (tcp://host:8786), or `local` for a "
+        "LocalCluster of --jobs workers.")] = None,
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the workers (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")] = None,
+    select: Annotated[list[str] | None, typer.Option(
+        "--select", metavar="RULE", help="Only these rule ids, id prefixes or categories (repeatable).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", metavar="RULE", help="Skip these rule ids, id prefixes or categories (repeatable).")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a finding of any bundle is at or above: "
+        f"{', '.join(FAIL_ON)}.")] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", metavar="ZONE", show_default=False, help="Zone the logs were written in (as analyze --tz).")] = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """Analyse many bundles: one report each (--out-dir) and a summary of verdicts, root causes and the
+    finding signatures across them. Exit codes as analyze, over all bundles."""
+    from analyzer.fleet.cluster import ClusterError
+    from analyzer.fleet.many import outcomes
+    from analyzer.fleet.one import Outcome, Settings
+    from analyzer.fleet.remote import RemoteError
+    from analyzer.fleet.sources import SourceError
+    from analyzer.fleet.summary import bundles_frame
+    from analyzer.fleet.summary_render import FORMATS as SUMMARY_FORMATS
+    from analyzer.fleet.summary_render import registry as summary_registry
+
+    if format and out_dir is None:
+        raise _fail("--format: each bundle's report goes to --out-dir DIR; give it (the summary's format is --summary)")
+    fmts = [_choice("--format", f, list(FORMATS), "format") for f in format or ["json"]]
+    shown = _choice("--summary", summary, list(SUMMARY_FORMATS), "format")
+    targets = [_target(o, None, list(SUMMARY_FORMATS)) for o in output or []]
+    for fmt_, path_ in targets:
+        if fmt_ not in SUMMARY_FORMATS:  # by its extension (.sarif, .xml): not a summary format
+            raise _fail(f"-o {path_}: the summary is written as {', '.join(SUMMARY_FORMATS)}, not {fmt_}")
+    if fail_on is not None:
+        fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
+    if jobs is not None and jobs < 1:
+        raise _fail("--jobs: must be at least 1")
+    for _, path in targets:
+        _require_writable(f"-o {path}", path)
+    if out_dir is not None:
+        _require_writable(f"--out-dir {out_dir}", out_dir, directory=True)
+    _check_rule_options(rules or [], select or [], ignore or [])
+    _require_zone(tz)
+    settings = Settings(formats=tuple(dict.fromkeys(fmts)) if out_dir is not None else (),
+                        rules=tuple(str(r) for r in rules or ()), select=tuple(select or ()),
+                        ignore=tuple(ignore or ()), log_formats=tuple(log_format or ()), tz=tz,
+                        redact=not no_redact, fail_on=fail_on)
+    def write_reports(o: Outcome) -> Outcome:
+        """A bundle's reports written as soon as they come; the outcome kept without them."""
+        if out_dir is None:
+            return o
+        with _writing(f"--out-dir {out_dir}"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for fmt, text in o.reports:
+                (out_dir / f"{o.name}.{REPORT_EXTENSIONS[fmt]}").write_text(text, encoding="utf-8")
+        return replace(o, reports=())
+
+    with _guarded(debug):
+        try:
+            done = outcomes(sources, settings, jobs=jobs, cluster=cluster, on_outcome=write_reports,
+                            progress=_many_progress() if sys.stderr.isatty() else None)
+        except (SourceError, RemoteError, ClusterError) as exc:
+            raise _fail(str(exc)) from None
+    frame = bundles_frame(done)
+    render = summary_registry()
+    sys.stdout.write(render[shown](frame))
+    sys.stdout.flush()
+    for fmt, path in targets:
+        with _writing(f"-o {path}"):
+            path.write_text(render[fmt](frame), encoding="utf-8")
+    bad = [o for o in done if o.trouble]
+    if bad:
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise _fail(f"{len(bad)} of {len(done)} bundles could not be fully analysed, first: {bad[0].name}: "
+                    f"{bad[0].trouble}{more}")
+    if fail_on is not None:
+        worst = [SEVERITY_RANK[o.worst] for o in done if o.worst is not None]
+        raise typer.Exit(1 if worst and max(worst) >= SEVERITY_RANK[fail_on] else 0)
+
+
+@app.command("diff", cls=PlainCommand)
+def diff_command(
+    bundle: Annotated[str, typer.Argument(metavar="BUNDLE", help="The failed bundle (path or URL).",
+                                          show_default=False)],
+    baseline: Annotated[str, typer.Option(
+        "--baseline", metavar="BUNDLE", help="A healthy bundle of the same deployment (path or URL).",
+        show_default=False)],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", metavar="FORMAT", help="terminal, json or markdown.")] = "terminal",
+    log_format: Annotated[list[str] | None, typer.Option(
+        "--log-format", metavar="FORMAT", help="A %-style logging format used by the workers (repeatable).")] = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", metavar="DIR", help="Extra rule directory (repeatable).")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", metavar="SEVERITY", help=f"Exit 1 when a new finding is at or above: {', '.join(FAIL_ON)}.")]
+    = None,
+    no_redact: Annotated[bool, typer.Option(
+        "--no-redact", help="Show passwords and tokens found in the inputs (redacted by default).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+) -> None:
+    """What is new in BUNDLE beside a healthy --baseline: findings, log message templates, and the
+    rates per hour of templates that moved."""
+    from analyzer.fleet.diff import diff_bundles
+    from analyzer.fleet.diff_render import FORMATS as DIFF_FORMATS
+    from analyzer.fleet.diff_render import registry as diff_registry
+    from analyzer.fleet.one import Settings
+    from analyzer.fleet.remote import RemoteError
+    from analyzer.fleet.sources import is_url
+
+    fmt = _choice("--format", format, list(DIFF_FORMATS), "format")
+    if fail_on is not None:
+        fail_on = _choice("--fail-on", fail_on, list(SEVERITIES), "severity")
+    _require_paths([Path(p) for p in (bundle, baseline) if not is_url(p)])
+    _require_rule_dirs(rules or [])
+    settings = Settings(rules=tuple(str(r) for r in rules or ()), log_formats=tuple(log_format or ()),
+                        redact=not no_redact)
+    with _guarded(debug):
+        try:
+            result = diff_bundles(bundle, baseline, settings)
+        except RemoteError as exc:
+            raise _fail(str(exc)) from None
+    sys.stdout.write(diff_registry()[fmt](result))
+    sys.stdout.flush()
+    if fail_on is not None:
+        worst = [SEVERITY_RANK[str(f["severity"])] for f in result.new_findings]
+        raise typer.Exit(1 if worst and max(worst) >= SEVERITY_RANK[fail_on] else 0)
+
+
+def _many_progress() -> Callable[[int, int, int, int, str], None]:
+    """A progress line on stderr (a terminal): bundles and bytes done."""
+    from analyzer.printable import printable
+
+    def step(done: int, total: int, done_bytes: int, total_bytes: int, name: str) -> None:
+        mb = 1024 * 1024
+        sys.stderr.write(f"\r\x1b[K{done}/{total} bundles, {done_bytes / mb:.1f}/{total_bytes / mb:.1f} MB "
+                         f"(last: {printable(name)[:40]})" + ("\n" if done == total else ""))
+        sys.stderr.flush()
+
+    return step
 
 
 def _parse_with_progress(bundle: Bundle) -> None:

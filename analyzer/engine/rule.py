@@ -385,16 +385,28 @@ def parse_rule(
     return rule_from_dict(data, path=path, text=text, schemas=schemas, require_examples=require_examples)
 
 
+# (path, text, require_examples) → what parse_rule made of it: a process analysing many bundles
+# (analyze-many) parses the catalogue once, not once per bundle; keyed on the text, so an edit counts
+_PARSED: dict[tuple[str, str, bool], tuple[Rule | None, tuple[EngineError, ...]]] = {}
+
+
 def load_rule(
     path: str | Path, *, schemas: Mapping[str, Schema] | None = None, require_examples: bool = True
 ) -> tuple[Rule | None, list[EngineError]]:
-    """Read, parse and validate one rule file."""
+    """Read, parse and validate one rule file (parsed once per text and process: `_PARSED`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [RuleError(f"cannot read rule file: {exc}", path=str(p))]
-    return parse_rule(text, path=str(p), schemas=schemas, require_examples=require_examples)
+    if schemas is not None:
+        return parse_rule(text, path=str(p), schemas=schemas, require_examples=require_examples)
+    key = (str(p), text, require_examples)
+    if key not in _PARSED:
+        parsed, found = parse_rule(text, path=str(p), require_examples=require_examples)
+        _PARSED[key] = (parsed, tuple(found))
+    rule, errors = _PARSED[key]
+    return rule, list(errors)
 
 
 def rule_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import polars as pl
 
@@ -27,6 +28,17 @@ from analyzer.sources.dumps import embedded_faulthandler
 # Bytes of a log piece; `CPM_PIECE_BYTES` overrides it (tests cut the samples into many pieces)
 PIECE_ENV = "CPM_PIECE_BYTES"
 Progress = Callable[[int, str], None]  # bytes of input done so far, the member being read
+
+
+class Pending(Protocol):
+    """A future of a piece's `Partial` (concurrent.futures' or Dask's)."""
+
+    def result(self) -> Partial: ...
+
+
+# Runs map_records(records, keep) somewhere and returns its `Pending`: the local thread pool by
+# default, a Dask client's submit for `analyze-many --cluster` (analyzer.fleet.cluster)
+Submit = Callable[..., Pending]
 
 
 def piece_bytes() -> int:
@@ -73,19 +85,19 @@ def _whole_events(result: SourceResult) -> pl.DataFrame | None:
 
 
 def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, size: int, pool: ThreadPoolExecutor,
-              progress: Progress | None, done: int,
-              ranges: list[tuple[int, int]]) -> tuple[Partial, SourceResult] | None:
+              progress: Progress | None, done: int, ranges: list[tuple[int, int]],
+              submit: Submit | None = None) -> tuple[Partial, SourceResult] | None:
     pieces = log_pieces(member, kind, opts, size)
     if pieces is None:
         return None
     merger = _Merger()
     covs: list[Coverage] = []
-    pending: list[Future[Partial]] = []
+    pending: list[Pending] = []
     first = 1
     try:
         for records, cov, nbytes in pieces:  # read and parsed here, mapped on the pool: both cores work
             covs.append(cov)
-            pending.append(pool.submit(map_records, records, keep))
+            pending.append((submit or pool.submit)(map_records, records, keep))
             while len(pending) > 1:
                 merger.add(pending.pop(0).result())
             done += nbytes
@@ -108,8 +120,10 @@ def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, si
 
 
 def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: pl.Expr | None,
-                   progress: Progress | None = None, size: int | None = None) -> Reduced:
-    """The merged partial of every member's records, and each member's other results, in order."""
+                   progress: Progress | None = None, size: int | None = None,
+                   submit: Submit | None = None) -> Reduced:
+    """The merged partial of every member's records, and each member's other results, in order
+    (`submit`: where the pieces of big logs are mapped, see `Submit`)."""
     size = size or piece_bytes()
     merger = _Merger()
     pieces: dict[str, list[tuple[int, int]]] = {}
@@ -119,7 +133,7 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, (member, kind) in enumerate(members):
             ranges: list[tuple[int, int]] = []
-            got = _streamed(member, kind, opts, keep, size, pool, progress, done, ranges)
+            got = _streamed(member, kind, opts, keep, size, pool, progress, done, ranges, submit)
             if got is None:
                 whole.append(i)
                 continue
