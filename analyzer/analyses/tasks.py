@@ -168,6 +168,15 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
 def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """The `tasks` frame from the merged partial of all records and the records rules keep (the
     `outside body` warnings and `exited with` lines `_mark_outside_body`/`_mark_lost` read)."""
+    return finish_marked(finish_rows(merged), events)
+
+
+def finish_rows(merged: pl.DataFrame) -> pl.DataFrame:
+    """The row-local part of `finish`: each task's state, start and runtime from its own partial row.
+
+    A task its own records settle (`_last_settling`) is final here: the marks `finish_marked` adds
+    read only unfinished tasks. So settled tasks can be finished a batch at a time, apart from the
+    others (`analyzer.pipeline.spill`)."""
     out = merged.lazy().drop(*(f"{n}@" for n in FIRST + LAST), "_first@")
     state = (
         pl.when(pl.col("_last_settling").is_not_null())
@@ -193,10 +202,22 @@ def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
-    tasks = out.collect(engine="in-memory")
+    return out.collect(engine="in-memory")
+
+
+def finish_marked(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """`finish_rows`' rows with the marks that need every unfinished task and the kept records
+    (outside-body failures, lost tasks), as the `tasks` frame in its order."""
     if tasks.is_empty():
         return empty(TASKS)
     tasks = _mark_lost(_mark_outside_body(tasks, events), events).drop("_proc", "_last")
+    return ordered(tasks)
+
+
+def ordered(tasks: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the `tasks` frame in its order (a total one: task ids are unique)."""
+    if tasks.is_empty():
+        return empty(TASKS)
     # received_at, started_at (nulls last), task_id: integer keys sort several times faster than
     # a multi-column sort of nullable datetimes
     order = tasks.select(pl.arg_sort_by(

@@ -20,6 +20,7 @@ import polars as pl
 from analyzer.bundle import Member
 from analyzer.pipeline.mapper import map_records
 from analyzer.pipeline.partial import Partial
+from analyzer.pipeline.spill import TaskStore
 from analyzer.sources import Options, SourceResult, log_pieces, parse_member, parse_members
 from analyzer.sources.celery_log import PIECE_BYTES, Coverage, Interleaved
 from analyzer.sources.dumps import embedded_faulthandler
@@ -41,6 +42,8 @@ class Reduced:
     # per log read in pieces: each piece's first line and line count, to read one piece again
     pieces: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     piece_bytes: int = PIECE_BYTES
+    # per-task rows and the lines of unsettled tasks, taken out of every piece's partial (`spill`)
+    store: TaskStore = field(default_factory=lambda: TaskStore(0))
 
 
 class _Merger:
@@ -73,7 +76,7 @@ def _whole_events(result: SourceResult) -> pl.DataFrame | None:
 
 
 def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, size: int, pool: ThreadPoolExecutor,
-              progress: Progress | None, done: int,
+              store: TaskStore, progress: Progress | None, done: int,
               ranges: list[tuple[int, int]]) -> tuple[Partial, SourceResult] | None:
     pieces = log_pieces(member, kind, opts, size)
     if pieces is None:
@@ -82,20 +85,23 @@ def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, si
     covs: list[Coverage] = []
     pending: list[Future[Partial]] = []
     first = 1
+    mark = store.mark()
     try:
         for records, cov, nbytes in pieces:  # read and parsed here, mapped on the pool: both cores work
             covs.append(cov)
             pending.append(pool.submit(map_records, records, keep))
             while len(pending) > 1:
-                merger.add(pending.pop(0).result())
+                merger.add(store.take(pending.pop(0).result()))
             done += nbytes
             if progress is not None:
                 progress(done, member.name)
         for f in pending:
-            merger.add(f.result())
+            merger.add(store.take(f.result()))
     except Interleaved:
+        store.rollback(mark)
         return None
     except Exception:  # bad input: parsed whole, where the failure becomes the member's problem
+        store.rollback(mark)
         return None
     merged = merger.result()
     for cov in covs:
@@ -116,10 +122,11 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
     results: list[SourceResult | None] = [None] * len(members)
     whole: list[int] = []
     done = 0
+    store = TaskStore(sum(m.size for m, _ in members))
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, (member, kind) in enumerate(members):
             ranges: list[tuple[int, int]] = []
-            got = _streamed(member, kind, opts, keep, size, pool, progress, done, ranges)
+            got = _streamed(member, kind, opts, keep, size, pool, store, progress, done, ranges)
             if got is None:
                 whole.append(i)
                 continue
@@ -134,13 +141,13 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
         for i, result in zip(whole, parsed, strict=True):
             events = _whole_events(result)
             if events is not None:
-                merger.add(map_records(events, keep))
+                merger.add(store.take(map_records(events, keep)))
             results[i] = result
             done += members[i][0].size
             if progress is not None:
                 progress(done, members[i][0].name)
     assert all(r is not None for r in results)
-    return Reduced(merger.result(), [r for r in results if r is not None], pieces, size)
+    return Reduced(merger.result(), [r for r in results if r is not None], pieces, size, store)
 
 
 def piece_of(reduced: Reduced, source: str, line: int) -> int:
