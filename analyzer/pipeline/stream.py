@@ -25,6 +25,7 @@ from analyzer.sources import Options, SourceResult, log_pieces, parse_member, pa
 from analyzer.sources.celery_log import PIECE_BYTES, Coverage, Interleaved
 from analyzer.sources.dumps import embedded_faulthandler
 
+INSPECT_KINDS = ("inspect_json", "inspect_text")  # the inputs that give the `inspect` frame
 # Bytes of a log piece; `CPM_PIECE_BYTES` overrides it (tests cut the samples into many pieces)
 PIECE_ENV = "CPM_PIECE_BYTES"
 Progress = Callable[[int, str], None]  # bytes of input done so far, the member being read
@@ -122,7 +123,8 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
     results: list[SourceResult | None] = [None] * len(members)
     whole: list[int] = []
     done = 0
-    store = TaskStore(sum(m.size for m, _ in members))
+    # `celery inspect` output makes every line of a task it lists worth keeping (`spill.last_lines`)
+    store = TaskStore(sum(m.size for m, _ in members), all_lines=any(k in INSPECT_KINDS for _, k in members))
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, (member, kind) in enumerate(members):
             ranges: list[tuple[int, int]] = []
