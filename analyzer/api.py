@@ -328,7 +328,7 @@ class Bundle:
         from analyzer.analyses import threads as thread_analysis
 
         return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self._frames, self._events,
-                                           self._tasks, self._frame("workers"), self._spans)
+                                           self._tasks, self._frame("workers"), self._spans, self._resolved.typical)
 
     @cached_property
     def _frames(self) -> pl.DataFrame:

@@ -26,7 +26,6 @@ stuck rows of the tasks it lists count them (`all_lines`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.analyses import tasks as task_analysis
+from analyzer.analyses import threads
 from analyzer.order import timeline
 from analyzer.pipeline.partial import FOR_TASK, RECORDS, Partial
 from analyzer.schema import EVENTS, TASKS, empty
@@ -127,8 +127,20 @@ class TaskStore:
 
     def records(self, ids: pl.Series) -> pl.DataFrame:
         """The spilled records of the tasks `ids`, in file order (`source`, `line`)."""
-        wanted = pl.col("task_id").is_in(ids.implode())
-        found = [compact(df.filter(wanted)) for b in range(self.buckets) for df in self._get("r", b)]
+        ids = ids.unique()
+        of = (ids.hash() % self.buckets).cast(pl.Int64) if self.buckets > 1 else pl.zeros(ids.len(), pl.Int64,
+                                                                                          eager=True)
+        found: list[pl.DataFrame] = []
+        for b in range(self.buckets):
+            mine = ids.filter(of == b)
+            if mine.is_empty():
+                continue
+            wanted = pl.col("task_id").is_in(mine.implode())
+            if self._dir is None:
+                found.extend(df.filter(wanted) for df in self._get("r", b))
+            else:  # a file at a time, filtered as it is read
+                found.extend(compact(pl.scan_parquet(p).filter(wanted).collect())
+                             for p in self._files.get(("r", b), ()))
         found = [df for df in found if df.height]
         if not found:
             return empty({**RECORDS, FOR_TASK: pl.Boolean()})
@@ -141,16 +153,27 @@ class Resolved:
     tasks: pl.DataFrame  # `schema.TASKS` rows the report reads, in the frame's order
     states: dict[str, int] = field(default_factory=dict)  # every task, by state
     records: pl.DataFrame | None = None  # spilled records the report reads (`partial.RECORDS`)
+    typical: pl.DataFrame | None = None  # `threads.typical_runtimes` of every task
 
 
 def resolve(store: TaskStore, hosts: HostFill, events: pl.DataFrame, keep: pl.Expr | None,
             ids: Collection[str] = ()) -> Resolved:
-    """The tasks of every bucket (`keep` None: every settled one), their counts by state, and the
-    spilled lines of the tasks left STARTED or LOST or in `ids`."""
-    named = pl.Series("task_id", sorted(ids), dtype=pl.String)
+    """The tasks of every bucket (`keep` None: every one), their counts by state, and the spilled
+    lines of the tasks left STARTED or LOST or in `ids`.
+
+    Marks (`tasks.finish_marked`) change STARTED tasks, and a RECEIVED one only when it is the one
+    unfinished task of its host: so of the RECEIVED tasks (millions when a worker fell far behind)
+    only those, the ones `keep` keeps and the ones in `ids` stay, beside the count per host."""
+    named = pl.Series("task_id", sorted(ids), dtype=pl.String).implode()
+    wanted = (pl.lit(True) if keep is None else keep.fill_null(False)) | pl.col("task_id").is_in(named)
+    state = pl.col("state")
     none = empty(EVENTS)  # settled tasks read no records: their marks are row-local
     kept: list[pl.DataFrame] = []
-    opened: list[pl.DataFrame] = []
+    busy: list[pl.DataFrame] = []  # unfinished tasks the marks read: STARTED, and RECEIVED alone on a host
+    alone: list[pl.DataFrame] = []  # the first RECEIVED task of each host, per bucket
+    idle: list[pl.DataFrame] = []  # other unfinished tasks kept
+    per_host: list[pl.DataFrame] = []
+    runs: list[pl.DataFrame] = []  # successful runs' times, by name (a few bytes a task): the stuck baseline
     counts: dict[str, int] = {}
     for b in range(store.buckets):
         rows = store.task_rows(b)
@@ -158,23 +181,50 @@ def resolve(store: TaskStore, hosts: HostFill, events: pl.DataFrame, keep: pl.Ex
             continue
         rows = hosts(rows)
         settled = pl.col("_last_settling").is_not_null()
-        opened.append(compact(task_analysis.finish_rows(rows.filter(~settled))))
         done = task_analysis.finish_marked(task_analysis.finish_rows(rows.filter(settled)), none)
         _count(counts, done)
-        if keep is not None:
-            # a rule the frame cannot serve keeps every row, as `evaluate` would see them
-            with contextlib.suppress(pl.exceptions.PolarsError):
-                done = done.filter(keep.fill_null(False) | (pl.col("state") == "LOST")
-                                   | pl.col("task_id").is_in(named.implode()))
-        kept.append(compact(done))
+        runs.append(done.filter((state == "SUCCESS") & pl.col("runtime_s").is_not_null()).select(
+            pl.col("task_name").cast(pl.Categorical), "runtime_s"))
+        kept.append(compact(_kept(done, wanted | (state == "LOST"))))
+        opened = task_analysis.finish_rows(rows.filter(~settled))
         del rows
-    unfinished = (task_analysis.finish_marked(pl.concat(opened, how="vertical_relaxed"), events) if opened
-                  else empty(TASKS))
-    _count(counts, unfinished)
-    quoted = unfinished.filter(pl.col("state").is_in(UNFINISHED_QUOTED) | pl.col("task_id").is_in(named.implode()))
+        per_host.append(opened.filter(state.is_in(["STARTED", "RECEIVED"])).group_by("host").len())
+        busy.append(compact(opened.filter(state == "STARTED")))
+        rest = opened.filter(state != "STARTED")
+        _count(counts, rest)
+        alone.append(compact(rest.filter(state == "RECEIVED").unique("host", keep="first", maintain_order=True)))
+        idle.append(compact(_kept(rest, wanted)))
+    unfinished = (pl.concat(per_host).group_by("host").agg(pl.col("len").sum()) if per_host
+                  else pl.DataFrame(schema={"host": pl.String, "len": pl.UInt32}))
+    lone = unfinished.filter((pl.col("len") == 1) & pl.col("host").is_not_null()).get_column("host").implode()
+    lone_rows = pl.concat(alone, how="vertical_relaxed").filter(pl.col("host").is_in(lone)) if alone else None
+    marked: pl.DataFrame = empty(TASKS)
+    if busy or lone_rows is not None:
+        inputs = [*busy, *([] if lone_rows is None else [lone_rows])]
+        marked = task_analysis.finish_marked(pl.concat(inputs, how="vertical_relaxed"), events, unfinished)
+    if lone_rows is not None and lone_rows.height:  # counted RECEIVED above, and again as marked
+        counts["RECEIVED"] -= lone_rows.height
+        gone = lone_rows.get_column("task_id").implode()
+        idle = [df.filter(~pl.col("task_id").is_in(gone)) for df in idle]
+    _count(counts, marked)
+    success = [marked.filter((state == "SUCCESS") & pl.col("runtime_s").is_not_null()).select(
+        pl.col("task_name").cast(pl.Categorical), "runtime_s")]  # outside-body warnings finish no task as SUCCESS
+    typical = threads.typical_runtimes(pl.concat([*runs, *success]).with_columns(pl.col("task_name").cast(pl.String)))
+    quoted = marked.filter(state.is_in(UNFINISHED_QUOTED) | pl.col("task_id").is_in(named))
+    quoted = pl.concat([quoted.select("task_id"), *(df.filter(pl.col("task_id").is_in(named)).select("task_id")
+                                                    for df in idle)])
     records = store.records(quoted.get_column("task_id")) if quoted.height else None
-    frame = task_analysis.ordered(pl.concat([*kept, unfinished], how="vertical_relaxed"))
-    return Resolved(frame, dict(sorted(counts.items())), records)
+    frame = task_analysis.ordered(pl.concat([*kept, *idle, marked], how="diagonal_relaxed"))
+    return Resolved(frame, {k: v for k, v in sorted(counts.items()) if v}, records, typical)
+
+
+def _kept(done: pl.DataFrame, wanted: pl.Expr) -> pl.DataFrame:
+    """The rows of `done` `wanted` keeps; all of them when some rule's condition cannot run on it (as
+    `evaluate` would see them)."""
+    try:
+        return done.filter(wanted)
+    except pl.exceptions.PolarsError:
+        return done
 
 
 def last_lines(records: pl.DataFrame) -> pl.DataFrame:
