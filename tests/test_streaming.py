@@ -196,3 +196,24 @@ def test_tasks_spilled_to_disk_in_buckets_equal_those_kept_in_memory(generated, 
     import gc
     gc.collect()
     assert not directory.exists()
+
+
+def test_a_big_gzip_member_is_spooled_to_disk_and_read_in_pieces(generated, tmp_path, monkeypatch):
+    """A `.gz` log larger than `SPOOL_BYTES` decompressed becomes a temporary file (never bytes held
+    whole), read piece by piece like the plain log, with the same report; the file goes at exit."""
+    import gzip
+
+    from analyzer import bundle
+
+    packed = tmp_path / "worker.log.gz"
+    packed.write_bytes(gzip.compress(generated.read_bytes()))
+    plain, _ = _report_json(generated, monkeypatch, 65536)
+    monkeypatch.setattr(bundle, "SPOOL_BYTES", 100_000)
+    gz = analyzer.open_bundle(packed)
+    [member] = gz.contents.members
+    assert member.data is None and member.path is not None and member.path.name.startswith("cpm-member-")
+    assert str(member.path) in bundle._SPOOLED
+    report = gz.report()
+    assert sum(len(p) for p in gz._reduced.pieces.values()) > 10
+    text = registry()["json"](report, RenderOptions(rules=rule_infos(report.rules)))
+    assert text == plain
