@@ -165,6 +165,7 @@ def test_tasks_spilled_to_disk_in_buckets_equal_those_kept_in_memory(generated, 
     """Per-task rows and lines go to a store (`pipeline.spill`): one bucket in memory, or several on
     disk, read in pieces or whole, give the same report, tasks and records; the report's `tasks` hold
     every STARTED and LOST task (not every RECEIVED one) and the store's files go with the bundle."""
+    from analyzer.pipeline import spill
     from analyzer.pipeline.spill import BUCKETS_ENV, SPILL_ENV
 
     monkeypatch.setenv(SPILL_ENV, "memory")
@@ -174,6 +175,7 @@ def test_tasks_spilled_to_disk_in_buckets_equal_those_kept_in_memory(generated, 
     memory.report()
     monkeypatch.setenv(SPILL_ENV, "disk")
     monkeypatch.setenv(BUCKETS_ENV, "5")
+    monkeypatch.setattr(spill, "FLUSH_ROWS", 2000)  # several spills, each of several pieces
     cut, pieces = _report_json(generated, monkeypatch, 65536)
     assert pieces > 10
     assert cut == whole

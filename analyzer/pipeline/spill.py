@@ -39,7 +39,7 @@ import polars as pl
 from analyzer.analyses import tasks as task_analysis
 from analyzer.analyses import threads
 from analyzer.order import timeline
-from analyzer.pipeline.partial import FOR_TASK, RECORDS, Partial
+from analyzer.pipeline.partial import FOR_TASK, RECORDS, Partial, drop_settled
 from analyzer.schema import EVENTS, TASKS, empty
 
 SPILL_ENV = "CPM_SPILL"
@@ -47,6 +47,7 @@ BUCKETS_ENV = "CPM_TASK_BUCKETS"
 DISK_BYTES = 64 << 20  # bundles from this size on spill to disk
 BUCKET_BYTES = 64 << 20  # input bytes per bucket: a bucket's tasks stay a small fraction of memory
 MAX_BUCKETS = 1024
+FLUSH_ROWS = 150_000  # task rows held before a spill (about 40 MB; 2 or 3 pieces of the benchmark log)
 UNFINISHED_QUOTED = ("STARTED", "LOST")  # the states whose tasks' lines are read after the merge
 HostFill = Callable[[pl.DataFrame], pl.DataFrame]  # task partial rows with their node (`settle.task_hosts`)
 
@@ -68,6 +69,11 @@ class TaskStore:
         self._files: dict[tuple[str, int], list[Path]] = {}
         self._seq = 0
         self._log: list[tuple[str, int]] = []  # every put, in order: `rollback` undoes the last ones
+        # pieces' rows held until FLUSH_ROWS, then merged and spilled as one: a task a few pieces hold
+        # is one row, its lines dropped once settled, and a bucket is a few files, not one per piece
+        self._tasks: list[pl.DataFrame] = []
+        self._lines: list[pl.DataFrame] = []
+        self._held = 0
 
     @property
     def on_disk(self) -> bool:
@@ -79,9 +85,12 @@ class TaskStore:
         if FOR_TASK in records.columns and records.height:
             for_task = records.get_column(FOR_TASK)
             lines = records.filter(for_task)
-            self._put("r", lines if self.all_lines else last_lines(lines))
+            self._lines.append(compact(lines if self.all_lines else last_lines(lines)))
             records = records.filter(~for_task)
-        self._put("t", part.tasks)
+        self._tasks.append(part.tasks)
+        self._held += part.tasks.height
+        if self._held >= FLUSH_ROWS:
+            self.flush()
         return replace(part, records=compact(records), tasks=part.tasks.clear(), names=compact(part.names),
                        marks=compact(part.marks))
 
@@ -104,11 +113,25 @@ class TaskStore:
             frame.write_parquet(path, statistics=False)
             self._files.setdefault((kind, b), []).append(path)
 
+    def flush(self) -> None:
+        """Spill the rows held (`resolve` flushes first)."""
+        if not self._tasks:
+            return
+        merged = task_analysis.merge(self._tasks)
+        lines = pl.concat(self._lines, how="vertical_relaxed") if self._lines else None
+        self._tasks, self._lines, self._held = [], [], 0
+        self._put("t", merged)
+        if lines is not None:
+            lines = drop_settled(lines, merged)
+            self._put("r", lines if self.all_lines else last_lines(lines))
+
     def mark(self) -> int:
+        self.flush()
         return len(self._log)
 
     def rollback(self, mark: int) -> None:
         """Forget what was taken since `mark` (a log whose pieces failed is parsed again whole)."""
+        self._tasks, self._lines, self._held = [], [], 0
         while len(self._log) > mark:
             key = self._log.pop()
             if self._dir is None:
@@ -123,10 +146,12 @@ class TaskStore:
 
     def task_rows(self, b: int) -> pl.DataFrame:
         """The merged task partial of bucket `b` (`tasks.merge` of every piece's rows there)."""
+        self.flush()
         return task_analysis.merge(self._get("t", b))
 
     def records(self, ids: pl.Series) -> pl.DataFrame:
         """The spilled records of the tasks `ids`, in file order (`source`, `line`)."""
+        self.flush()
         ids = ids.unique()
         of = (ids.hash() % self.buckets).cast(pl.Int64) if self.buckets > 1 else pl.zeros(ids.len(), pl.Int64,
                                                                                           eager=True)
