@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from analyzer.schema import EVENTS, TASKS, empty
 SPILL_ENV = "CPM_SPILL"
 BUCKETS_ENV = "CPM_TASK_BUCKETS"
 DISK_BYTES = 64 << 20  # bundles from this size on spill to disk
-BUCKET_BYTES = 64 << 20  # input bytes per bucket: a bucket's tasks stay a small fraction of memory
+BUCKET_BYTES = 32 << 20  # input bytes per bucket: a bucket's tasks stay a small fraction of memory
 MAX_BUCKETS = 1024
 FLUSH_ROWS = 150_000  # task rows held before a spill (about 40 MB; 2 or 3 pieces of the benchmark log)
 UNFINISHED_QUOTED = ("STARTED", "LOST")  # the states whose tasks' lines are read after the merge
@@ -200,25 +201,41 @@ def resolve(store: TaskStore, hosts: HostFill, events: pl.DataFrame, keep: pl.Ex
     per_host: list[pl.DataFrame] = []
     runs: list[pl.DataFrame] = []  # successful runs' times, by name (a few bytes a task): the stuck baseline
     counts: dict[str, int] = {}
-    for b in range(store.buckets):
+    def bucket(b: int) -> tuple[pl.DataFrame, ...] | None:
         rows = store.task_rows(b)
         if rows.is_empty():
-            continue
+            return None
         rows = hosts(rows)
         settled = pl.col("_last_settling").is_not_null()
         done = task_analysis.finish_marked(task_analysis.finish_rows(rows.filter(settled)), none)
-        _count(counts, done)
-        runs.append(done.filter((state == "SUCCESS") & pl.col("runtime_s").is_not_null()).select(
-            pl.col("task_name").cast(pl.Categorical), "runtime_s"))
-        kept.append(compact(_kept(done, wanted | (state == "LOST"))))
         opened = task_analysis.finish_rows(rows.filter(~settled))
         del rows
-        per_host.append(opened.filter(state.is_in(["STARTED", "RECEIVED"])).group_by("host").len())
-        busy.append(compact(opened.filter(state == "STARTED")))
         rest = opened.filter(state != "STARTED")
-        _count(counts, rest)
-        alone.append(compact(rest.filter(state == "RECEIVED").unique("host", keep="first", maintain_order=True)))
-        idle.append(compact(_kept(rest, wanted)))
+        return (done.group_by("state").len(), rest.group_by("state").len(),
+                done.filter((state == "SUCCESS") & pl.col("runtime_s").is_not_null()).select(
+                    pl.col("task_name").cast(pl.Categorical), "runtime_s"),
+                compact(_kept(done, wanted | (state == "LOST"))),
+                opened.filter(state.is_in(["STARTED", "RECEIVED"])).group_by("host").len(),
+                compact(opened.filter(state == "STARTED")),
+                compact(rest.filter(state == "RECEIVED").unique("host", keep="first", maintain_order=True)),
+                compact(_kept(rest, wanted)))
+
+    store.flush()
+    # buckets two at a time (polars works outside the GIL), gathered in bucket order
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for got in pool.map(bucket, range(store.buckets)):
+            if got is None:
+                continue
+            done_states, rest_states, run, keep_done, host_counts, started, first, rest_kept = got
+            for frame in (done_states, rest_states):
+                for name, n in frame.rows():
+                    counts[str(name)] = counts.get(str(name), 0) + int(n)
+            runs.append(run)
+            kept.append(keep_done)
+            per_host.append(host_counts)
+            busy.append(started)
+            alone.append(first)
+            idle.append(rest_kept)
     unfinished = (pl.concat(per_host).group_by("host").agg(pl.col("len").sum()) if per_host
                   else pl.DataFrame(schema={"host": pl.String, "len": pl.UInt32}))
     lone = unfinished.filter((pl.col("len") == 1) & pl.col("host").is_not_null()).get_column("host").implode()
