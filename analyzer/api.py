@@ -26,7 +26,6 @@ import polars as pl
 from analyzer import schema
 from analyzer.advice import LogFacts, advise
 from analyzer.analyses import fork_locks, oom
-from analyzer.analyses import tasks as task_analysis
 from analyzer.analyses.clocks import describe as describe_clock
 from analyzer.analyses.clocks import offsets as clock_offsets
 from analyzer.analyses.clocks import on_workers_clock, one_offset_per_server
@@ -44,7 +43,8 @@ from analyzer.diagnosis import (
 from analyzer.engine.errors import EngineError
 from analyzer.ignored import hidden_counts
 from analyzer.order import timeline
-from analyzer.pipeline import settle
+from analyzer.pipeline import settle, spill
+from analyzer.pipeline.partial import Partial
 from analyzer.pipeline.settle import settle_hosts
 from analyzer.pipeline.stream import Reduced, Submit, piece_of, records_at, reduce_members
 from analyzer.printable import printable_report
@@ -153,6 +153,14 @@ class Bundle:
         return leaves(rules), keep_expr(rules)
 
     @cached_property
+    def _task_keep(self) -> tuple[list[Any] | None, pl.Expr | None]:
+        """The prefilter leaves of the bundle's rules on `tasks` and the settled tasks they keep."""
+        from analyzer.pipeline.keep import keep_expr, leaves
+
+        rules, _ = self._load_rules((), (), (), True)
+        return leaves(rules, "tasks"), keep_expr(rules, "tasks")
+
+    @cached_property
     def _reduced(self) -> Reduced:
         return self.parse()
 
@@ -253,13 +261,44 @@ class Bundle:
 
     # --- frames (naive, as written: what rules and the report see) -------------------------
     @cached_property
-    def _events(self) -> pl.DataFrame:
-        """The records rules and analyses read (`pipeline.keep`), on one timeline."""
+    def _kept_records(self) -> pl.DataFrame:
+        """The records rules and analyses read (`pipeline.keep`) but the lines of tasks, on one timeline."""
         return timeline(settle.events(self._reduced.partial, self._nodes))
+
+    def _resolve(self, keep: pl.Expr | None) -> spill.Resolved:
+        inspect = self._frame("inspect")
+        ids = inspect.get_column("task_id").drop_nulls().unique().to_list() if "task_id" in inspect.columns else []
+        nodes = self._nodes
+        return spill.resolve(self._reduced.store, lambda rows: settle.task_hosts(rows, nodes), self._kept_records,
+                             keep, ids)
+
+    @cached_property
+    def _resolved(self) -> spill.Resolved:
+        """The tasks the report reads (`spill.resolve`), their counts by state, the lines it quotes."""
+        return self._resolve(self._task_keep[1])
+
+    @cached_property
+    def _events(self) -> pl.DataFrame:
+        """The records rules and analyses read (`pipeline.keep`), with the lines of the tasks left
+        STARTED or LOST (or listed by `celery inspect`), on one timeline."""
+        records = self._resolved.records
+        if records is None or records.is_empty():
+            return self._kept_records
+        lines = settle.events(replace(Partial.empty(), records=records), self._nodes)
+        return timeline(pl.concat([self._kept_records, lines], how="vertical_relaxed"))
 
     @cached_property
     def _tasks(self) -> pl.DataFrame:
-        return task_analysis.finish(settle.task_partial(self._reduced.partial, self._nodes), self._events)
+        """The `tasks` rows the report reads: every unfinished task, and the settled ones a rule on
+        `tasks` can match, LOST or named by `celery inspect` (`spill.resolve`)."""
+        return self._resolved.tasks
+
+    @cached_property
+    def _all_tasks(self) -> pl.DataFrame:
+        """Every task (the public `tasks`): the spilled rows resolved again, keeping all."""
+        if self._task_keep[1] is None:
+            return self._tasks
+        return self._resolve(None).tasks
 
     @cached_property
     def activity(self) -> pl.DataFrame:
@@ -301,7 +340,7 @@ class Bundle:
         from analyzer.analyses import threads as thread_analysis
 
         return thread_analysis.stuck_frame(self._frame("inspect"), self._threads, self._frames, self._events,
-                                           self._tasks, self._frame("workers"), self._spans)
+                                           self._tasks, self._frame("workers"), self._spans, self._resolved.typical)
 
     @cached_property
     def _frames(self) -> pl.DataFrame:
@@ -368,7 +407,7 @@ class Bundle:
     @cached_property
     def tasks(self) -> pl.DataFrame:
         """One row per task id: lifecycle times, state, runtime, retries."""
-        return self._localize(self._fixed("tasks"))
+        return self._localize(fixed("tasks", self._all_tasks))
 
     @cached_property
     def threads(self) -> pl.DataFrame:
@@ -436,6 +475,8 @@ class Bundle:
         frames = self.frame_map()
         if not covers(self._keep[0], rules):  # rules the kept records may not serve: all records
             frames["events"] = fixed("events", self._all_events)
+        if not covers(self._task_keep[0], rules, "tasks"):  # likewise for tasks
+            frames["tasks"] = fixed("tasks", self._all_tasks)
         chosen = {r.id for r in rules}
         unchosen = [] if default else [r for r in self._load_rules((), (), (), True)[0] if r.id not in chosen]
         findings = evaluate(rules, frames, errors=eval_errors, claim_only=unchosen)
@@ -463,7 +504,7 @@ class Bundle:
             problems=self.problems,
             findings=ordered,
             root_causes=roots,
-            summary=summarize(self._spans, self._tasks, self._threads),
+            summary=summarize(self._spans, self._tasks, self._threads, self._resolved.states),
             rule_errors=[str(e) for e in (*errors, *eval_errors)],
             rules=list(rules),
             advice={f.id: advise(f, kinds.values(), self._cycles, facts) for f in ordered if f.id in roots},

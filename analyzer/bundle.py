@@ -21,6 +21,7 @@ escaped (`caf\\xe9/worker.log`), so no report or terminal receives them raw.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import errno
 import io
 import os
@@ -699,11 +700,66 @@ def _drop(owner: _Decoded | None, ctx: _Ctx) -> None:
         ctx.budget.waste(owner)
 
 
-def _plain(name: str, stream: _Readable, ctx: _Ctx, out: Contents, owner: _Decoded | None) -> None:
-    """A member read whole into memory. A `.gz` cut short keeps what came before the cut, with a
-    problem; a break in an enclosing archive is that archive's to report."""
+def _spool(f: _Readable, limit: int) -> tuple[bytes | Path, _Corrupt | None]:
+    """`_drain`, but what passes `SPOOL_BYTES` goes on to a temporary file, which stands for the member:
+    a big decompressed log is then read piece by piece like a file, never held whole in memory."""
+    chunks: list[bytes] = []
+    size = 0
+    sink: IO[bytes] | None = None
     try:
-        data, broken = _drain(stream, ctx.limits.max_member_bytes)
+        while chunk := f.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _Refused(f"larger than {limit} bytes decompressed")
+            if sink is None and size > SPOOL_BYTES:
+                sink = _spool_file()
+                sink.writelines(chunks)
+                chunks.clear()
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                chunks.append(chunk)
+        broken = None
+    except _Corrupt as exc:
+        broken = exc
+    except BaseException:
+        if sink is not None:
+            sink.close()
+            os.unlink(sink.name)
+        raise
+    if sink is None:
+        return b"".join(chunks), broken
+    sink.close()
+    return Path(sink.name), broken
+
+
+SPOOL_BYTES = 64 << 20  # a decompressed member larger than this is spooled to disk (`_spool`)
+_SPOOLED: list[str] = []
+
+
+def _spool_file() -> IO[bytes]:
+    import atexit
+    import tempfile
+
+    if not _SPOOLED:
+        atexit.register(_remove_spooled)
+    f = tempfile.NamedTemporaryFile(prefix="cpm-member-", delete=False)  # noqa: SIM115 - closed by _spool
+    _SPOOLED.append(f.name)
+    return f
+
+
+def _remove_spooled() -> None:
+    for name in _SPOOLED:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _plain(name: str, stream: _Readable, ctx: _Ctx, out: Contents, owner: _Decoded | None) -> None:
+    """A member read whole (into memory, or a temporary file when big: `_spool`). A `.gz` cut short
+    keeps what came before the cut, with a problem; a break in an enclosing archive is that archive's
+    to report."""
+    try:
+        data, broken = _spool(stream, ctx.limits.max_member_bytes)
     except _GiveUp:
         raise
     except _Refused as exc:
@@ -717,18 +773,22 @@ def _plain(name: str, stream: _Readable, ctx: _Ctx, out: Contents, owner: _Decod
         out.problems.append(_problem(owner.name if owner else name,
                                      "refused: out of memory while decompressing it"))
         return
+    size = len(data) if isinstance(data, bytes) else data.stat().st_size
     if broken is not None:
         if owner is None or broken.stream is not owner:
             raise broken
-        kept = f"; the {len(data)} bytes before it are kept" if data else ""
+        kept = f"; the {size} bytes before it are kept" if size else ""
         out.problems.append(_problem(owner.name, f"{broken}{kept}"))
-        if not data:
+        if not size:
             return
     ctx.budget.members += 1
     if ctx.budget.members > ctx.limits.max_members:
         out.problems.append(_problem(name, f"refused: more than {ctx.limits.max_members} members"))
         return
-    out.members.append(Member(display_name(name), data=data))
+    if isinstance(data, Path):
+        out.members.append(Member(display_name(name), path=data))
+    else:
+        out.members.append(Member(display_name(name), data=data))
 
 
 def _member_order(name: str) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -324,18 +324,21 @@ def iso(value: object) -> str | None:
     return str(value).replace(" ", "T")
 
 
-def summarize(spans: pl.DataFrame, tasks: pl.DataFrame, threads: pl.DataFrame) -> Summary:
-    """The report's header from per-node spans (`pipeline.settle.host_spans`), tasks and threads, with
-    times as the logs wrote them (like findings), whatever `tz` makes of the public frames."""
+def summarize(spans: pl.DataFrame, tasks: pl.DataFrame, threads: pl.DataFrame,
+              states: Mapping[str, int] | None = None) -> Summary:
+    """The report's header from per-node spans (`pipeline.settle.host_spans`), tasks (or `states`: the
+    count of every task by state, when `tasks` holds some tasks only) and threads, with times as the
+    logs wrote them (like findings), whatever `tz` makes of the public frames."""
     hosts = sorted(h for h in spans.get_column("host").unique().to_list() if h) if spans.height else []
     first, last = (spans.select(pl.col("first_ts").min(), pl.col("last_ts").max()).row(0) if spans.height
                    else (None, None))
-    states = tasks.group_by("state").len().sort("state").rows() if tasks.height else []
+    counts = states
+    rows = tasks.group_by("state").len().sort("state").rows() if tasks.height and counts is None else []
     return Summary(
         hosts=hosts,
         first_ts=iso(first),
         last_ts=iso(last),
         events=int(spans.get_column("records").sum()) if spans.height else 0,
-        tasks_by_state={str(s): int(n) for s, n in states},
+        tasks_by_state=dict(sorted(counts.items())) if counts is not None else {str(s): int(n) for s, n in rows},
         threads=threads.height,
     )

@@ -159,3 +159,63 @@ def test_the_users_rules_are_served_by_the_kept_records(tmp_path, monkeypatch):
     assert (mine.count, mine.first_seen, mine.evidence) == (theirs.count, theirs.first_seen, theirs.evidence)
     assert mine.count == analyzer.open_bundle(sample).events.filter(
         pl.col("message").str.contains("Task proj.add[", literal=True)).height
+
+
+def test_tasks_spilled_to_disk_in_buckets_equal_those_kept_in_memory(generated, monkeypatch):
+    """Per-task rows and lines go to a store (`pipeline.spill`): one bucket in memory, or several on
+    disk, read in pieces or whole, give the same report, tasks and records; the report's `tasks` hold
+    every STARTED and LOST task (not every RECEIVED one) and the store's files go with the bundle."""
+    from analyzer.pipeline import spill
+    from analyzer.pipeline.spill import BUCKETS_ENV, SPILL_ENV
+
+    monkeypatch.setenv(SPILL_ENV, "memory")
+    monkeypatch.setenv(BUCKETS_ENV, "1")
+    whole, _ = _report_json(generated, monkeypatch, None)
+    memory = analyzer.open_bundle(generated)
+    memory.report()
+    monkeypatch.setenv(SPILL_ENV, "disk")
+    monkeypatch.setenv(BUCKETS_ENV, "5")
+    monkeypatch.setattr(spill, "FLUSH_ROWS", 2000)  # several spills, each of several pieces
+    cut, pieces = _report_json(generated, monkeypatch, 65536)
+    assert pieces > 10
+    assert cut == whole
+    disk = analyzer.open_bundle(generated)
+    disk.report()
+    store = disk._reduced.store
+    assert store.on_disk and store.buckets == 5
+    assert disk.tasks.equals(memory.tasks) and disk._tasks.equals(memory._tasks)
+    assert disk._events.equals(memory._events)
+    assert disk._tasks.height < disk.tasks.height / 2  # settled tasks no rule reads are counted only
+    marked = disk.tasks.filter(pl.col("state").is_in(["STARTED", "LOST"]))  # what stuck and lost tasks read
+    assert marked.height and marked.join(disk._tasks, on="task_id", how="anti").is_empty()
+    assert disk._tasks.filter(pl.col("state") == "RECEIVED").height < disk.tasks.filter(
+        pl.col("state") == "RECEIVED").height
+    counts = dict(disk.tasks.group_by("state").len().rows())
+    assert disk.report().summary.tasks_by_state == dict(sorted(counts.items()))
+    directory = store._dir
+    assert directory is not None and any(directory.iterdir())
+    del disk, store
+    import gc
+    gc.collect()
+    assert not directory.exists()
+
+
+def test_a_big_gzip_member_is_spooled_to_disk_and_read_in_pieces(generated, tmp_path, monkeypatch):
+    """A `.gz` log larger than `SPOOL_BYTES` decompressed becomes a temporary file (never bytes held
+    whole), read piece by piece like the plain log, with the same report; the file goes at exit."""
+    import gzip
+
+    from analyzer import bundle
+
+    packed = tmp_path / "worker.log.gz"
+    packed.write_bytes(gzip.compress(generated.read_bytes()))
+    plain, _ = _report_json(generated, monkeypatch, 65536)
+    monkeypatch.setattr(bundle, "SPOOL_BYTES", 100_000)
+    gz = analyzer.open_bundle(packed)
+    [member] = gz.contents.members
+    assert member.data is None and member.path is not None and member.path.name.startswith("cpm-member-")
+    assert str(member.path) in bundle._SPOOLED
+    report = gz.report()
+    assert sum(len(p) for p in gz._reduced.pieces.values()) > 10
+    text = registry()["json"](report, RenderOptions(rules=rule_infos(report.rules)))
+    assert text == plain

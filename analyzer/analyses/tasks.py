@@ -168,6 +168,15 @@ def build(events: pl.DataFrame) -> pl.DataFrame:
 def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """The `tasks` frame from the merged partial of all records and the records rules keep (the
     `outside body` warnings and `exited with` lines `_mark_outside_body`/`_mark_lost` read)."""
+    return finish_marked(finish_rows(merged), events)
+
+
+def finish_rows(merged: pl.DataFrame) -> pl.DataFrame:
+    """The row-local part of `finish`: each task's state, start and runtime from its own partial row.
+
+    A task its own records settle (`_last_settling`) is final here: the marks `finish_marked` adds
+    read only unfinished tasks. So settled tasks can be finished a batch at a time, apart from the
+    others (`analyzer.pipeline.spill`)."""
     out = merged.lazy().drop(*(f"{n}@" for n in FIRST + LAST), "_first@")
     state = (
         pl.when(pl.col("_last_settling").is_not_null())
@@ -193,10 +202,24 @@ def finish(merged: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
             (pl.col("finished_at") - pl.col("started_at")).dt.total_milliseconds() / 1000.0,
         ).alias("runtime_s"),
     )
-    tasks = out.collect(engine="in-memory")
+    return out.collect(engine="in-memory")
+
+
+def finish_marked(tasks: pl.DataFrame, events: pl.DataFrame, unfinished: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`finish_rows`' rows with the marks that need every unfinished task and the kept records
+    (outside-body failures, lost tasks), as the `tasks` frame in its order. `unfinished` (`host`,
+    `len`): the STARTED and RECEIVED tasks of each host, when `tasks` holds the STARTED ones and
+    only those RECEIVED ones that are alone on their host (the others no mark can change)."""
     if tasks.is_empty():
         return empty(TASKS)
-    tasks = _mark_lost(_mark_outside_body(tasks, events), events).drop("_proc", "_last")
+    tasks = _mark_lost(_mark_outside_body(tasks, events), events, unfinished).drop("_proc", "_last")
+    return ordered(tasks)
+
+
+def ordered(tasks: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the `tasks` frame in its order (a total one: task ids are unique)."""
+    if tasks.is_empty():
+        return empty(TASKS)
     # received_at, started_at (nulls last), task_id: integer keys sort several times faster than
     # a multi-column sort of nullable datetimes
     order = tasks.select(pl.arg_sort_by(
@@ -256,7 +279,7 @@ def _mark_outside_body(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFram
 EXITED_RE = r"^Process '([^']+)' pid:\d+ exited with '([^']+)'"
 
 
-def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame, per_host: pl.DataFrame | None = None) -> pl.DataFrame:
     """Unfinished tasks whose pool child died are LOST, not merely STARTED.
 
     Celery 5 logs the loss without a task id (`Task handler raised error: WorkerLostError(…)`), so
@@ -284,7 +307,8 @@ def _mark_lost(tasks: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
                .drop_nulls(["_exit_ts"]).select("_row", "_exit_ts"))
     # a host whose only unfinished task never logged from a child: that task was in the child that died
     quiet = unfinished.filter(pl.col("_proc").is_null()).drop("_proc", "_last")
-    lone_hosts = unfinished.group_by("host").len().filter(pl.col("len") == 1).select("host")
+    lone_hosts = (unfinished.group_by("host").len() if per_host is None else per_host).filter(
+        pl.col("len") == 1).select("host")
     lone = (quiet.join(lone_hosts, on="host").drop_nulls(["received_at"]).sort("received_at")
             .join_asof(exits.select("host", "_exit_ts"), left_on="received_at", right_on="_exit_ts", by="host",
                        strategy="forward", check_sortedness=False)

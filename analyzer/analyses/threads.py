@@ -427,7 +427,7 @@ def _host_capture(spans: pl.DataFrame, workers: pl.DataFrame | None) -> pl.DataF
 
 def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFrame, events: pl.DataFrame,
                 tasks: pl.DataFrame, workers: pl.DataFrame | None = None,
-                spans: pl.DataFrame | None = None) -> pl.DataFrame:
+                spans: pl.DataFrame | None = None, typical: pl.DataFrame | None = None) -> pl.DataFrame:
     """The `stuck` frame (`analyzer.schema.STUCK`): one row per task seen running and never finished.
 
     Two origins, one row per task id:
@@ -488,20 +488,29 @@ def stuck_frame(inspect: pl.DataFrame, threads: pl.DataFrame, frames: pl.DataFra
     if not parts:
         return empty(schema)
     out = pl.concat(parts, how="vertical_relaxed").sort("ts", "source", "line", nulls_last=True)
-    return _with_typical_runtime(out, tasks)
+    return _with_typical_runtime(out, tasks, typical)
 
 
-def _with_typical_runtime(stuck: pl.DataFrame, tasks: pl.DataFrame) -> pl.DataFrame:
+def typical_runtimes(tasks: pl.DataFrame) -> pl.DataFrame:
+    """Per task name, the 95th percentile of its successful runs (`typical_runtime_s`) and their
+    number (`_runs`), from `tasks` rows or from rows with `task_name`, `runtime_s` of SUCCESS only."""
+    if "state" in tasks.columns:
+        tasks = tasks.filter((pl.col("state") == "SUCCESS") & pl.col("runtime_s").is_not_null())
+    return tasks.group_by("task_name").agg(pl.col("runtime_s").quantile(0.95, "higher").alias("typical_runtime_s"),
+                                           pl.len().alias("_runs"))
+
+
+def _with_typical_runtime(stuck: pl.DataFrame, tasks: pl.DataFrame,
+                          baseline: pl.DataFrame | None = None) -> pl.DataFrame:
     """`typical_runtime_s` (95th percentile of the task name's successful runs in the bundle) and
     `runtime_ratio` (running_for_s over it), said in `summary` too.
 
     A task still running when the evidence ends is stuck only when it has run long for what it
     is: seconds are nothing for a report that takes an hour, and everything for one that takes
     50 ms. Without finished runs of the same name there is nothing to compare with (null).
+    `baseline`: `typical_runtimes` of every task, when `tasks` holds some only.
     """
-    runs = (tasks.filter((pl.col("state") == "SUCCESS") & pl.col("runtime_s").is_not_null())
-            .group_by("task_name").agg(pl.col("runtime_s").quantile(0.95, "higher").alias("typical_runtime_s"),
-                                       pl.len().alias("_runs"))
+    runs = (baseline if baseline is not None else typical_runtimes(tasks)
             if not tasks.is_empty() else pl.DataFrame(schema={"task_name": pl.String(),
                                                               "typical_runtime_s": pl.Float64(),
                                                               "_runs": pl.UInt32()}))

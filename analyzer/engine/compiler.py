@@ -385,6 +385,12 @@ def prefilter(node: Condition, schema: Schema) -> list[Leaf] | None:
     return None if top is None or need is None else [*top, *need]
 
 
+def row_local(node: Condition, schema: Schema) -> bool:
+    """Whether `node` reads each row alone (no temporal form): its compiled expression then keeps
+    exactly the rows it can match, a tighter filter than its prefilter."""
+    return _Prefilter(schema).need(node) == []
+
+
 def prefilter_expr(leaves: list[Leaf], within: Mapping[str, str] | None = None) -> pl.Expr:
     """One boolean expression for the OR of `leaves`: one multi-literal scan per text column.
 

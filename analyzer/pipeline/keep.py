@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from analyzer.engine.compiler import Leaf, prefilter, prefilter_expr
+from analyzer.engine.compiler import Leaf, prefilter, prefilter_expr, row_local
 from analyzer.engine.evaluate import WITHIN
 from analyzer.engine.rule import Rule
 from analyzer.engine.schemas import frame_schemas
@@ -20,15 +20,19 @@ from analyzer.engine.schemas import frame_schemas
 UNSETTLED = frozenset({"host"})
 
 
-def leaves(rules: Iterable[Rule]) -> list[Leaf] | None:
-    """The prefilter leaves of every rule on `events`; None when some rule has none."""
-    schema = frame_schemas()["events"]
+def leaves(rules: Iterable[Rule], frame: str = "events") -> list[Leaf] | None:
+    """The prefilter leaves of every rule on `frame`; None when some rule has none. (Rows of `tasks`
+    are kept after their node is settled: any leaf serves.)"""
+    schema = frame_schemas()[frame]
     out: list[Leaf] = []
     for rule in rules:
-        if rule.on != "events":
+        if rule.on != frame:
+            continue
+        if frame != "events" and row_local(rule.condition, schema):
+            out.append(rule.expr)  # its whole condition: rows are kept after they are settled
             continue
         found = prefilter(rule.condition, schema)
-        if found is None or any(_reads_unsettled(leaf) for leaf in found):
+        if found is None or (frame == "events" and any(_reads_unsettled(leaf) for leaf in found)):
             return None
         out.extend(found)
     return out
@@ -40,17 +44,17 @@ def _reads_unsettled(leaf: Leaf) -> bool:
     return bool(UNSETTLED & set(leaf.meta.root_names()))
 
 
-def keep_expr(rules: Iterable[Rule]) -> pl.Expr | None:
-    """The records to keep for `rules` (None: all of them)."""
-    found = leaves(rules)
-    return None if found is None else prefilter_expr(found, WITHIN["events"])
+def keep_expr(rules: Iterable[Rule], frame: str = "events") -> pl.Expr | None:
+    """The rows of `frame` to keep for `rules` (None: all of them)."""
+    found = leaves(rules, frame)
+    return None if found is None else prefilter_expr(found, WITHIN.get(frame))
 
 
-def covers(kept: list[Leaf] | None, rules: Iterable[Rule]) -> bool:
-    """Whether records kept for `kept` leaves serve `rules` too (each of their leaves is one of them)."""
+def covers(kept: list[Leaf] | None, rules: Iterable[Rule], frame: str = "events") -> bool:
+    """Whether rows kept for `kept` leaves serve `rules` too (each of their leaves is one of them)."""
     if kept is None:
         return True
-    wanted = leaves(rules)
+    wanted = leaves(rules, frame)
     if wanted is None:
         return False
     have = {_key(leaf) for leaf in kept}

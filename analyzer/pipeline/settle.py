@@ -94,7 +94,12 @@ def events(merged: Partial, nodes: Nodes) -> pl.DataFrame:
 def task_partial(merged: Partial, nodes: Nodes) -> pl.DataFrame:
     """The merged task partial with each task's node: the one its own records name, else its first
     record's node."""
-    tp = merged.tasks
+    return task_hosts(merged.tasks, nodes)
+
+
+def task_hosts(tp: pl.DataFrame, nodes: Nodes) -> pl.DataFrame:
+    """Task partial rows with each task's node (`task_partial`), for rows kept apart from a merged
+    partial (`spill`)."""
     if tp.is_empty():
         return tp
     firsts = tp.select("source", pl.col("_stream").replace("", None).alias("stream"),

@@ -21,11 +21,16 @@ import polars as pl
 from analyzer.bundle import Member
 from analyzer.pipeline.mapper import map_records
 from analyzer.pipeline.partial import Partial
+from analyzer.pipeline.spill import TaskStore
 from analyzer.sources import Options, SourceResult, log_pieces, parse_member, parse_members
-from analyzer.sources.celery_log import PIECE_BYTES, Coverage, Interleaved
+from analyzer.sources.celery_log import Coverage, Interleaved
 from analyzer.sources.dumps import embedded_faulthandler
 
-# Bytes of a log piece; `CPM_PIECE_BYTES` overrides it (tests cut the samples into many pieces)
+INSPECT_KINDS = ("inspect_json", "inspect_text")  # the inputs that give the `inspect` frame
+# Bytes of a log piece; `CPM_PIECE_BYTES` overrides it (tests cut the samples into many pieces). Two
+# pieces are in flight (one read, one mapped), each costing about ten times its size at its peak: on
+# the 200 MB benchmark log, 32 MB pieces peaked at 672 MB, 16 MB at 403 MB, 8 MB at 311 MB (5% more CPU).
+PIECE_BYTES = 16 << 20
 PIECE_ENV = "CPM_PIECE_BYTES"
 Progress = Callable[[int, str], None]  # bytes of input done so far, the member being read
 
@@ -53,6 +58,8 @@ class Reduced:
     # per log read in pieces: each piece's first line and line count, to read one piece again
     pieces: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     piece_bytes: int = PIECE_BYTES
+    # per-task rows and the lines of unsettled tasks, taken out of every piece's partial (`spill`)
+    store: TaskStore = field(default_factory=lambda: TaskStore(0))
 
 
 class _Merger:
@@ -85,7 +92,7 @@ def _whole_events(result: SourceResult) -> pl.DataFrame | None:
 
 
 def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, size: int, pool: ThreadPoolExecutor,
-              progress: Progress | None, done: int, ranges: list[tuple[int, int]],
+              store: TaskStore, progress: Progress | None, done: int, ranges: list[tuple[int, int]],
               submit: Submit | None = None) -> tuple[Partial, SourceResult] | None:
     pieces = log_pieces(member, kind, opts, size)
     if pieces is None:
@@ -94,20 +101,23 @@ def _streamed(member: Member, kind: str, opts: Options, keep: pl.Expr | None, si
     covs: list[Coverage] = []
     pending: list[Pending] = []
     first = 1
+    mark = store.mark()
     try:
         for records, cov, nbytes in pieces:  # read and parsed here, mapped on the pool: both cores work
             covs.append(cov)
             pending.append((submit or pool.submit)(map_records, records, keep))
             while len(pending) > 1:
-                merger.add(pending.pop(0).result())
+                merger.add(store.take(pending.pop(0).result()))
             done += nbytes
             if progress is not None:
                 progress(done, member.name)
         for f in pending:
-            merger.add(f.result())
+            merger.add(store.take(f.result()))
     except Interleaved:
+        store.rollback(mark)
         return None
     except Exception:  # bad input: parsed whole, where the failure becomes the member's problem
+        store.rollback(mark)
         return None
     merged = merger.result()
     for cov in covs:
@@ -130,10 +140,12 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
     results: list[SourceResult | None] = [None] * len(members)
     whole: list[int] = []
     done = 0
+    # `celery inspect` output makes every line of a task it lists worth keeping (`spill.last_lines`)
+    store = TaskStore(sum(m.size for m, _ in members), all_lines=any(k in INSPECT_KINDS for _, k in members))
     with ThreadPoolExecutor(max_workers=2) as pool:
         for i, (member, kind) in enumerate(members):
             ranges: list[tuple[int, int]] = []
-            got = _streamed(member, kind, opts, keep, size, pool, progress, done, ranges, submit)
+            got = _streamed(member, kind, opts, keep, size, pool, store, progress, done, ranges, submit)
             if got is None:
                 whole.append(i)
                 continue
@@ -148,13 +160,13 @@ def reduce_members(members: Sequence[tuple[Member, str]], opts: Options, keep: p
         for i, result in zip(whole, parsed, strict=True):
             events = _whole_events(result)
             if events is not None:
-                merger.add(map_records(events, keep))
+                merger.add(store.take(map_records(events, keep)))
             results[i] = result
             done += members[i][0].size
             if progress is not None:
                 progress(done, members[i][0].name)
     assert all(r is not None for r in results)
-    return Reduced(merger.result(), [r for r in results if r is not None], pieces, size)
+    return Reduced(merger.result(), [r for r in results if r is not None], pieces, size, store)
 
 
 def piece_of(reduced: Reduced, source: str, line: int) -> int:

@@ -43,6 +43,18 @@ seconds are inflated (the CPU seconds are not) and no target is near either way.
     200M plain (1 pair): analyze 119.3 s wall, 40.1 s cpu, 1300 MiB; lnav 8.9 s wall, 2.0 s cpu,
     104 MiB; lnav is 13x faster by wall time, 20x by CPU time. --check-equal with
     CPM_CHUNK_BYTES=1048576: equal on both 200M inputs, as it must be while analyzer/ ignores it.
+
+After the task store (analyzer/pipeline/spill.py), branch h-perf at 6a5e840, 2026-12-08 02:33 UTC, load
+3.3 (another session's pip install held one core for part of it), medians of 3:
+
+    size  input        analyze s  cpu s  MB/s  peak MiB  lnav s  cpu s  lnav MiB  ratio
+    200M  plain            10.22   13.4  19.6       734    1.64    1.9       104   0.16
+    200M  gzip (45M)       14.14   14.1  14.2       729    2.43    2.4       107   0.17
+    2G    plain  /usr/bin/time, 1 run beside the test suite: 229 s wall, 170 s cpu, peak 1545 MiB
+                 (before: 326 s, 15.4 GB). Left over 1 GiB: the merged partial's kept records (rule
+                 matches, 240 MB at 2 GB) and marks (4.2 M rows, 94 MB), and their top-level merge.
+    10G   not run.
+    >= 150 MB/s and >= 1.5x lnav FAIL (every line is still parsed in full); <= 1 GiB passes at 200M only.
 """
 
 from __future__ import annotations
