@@ -94,6 +94,12 @@ CASES: list[Case] = [
                           "2026-11-28 19:04:38.778 UTC [1] DETAIL:  y\n" * n), 2000),
     Case("rabbitmq-log-lines", "rabbitmq_log",
          lambda n: _lines("2026-11-28 19:01:04.607256+00:00 [error] <0.1.0> x\n", "\tcontinued\n" * n), 5000),
+    Case("redis-log-lines", "redis_log",
+         lambda n: _lines("1:M 28 Nov 2026 19:01:04.607 # x\n", "1:M 28 Nov 2026 19:01:04.607 * " + "(" * n + "\n"),
+         5000),
+    Case("kernel-log-oom", "kernel_log",
+         lambda n: _lines("[ 1921.981234] Out of memory: Killed process 4242 (" + "(" * n + ") total-vm:1kB\n",
+                          "[ 1921.981235] oom-kill:constraint=CONSTRAINT_MEMCG," + "x," * n + "task=c,pid=1,\n"), 5000),
     Case("gdb-mi-console", "gdb_mi", lambda n: _lines('~"', "\\\\n" * n, '"\n'), 20000),
     Case("gdb-mi-nesting", "gdb_mi", lambda n: _lines("^done,threads=", "[" * n, "\n"), 2000),
     # text in no known layout: a traceback that never reaches its exception line, one line holding
