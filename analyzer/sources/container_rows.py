@@ -56,6 +56,7 @@ class Row:
         row["message"] = clip(self.message, MAX_TEXT) if self.message else None
         row["memory_limit"] = quantity_bytes(self.memory_limit_text)
         row["ts"] = self.started_at
+        row["ts_end"] = self.finished_at
         row["text"] = clip(self.describe(), MAX_TEXT)
         return row
 
