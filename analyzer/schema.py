@@ -223,7 +223,7 @@ CONTAINERS: Mapping[str, pl.DataType] = {
     "started_at": TS,
     "finished_at": TS,
     "ts": TS,  # when the run this state covers began (started_at): what it explains happened after
-    "ts_end": TS,  # when that run ended (finished_at): a finding spans to it, so recovery is looked for after it
+    "ts_end": TS,  # when a run SIGKILLed (exit 137) ended (finished_at): a finding spans to it; else null
     "memory_limit": INT,  # bytes (resources.limits.memory / HostConfig.Memory; null: none given)
     "memory_limit_text": STR,  # as written (`50Mi`, `300Mi`, `536870912`)
     "message": STR,  # the runtime's or kubelet's message (`The node was low on resource: memory. …`)

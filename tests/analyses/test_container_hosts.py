@@ -45,3 +45,11 @@ def test_the_real_oom_killed_container_meets_its_worker() -> None:
     (w022,) = [f for f in report.findings if f.rule == "CP-W022"]
     assert w022.hosts == ["celery@cpm-oom-worker"]
     assert (w022.first_seen, w022.last_seen) == ("2026-12-08T02:46:13.334", "2026-12-08T02:46:16.795")
+
+
+def test_a_pool_childs_kill_does_not_end_at_the_later_stop() -> None:
+    """OOMKilled with exit 0 (a pool child was killed, pid 1 stopped later): FinishedAt is not the kill."""
+    report = open_bundle(SAMPLE.parent / "container-oom-prefork").report()
+    (w022,) = [f for f in report.findings if f.rule == "CP-W022"]
+    assert w022.hosts == ["celery@cpm-oom-worker"]
+    assert w022.last_seen == w022.first_seen == "2026-12-08T02:52:21.480"

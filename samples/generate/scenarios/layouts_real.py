@@ -251,12 +251,13 @@ OOM_COMPOSE = """
           - {python}:{python}:ro
           - {venv}:{venv}:ro
           - {work}:{work}
-        command: ["{celery}", "-A", "proj", "worker", "-P", "solo", "--loglevel=INFO"]
+        command: ["{celery}", "-A", "proj", "worker", {pool}, "--loglevel=INFO"]
 """
 
 
-def container_oom(ctx: Ctx) -> None:
-    """The whole worker (pid 1 of its container, `-P solo`) runs a task that allocates until the kernel kills it."""
+def container_oom(ctx: Ctx, prefork: bool = False) -> None:
+    """The whole worker (pid 1 of its container, `-P solo`) runs a task that allocates until the kernel kills
+    it; with `prefork`, a pool child runs it, is killed, and the container is stopped afterwards."""
     from scenarios.kernel import HOG, _dmesg
     from scenarios.stuck import _app as _stuck_app
 
@@ -265,9 +266,10 @@ def container_oom(ctx: Ctx) -> None:
     port = ctx.redis()
     _stuck_app(ctx, port, HOG)
     python = Path(os.path.realpath(PY)).parent.parent
+    pool_args = '"-P", "prefork", "-c", "1"' if prefork else '"-P", "solo"'
     ctx.write("docker-compose.yml", OOM_COMPOSE.format(image=HOSTFS_IMAGE, work=ctx.work, python=python,
                                                        venv=BIN.parent, celery=BIN / "celery", limit=OOM_LIMIT,
-                                                       hostname=OOM_HOSTNAME))
+                                                       hostname=OOM_HOSTNAME, pool=pool_args))
     project = f"cpm{ctx.work.name[-8:].lower().replace('_', '')}"
     compose = ["docker-compose", "-p", project, "-f", str(ctx.work / "docker-compose.yml")]
 
@@ -292,6 +294,14 @@ def container_oom(ctx: Ctx) -> None:
             print(add.delay(2, 2).get(timeout=20))
             hog.delay(16)
         """)
+        if prefork:
+            wait("WorkerLostError('Worker exited prematurely: signal 9 (SIGKILL)")
+            time.sleep(0.5)
+            ctx.python("""
+                from proj import add
+                print(add.delay(3, 4).get(timeout=20))
+            """)
+            ctx.run([*compose, "stop", "-t", "10"], timeout=60)
         end = time.monotonic() + 90
         while time.monotonic() < end:
             r = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", cid], capture_output=True, text=True)
@@ -316,13 +326,19 @@ def container_oom(ctx: Ctx) -> None:
         raise ScenarioError("the kernel logged no OOM kill in the run window")
     ctx.save("dmesg.txt", "\n".join(window) + "\n")
     ctx.commands.append(f"dmesg | tail -n +{before + 1} > dmesg.txt  # the kernel's lines of the run window")
+    pool = ("`-P prefork -c 1`: the kernel's OOM killer kills the pool child running `proj.hog`; the main "
+            "process (pid 1 of the container) logs WorkerLostError, runs one more task, and the container is "
+            "stopped with `docker-compose stop` (the exit code is pid 1's, not 137); docker still says "
+            "`OOMKilled: true` (moby sets it on any OOM event of the container's cgroup). billiard logs the "
+            "child's pid in the container's pid namespace, the kernel the host's."
+            if prefork else
+            "`-P solo`: the worker is pid 1 of the container and runs the task itself, so the kernel's OOM killer "
+            "kills the whole worker and the container exits with 137 (with prefork the killer picks the pool "
+            "child that grew: see container-oom-prefork).")
     ctx.note(f"The worker ran in a docker-compose 1.29 service with `mem_limit: {OOM_LIMIT}` and "
              f"`memswap_limit: {OOM_LIMIT}`, `hostname: {OOM_HOSTNAME}`, no `-n` (node name "
-             f"`celery@{OOM_HOSTNAME}`) and `-P solo`: the worker is pid 1 of the container and runs the task "
-             "itself, so the kernel's OOM killer kills the whole worker and the container exits with 137. "
-             "(With prefork the killer picks the pool child that grew; the main process survives, logs "
-             "WorkerLostError and the container keeps running: see worker-cgroup-oom for that kill.) "
-             "`proj.hog` allocates 16 MiB at a time. The image and mounts are those of compose-worker.")
+             f"`celery@{OOM_HOSTNAME}`) and {pool} `proj.hog` allocates 16 MiB at a time. The image and mounts "
+             "are those of compose-worker.")
     ctx.note("`inspect.json` is `docker inspect` of the killed container, `compose.log` is `docker-compose logs "
              "--no-color`, `compose-ps.txt` is `docker-compose ps` after the kill, `dmesg.txt` every kernel line "
              "of the run window (plain `dmesg`), all unedited.")
@@ -332,3 +348,10 @@ SCENARIOS.append(Scenario(
     "container-oom", "A worker container (`-P solo`, pid 1) under a docker memory limit runs a task that keeps "
     "allocating until the kernel's OOM killer kills it: `docker inspect` says `\"OOMKilled\": true`, exit code "
     "137; `docker-compose logs` and `dmesg` of the kill.", container_oom, needs=("redis",)))
+
+
+SCENARIOS.append(Scenario(
+    "container-oom-prefork", "A prefork worker container under a docker memory limit: the kernel's OOM killer "
+    "kills the pool child running a task that keeps allocating; billiard logs WorkerLostError, the container "
+    "keeps running until stopped, and `docker inspect` still says `\"OOMKilled\": true`.",
+    lambda ctx: container_oom(ctx, prefork=True), needs=("redis",)))
