@@ -25,7 +25,7 @@ import polars as pl
 
 from analyzer import schema
 from analyzer.advice import LogFacts, advise
-from analyzer.analyses import fork_locks, oom
+from analyzer.analyses import container_hosts, fork_locks, oom
 from analyzer.analyses.clocks import describe as describe_clock
 from analyzer.analyses.clocks import offsets as clock_offsets
 from analyzer.analyses.clocks import on_workers_clock, one_offset_per_server
@@ -382,6 +382,7 @@ class Bundle:
             "stuck": lambda: self._stuck,
             "fork_waits": lambda: fork_locks.build(self._threads, self._frames, self._frame("workers")),
             "oom_kills": lambda: oom.build(self._frame("kernel"), self._events, self._tasks),
+            "containers": lambda: container_hosts.attach(self._frame("containers"), self._events),
         }
         return derived[name]() if name in derived else self._frame(name)
 

@@ -211,6 +211,7 @@ CONTAINERS: Mapping[str, pl.DataType] = {
     "pod": STR,  # pod name (docker: null)
     "namespace": STR,
     "node": STR,  # the node the pod ran on (describe `Node: name/ip` without the ip; docker: Config.Hostname)
+    "host": STR,  # the Celery node (`celery@HOSTNAME`) whose hostname is `node` or `pod` (analyses.container_hosts)
     "container": STR,  # container name (docker: Name without `/`, else the Id's first 12 digits)
     "which": STR,  # state / last_state (the run before the current one) / pod (a pod-level status)
     "state": STR,  # running / waiting / terminated; pod rows: the phase (`failed`)
@@ -222,6 +223,7 @@ CONTAINERS: Mapping[str, pl.DataType] = {
     "started_at": TS,
     "finished_at": TS,
     "ts": TS,  # when the run this state covers began (started_at): what it explains happened after
+    "ts_end": TS,  # when a run SIGKILLed (exit 137) ended (finished_at): a finding spans to it; else null
     "memory_limit": INT,  # bytes (resources.limits.memory / HostConfig.Memory; null: none given)
     "memory_limit_text": STR,  # as written (`50Mi`, `300Mi`, `536870912`)
     "message": STR,  # the runtime's or kubelet's message (`The node was low on resource: memory. …`)

@@ -291,12 +291,20 @@ def _distinct(part: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     return part.filter(pl.any_horizontal(c.is_null() for c in cols) | pl.struct(cols).is_first_distinct())
 
 
+def _last(part: pl.DataFrame) -> Any:
+    """The latest time of `part`: its `ts`, or a row's `ts_end` when the row covers a span (a
+    container's run ends when the runtime killed it, after the run began)."""
+    if "ts_end" not in part.columns:
+        return part.get_column("ts").max()
+    return part.select(pl.max_horizontal(pl.col("ts").max(), pl.col("ts_end").max())).item()
+
+
 def _finding(
     rule: Rule, part: pl.DataFrame, key: tuple[Any, ...], max_evidence: int, max_tasks: int
 ) -> Finding:
     first_seen = last_seen = None
     if "ts" in part.columns:
-        first_seen, last_seen = iso(part.get_column("ts").min()), iso(part.get_column("ts").max())
+        first_seen, last_seen = iso(part.get_column("ts").min()), iso(_last(part))
     hosts = _unique_sorted(part, "host")
     tasks = _unique_sorted(part, "task_id")[:max_tasks]
     counted = _distinct(part, rule.distinct)

@@ -56,6 +56,9 @@ class Row:
         row["message"] = clip(self.message, MAX_TEXT) if self.message else None
         row["memory_limit"] = quantity_bytes(self.memory_limit_text)
         row["ts"] = self.started_at
+        # killed by SIGKILL (137): the run ended with the kill. Otherwise FinishedAt is a later stop (docker sets
+        # OOMKilled for a pool child's kill too, and pid 1 lives on), so the span stays at the start.
+        row["ts_end"] = self.finished_at if self.signal == 9 else None
         row["text"] = clip(self.describe(), MAX_TEXT)
         return row
 

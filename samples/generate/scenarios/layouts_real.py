@@ -227,3 +227,131 @@ SCENARIOS.append(Scenario(
     "compose-worker", "A worker in a docker-compose service, copied with `docker-compose logs --no-color` "
     "(`worker_1  | ` prefixes): three tasks succeed, one raises ZeroDivisionError.", compose_worker,
     needs=("redis",)))
+
+
+# --- a worker container killed by the kernel's OOM killer under a docker memory limit ----------------
+OOM_LIMIT = "200m"
+OOM_HOSTNAME = "cpm-oom-worker"
+OOM_COMPOSE = """
+    version: "2.4"
+    services:
+      worker:
+        image: {image}
+        network_mode: host
+        hostname: {hostname}
+        mem_limit: {limit}
+        memswap_limit: {limit}
+        working_dir: {work}
+        environment:
+          PYTHONPATH: {work}
+          PYTHONUNBUFFERED: "1"
+        volumes:
+          - /usr:/usr:ro
+          - /etc:/etc:ro
+          - {python}:{python}:ro
+          - {venv}:{venv}:ro
+          - {work}:{work}
+        command: ["{celery}", "-A", "proj", "worker", {pool}, "--loglevel=INFO"]
+"""
+
+
+def container_oom(ctx: Ctx, prefork: bool = False) -> None:
+    """The whole worker (pid 1 of its container, `-P solo`) runs a task that allocates until the kernel kills
+    it; with `prefork`, a pool child runs it, is killed, and the container is stopped afterwards."""
+    from scenarios.kernel import HOG, _dmesg
+    from scenarios.stuck import _app as _stuck_app
+
+    ensure_dockerd(ctx)
+    _hostfs_image(ctx)
+    port = ctx.redis()
+    _stuck_app(ctx, port, HOG)
+    python = Path(os.path.realpath(PY)).parent.parent
+    pool_args = '"-P", "prefork", "-c", "1"' if prefork else '"-P", "solo"'
+    ctx.write("docker-compose.yml", OOM_COMPOSE.format(image=HOSTFS_IMAGE, work=ctx.work, python=python,
+                                                       venv=BIN.parent, celery=BIN / "celery", limit=OOM_LIMIT,
+                                                       hostname=OOM_HOSTNAME, pool=pool_args))
+    project = f"cpm{ctx.work.name[-8:].lower().replace('_', '')}"
+    compose = ["docker-compose", "-p", project, "-f", str(ctx.work / "docker-compose.yml")]
+
+    def logs() -> str:
+        return subprocess.run([*compose, "logs", "--no-color"], capture_output=True, text=True).stdout
+
+    def wait(pattern: str, timeout: float = 90) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pattern in logs():
+                return
+            time.sleep(0.5)
+        raise ScenarioError(f"compose logs: {pattern!r} not seen within {timeout}s:\n{logs()[-2000:]}")
+
+    before = len(_dmesg())
+    ctx.run([*compose, "up", "-d"], timeout=120)
+    try:
+        wait(f"celery@{OOM_HOSTNAME} ready.")
+        cid = subprocess.run([*compose, "ps", "-q", "worker"], capture_output=True, text=True).stdout.strip()
+        ctx.python("""
+            from proj import add, hog
+            print(add.delay(2, 2).get(timeout=20))
+            hog.delay(16)
+        """)
+        if prefork:
+            wait("WorkerLostError('Worker exited prematurely: signal 9 (SIGKILL)")
+            time.sleep(0.5)
+            ctx.python("""
+                from proj import add
+                print(add.delay(3, 4).get(timeout=20))
+            """)
+            ctx.run([*compose, "stop", "-t", "10"], timeout=60)
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            r = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", cid], capture_output=True, text=True)
+            if r.stdout.strip() == "false":
+                break
+            time.sleep(0.5)
+        else:
+            raise ScenarioError(f"the worker container was not killed:\n{logs()[-2000:]}")
+        time.sleep(1)
+        ctx.commands.append(f"docker inspect {cid} > inspect.json")
+        inspect = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, check=True).stdout
+        ctx.save("inspect.json", inspect)
+        ctx.commands.append(f"docker-compose -p {project} logs --no-color > compose.log")
+        ctx.save("compose.log", logs())
+        ctx.commands.append(f"docker-compose -p {project} ps > compose-ps.txt")
+        ctx.save("compose-ps.txt", subprocess.run([*compose, "ps"], capture_output=True, text=True).stdout)
+    finally:
+        subprocess.run([*compose, "down"], capture_output=True, timeout=120)
+        ctx.commands.append(f"docker-compose -p {project} down")
+    window = _dmesg()[before:]
+    if not any("Killed process" in ln for ln in window):
+        raise ScenarioError("the kernel logged no OOM kill in the run window")
+    ctx.save("dmesg.txt", "\n".join(window) + "\n")
+    ctx.commands.append(f"dmesg | tail -n +{before + 1} > dmesg.txt  # the kernel's lines of the run window")
+    pool = ("`-P prefork -c 1`: the kernel's OOM killer kills the pool child running `proj.hog`; the main "
+            "process (pid 1 of the container) logs WorkerLostError, runs one more task, and the container is "
+            "stopped with `docker-compose stop` (the exit code is pid 1's, not 137); docker still says "
+            "`OOMKilled: true` (moby sets it on any OOM event of the container's cgroup). billiard logs the "
+            "child's pid in the container's pid namespace, the kernel the host's."
+            if prefork else
+            "`-P solo`: the worker is pid 1 of the container and runs the task itself, so the kernel's OOM killer "
+            "kills the whole worker and the container exits with 137 (with prefork the killer picks the pool "
+            "child that grew: see container-oom-prefork).")
+    ctx.note(f"The worker ran in a docker-compose 1.29 service with `mem_limit: {OOM_LIMIT}` and "
+             f"`memswap_limit: {OOM_LIMIT}`, `hostname: {OOM_HOSTNAME}`, no `-n` (node name "
+             f"`celery@{OOM_HOSTNAME}`) and {pool} `proj.hog` allocates 16 MiB at a time. The image and mounts "
+             "are those of compose-worker.")
+    ctx.note("`inspect.json` is `docker inspect` of the killed container, `compose.log` is `docker-compose logs "
+             "--no-color`, `compose-ps.txt` is `docker-compose ps` after the kill, `dmesg.txt` every kernel line "
+             "of the run window (plain `dmesg`), all unedited.")
+
+
+SCENARIOS.append(Scenario(
+    "container-oom", "A worker container (`-P solo`, pid 1) under a docker memory limit runs a task that keeps "
+    "allocating until the kernel's OOM killer kills it: `docker inspect` says `\"OOMKilled\": true`, exit code "
+    "137; `docker-compose logs` and `dmesg` of the kill.", container_oom, needs=("redis",)))
+
+
+SCENARIOS.append(Scenario(
+    "container-oom-prefork", "A prefork worker container under a docker memory limit: the kernel's OOM killer "
+    "kills the pool child running a task that keeps allocating; billiard logs WorkerLostError, the container "
+    "keeps running until stopped, and `docker inspect` still says `\"OOMKilled\": true`.",
+    lambda ctx: container_oom(ctx, prefork=True), needs=("redis",)))
