@@ -21,6 +21,7 @@ WORKER_CONNECT_RE = r"Connected to amqp://([^:@/]*)(?::[^@]*)?@[^/]*/?(\S*)"
 # The worker logs `Connected to` after the server granted access: within this many seconds
 PAIR_WINDOW_S = 2.0
 SIGNIFICANT_S = 60.0  # smaller gaps are timing noise, not another clock
+VOTERS = 64  # connections per node and vhost that vote on the offset
 # Zones are whole multiples of 15 minutes apart: an offset this close to one is a zone difference
 ZONE_STEP_S = 900.0
 ZONE_SLACK_S = 5.0
@@ -58,6 +59,9 @@ def offsets(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("source").alias("worker_source"), pl.col("line").alias("worker_line"))
     if grants.is_empty() or connects.is_empty():
         return empty
+    # a few connections per node agree on the offset: pairing every reconnect of a storm with every
+    # grant of the broker would grow with the product of the two
+    connects = connects.sort("worker_ts").group_by("host", "user", "vhost", maintain_order=True).head(VOTERS)
     pairs = connects.join(grants.drop_nulls(["user", "vhost"]), on=["user", "vhost"]).with_columns(
         ((pl.col("worker_ts") - pl.col("server_ts")).dt.total_microseconds() / 1e6).alias("gap"))
     # the offset most connections agree on: the whole second holding most gaps (per node and server)
